@@ -1,0 +1,3 @@
+from edge_ecg.cli import main
+
+raise SystemExit(main())
