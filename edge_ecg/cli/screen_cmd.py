@@ -1,7 +1,66 @@
-"""Subcommands of this area (being written)."""
+"""``edge-ecg screen``: screen folders of stored ECGs with a bundle, offline, with a report."""
 
 from __future__ import annotations
 
+import sys
+
 
 def register(cli) -> None:
-    """Add this area's subcommands to ``cli`` (an ``edge_ecg.cli.CommandLine``)."""
+    """Add ``screen`` to ``cli`` (an ``edge_ecg.cli.CommandLine``)."""
+    p = cli.command("screen", "screen stored ECGs (WFDB, EDF, HL7 aECG, CSV) with a bundle; "
+                              "writes results.csv and a self-contained report.html")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="record files or folders (searched recursively)")
+    p.add_argument("--bundle", required=True, help="bundle directory (or its bundle.toml)")
+    p.add_argument("--out", default="screen-out", help="output folder (default: %(default)s); re-runs resume from it")
+    p.add_argument("--force", action="store_true", help="screen again records already in the output")
+    p.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt"), help="runtime (default: %(default)s)")
+    p.add_argument("--precision", default="int8", choices=("int8", "fp32"), help="model precision (default: %(default)s)")
+    p.add_argument("--aggregate", default="max", choices=("max", "mean"),
+                   help="per-record probability over a record's windows (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=16, help="windows per inference batch (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None, help="runtime CPU threads (default: the runtime's choice)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=_screen)
+
+    b = cli.subcommand("bench", "screen", "screening throughput per precision, side by side (median wall/CPU s, records/s)")
+    b.add_argument("inputs", nargs="+", metavar="INPUT", help="record files or folders")
+    b.add_argument("--bundle", required=True, help="bundle directory")
+    b.add_argument("--precisions", default="int8", help="comma-separated, first is the ratio's base (default: %(default)s)")
+    b.add_argument("--repeat", type=int, default=1, help="runs per precision; the median is printed (default: %(default)s)")
+    b.add_argument("--backend", default="onnxruntime", choices=("auto", "onnxruntime", "tensorrt"))
+    b.add_argument("--threads", type=int, default=None, help="runtime CPU threads (default: the runtime's choice)")
+    b.add_argument("--batch-size", type=int, default=16)
+    b.set_defaults(func=_bench)
+
+
+def _screen(args) -> int:
+    from edge_ecg.screen import ScreenOptions, screen
+
+    opts = ScreenOptions(out_dir=args.out, force=args.force, backend=args.backend, precision=args.precision,
+                         aggregate=args.aggregate, batch_size=args.batch_size, threads=args.threads,
+                         progress=not args.no_progress)
+    summary = screen(args.inputs, args.bundle, opts)
+    print(summary.line())
+    t = summary.timings
+    if summary.screened or summary.not_screened:
+        print(f"time: total {summary.elapsed_s:.2f} s ({summary.cpu_s:.2f} s CPU) = read+prepare {t.get('read_s', 0):.2f} s, "
+              f"render+inference {t.get('infer_s', 0):.2f} s, images {t.get('image_s', 0):.2f} s, "
+              f"report {t.get('report_s', 0):.2f} s")
+    print(f"results: {summary.csv_path}")
+    print(f"report:  {summary.report_path}")
+    not_screened = [r for r in summary.results if not r.screened]
+    for r in not_screened[:20]:
+        print(f"not screened: {r.record}: {r.reason}", file=sys.stderr)
+    if len(not_screened) > 20:
+        print(f"... and {len(not_screened) - 20} more not screened (see the report)", file=sys.stderr)
+    return 0
+
+
+def _bench(args) -> int:
+    from edge_ecg.screen.bench import bench_screen, format_bench
+
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    rows = bench_screen(args.inputs, args.bundle, precisions, repeat=args.repeat, backend=args.backend,
+                        threads=args.threads, batch_size=args.batch_size)
+    print(format_bench(rows))
+    return 0

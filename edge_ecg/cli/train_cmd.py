@@ -1,7 +1,83 @@
-"""Subcommands of this area (being written)."""
+"""``edge-ecg train pretrain|finetune|bundle|lowlabel`` and ``edge-ecg eval model``: the factory's training side.
+
+Thin handlers over ``export.train`` (Polygraphy style); torch is imported only when they run.
+"""
 
 from __future__ import annotations
+
+import json
+
+
+def _pretrain(args) -> int:
+    from export.train.pipeline import run_pretrain
+
+    path = run_pretrain(args.config, resume=not args.restart, steps=args.steps)
+    print(path)
+    return 0
+
+
+def _finetune(args) -> int:
+    from export.train.build import train_and_evaluate
+    from export.train.config import load_config
+    from export.train.evaluate import format_metrics
+
+    cfg = load_config(args.config)
+    r = train_and_evaluate(cfg)
+    print(f"{r['folds']}-fold record-grouped cross-validation of {cfg['bundle']['name']} (out-of-fold), run in {r['run_dir']}:")
+    print(format_metrics(r["metrics"]))
+    return 0
+
+
+def _bundle(args) -> int:
+    from export.train.build import build_bundle
+
+    build_bundle(args.config, out=args.out)
+    return 0
+
+
+def _lowlabel(args) -> int:
+    from export.train.lowlabel import run_lowlabel
+
+    run_lowlabel(args.config, fractions=[float(f) for f in args.fractions.split(",")], steps=args.steps)
+    return 0
+
+
+def _eval_model(args) -> int:
+    from export.train.evaluate_bundle import evaluate_bundle
+
+    report = evaluate_bundle(args.bundle, args.config, threads=args.threads)
+    if args.json:
+        print(json.dumps(report, indent=1, default=str))
+    return 0 if report["int8_vs_fp32"]["top_label_agreement"] >= args.min_agreement else 1
 
 
 def register(cli) -> None:
     """Add this area's subcommands to ``cli`` (an ``edge_ecg.cli.CommandLine``)."""
+    p = cli.subcommand("train", "pretrain", "masked-image pretraining of a HeartBEiT backbone on unlabeled ECG images")
+    p.add_argument("config", help="pretraining config (e.g. configs/pretrain.toml)")
+    p.add_argument("--steps", type=int, default=None, help="override [pretrain] steps")
+    p.add_argument("--restart", action="store_true", help="ignore the checkpoint in the output folder and start over")
+    p.set_defaults(func=_pretrain)
+
+    p = cli.subcommand("train", "finetune", "record-grouped cross-validated fine-tuning of a bundle config (no export)")
+    p.add_argument("config", help="bundle config (e.g. configs/rhythm.toml)")
+    p.set_defaults(func=_finetune)
+
+    p = cli.subcommand("train", "bundle", "fine-tune, evaluate, export FP32 + INT8 ONNX and write the bundle of a config")
+    p.add_argument("config", help="bundle config (configs/vt-triage.toml, rhythm.toml, 12lead-screen.toml)")
+    p.add_argument("--out", default=None, help="bundle folder (default: [bundle] out of the config)")
+    p.set_defaults(func=_bundle)
+
+    p = cli.subcommand("train", "lowlabel", "the low-label study: pretrained vs random init at fractions of the labels")
+    p.add_argument("config", help="bundle config of the task to study")
+    p.add_argument("--fractions", default="0.01,0.1,0.25,1.0", help="comma-separated label fractions")
+    p.add_argument("--steps", type=int, default=None, help="override [finetune] steps (same for every run)")
+    p.set_defaults(func=_lowlabel)
+
+    p = cli.subcommand("eval", "model", "a bundle's FP32 and INT8 graphs on its held-out windows: metrics and INT8/FP32 agreement")
+    p.add_argument("bundle", help="bundle folder (e.g. bundles/rhythm)")
+    p.add_argument("--config", default=None, help="the bundle's training config (default: configs/<bundle name>.toml)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--min-agreement", type=float, default=0.99, help="exit 1 when top-label agreement is below this")
+    p.add_argument("--json", action="store_true", help="also print the full report as JSON")
+    p.set_defaults(func=_eval_model)

@@ -1,21 +1,100 @@
-"""ECG records: one value type (``Record``) and readers for the formats carts and databases use."""
+"""ECG records: one value type (``Record``), readers and writers for the formats carts and databases use.
+
+| format | read | write | by extension |
+|---|---|---|---|
+| WFDB (``.hea`` + ``.dat``/``.mat``) | ``read_wfdb`` (wfdb) | - | ``.hea`` ``.dat`` ``.mat`` or none |
+| EDF / EDF+C | ``read_edf`` (edfio) | ``write_edf`` | ``.edf`` |
+| HL7 aECG XML | ``read_aecg`` (xml.etree) | ``write_aecg`` | ``.xml`` |
+| CSV (header convention in ``csv_format``) | ``read_csv`` | ``write_csv`` | ``.csv`` ``.txt`` |
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Iterable
 
 from edge_ecg.errors import RecordError
+from edge_ecg.records.aecg_format import looks_like_aecg, read_aecg, write_aecg
+from edge_ecg.records.checks import check_file, check_record
+from edge_ecg.records.csv_format import looks_like_csv_record, read_csv, write_csv
+from edge_ecg.records.edf_format import read_edf, write_edf
 from edge_ecg.records.leads import STANDARD_12, canonical_lead, derive_limb_leads
 from edge_ecg.records.record import Record
+from edge_ecg.records.resampling import ensure_12_leads, resample
 from edge_ecg.records.wfdb_format import read_wfdb
 
-__all__ = ["Record", "RecordError", "read_record", "read_wfdb", "canonical_lead", "derive_limb_leads", "STANDARD_12"]
+__all__ = [
+    "Record", "RecordError", "read_record", "write_record", "find_records", "read_wfdb", "read_edf", "write_edf",
+    "read_aecg", "write_aecg", "read_csv", "write_csv", "resample", "ensure_12_leads", "canonical_lead",
+    "derive_limb_leads", "STANDARD_12", "READERS", "WRITERS",
+]
+
+WFDB_SUFFIXES = (".hea", ".dat", ".mat", "")
+READERS = {".edf": read_edf, ".xml": read_aecg, ".csv": read_csv, ".txt": read_csv}
+WRITERS = {".edf": write_edf, ".xml": write_aecg, ".csv": write_csv}
 
 
-def read_record(path: str | Path) -> Record:
-    """Read any supported ECG file, choosing the reader by extension (and content where needed)."""
+def read_record(path: str | os.PathLike[str]) -> Record:
+    """Read any supported ECG file, choosing the reader by extension."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix in (".hea", ".dat", ".mat", ""):
-        return read_wfdb(path)
-    raise RecordError(path, f"unknown ECG format {suffix!r} (known: .hea/.dat/.mat WFDB)")
+    if suffix in READERS:
+        return READERS[suffix](path)
+    if suffix not in WFDB_SUFFIXES:
+        raise RecordError(path, f"unknown ECG format {suffix!r} (known: .hea/.dat/.mat WFDB, .edf, .xml HL7 aECG, .csv)")
+    hea = (path.with_suffix("") if suffix else path).with_suffix(".hea")
+    if hea.is_file() and os.path.getsize(hea) == 0:
+        raise RecordError(hea, "empty file")
+    return check_record(read_wfdb(path), hea)
+
+
+def write_record(record: Record, path: str | os.PathLike[str]) -> Path:
+    """Write ``record`` in the format its extension names (.edf, .xml HL7 aECG, .csv)."""
+    path = Path(path)
+    writer = WRITERS.get(path.suffix.lower())
+    if writer is None:
+        raise RecordError(path, f"cannot write format {path.suffix!r} (known: {', '.join(WRITERS)})")
+    return writer(record, path)
+
+
+def _is_record_file(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    if suffix == ".hea":
+        return True
+    if suffix == ".edf":
+        return True
+    if suffix == ".xml":
+        return looks_like_aecg(path)
+    if suffix in (".csv", ".txt"):
+        return looks_like_csv_record(path)
+    return False
+
+
+def find_records(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str]) -> list[Path]:
+    """Every ECG record under ``paths`` (files or folders, recursively), one entry per record.
+
+    A WFDB record is its ``.hea`` (its ``.dat``/``.mat``/annotation files are not listed again);
+    ``.xml`` counts only if it is an HL7 AnnotatedECG and ``.csv`` only if it follows the
+    header convention, so label tables (``alarms.csv``, ``ludb.csv``) are not taken for ECGs.
+    A named file is taken as given (its reader will say if it is not a record); a named path
+    that does not exist is an error.
+    """
+    if isinstance(paths, (str, os.PathLike)):  # one path given bare: not an iterable of characters
+        paths = [paths]
+    found: dict[Path, None] = {}
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and _is_record_file(child):
+                    found[child] = None
+        elif path.is_file():
+            if path.suffix.lower() in (".dat", ".mat") and path.with_suffix(".hea").is_file():
+                path = path.with_suffix(".hea")
+            found[path] = None
+        elif path.with_suffix(".hea").is_file():  # a WFDB record named without extension
+            found[path.with_suffix(".hea")] = None
+        else:
+            raise RecordError(path, "no such file or folder")
+    return list(found)

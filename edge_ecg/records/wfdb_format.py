@@ -14,6 +14,32 @@ from edge_ecg.records.record import Record
 _UNIT_TO_UV = {"mv": 1000.0, "uv": 1.0, "µv": 1.0, "v": 1e6, "nu": None, "": 1000.0}
 
 
+# Bytes per sample of the WFDB signal formats (wfdb's own table, spelled out for the size check).
+_BYTES_PER_SAMPLE = {"8": 1.0, "16": 2.0, "24": 3.0, "32": 4.0, "61": 2.0, "80": 1.0, "160": 2.0, "212": 1.5, "310": 4 / 3, "311": 4 / 3}
+
+
+def _check_signal_files(hea: Path) -> None:
+    """Name a missing or truncated signal file precisely (wfdb's own error is a numpy reshape)."""
+    import wfdb
+
+    try:
+        header = wfdb.rdheader(str(hea.with_suffix("")))
+    except Exception as exc:
+        raise RecordError(hea, f"bad WFDB header: {exc}") from exc
+    need: dict[str, float] = {}
+    offsets: dict[str, int] = {}
+    for name, fmt, offset in zip(header.file_name or [], header.fmt or [], header.byte_offset or [None] * len(header.file_name or [])):
+        need[name] = need.get(name, 0.0) + _BYTES_PER_SAMPLE.get(str(fmt), 0.0) * (header.sig_len or 0)
+        offsets[name] = int(offset or 0)
+    for name, size in need.items():
+        path = hea.parent / name
+        if not path.is_file():
+            raise RecordError(path, f"signal file named in {hea.name} is missing")
+        have = path.stat().st_size - offsets[name]
+        if have < int(size):
+            raise RecordError(path, f"signal file is truncated: {have} bytes of samples, header {hea.name} needs {int(size)}")
+
+
 def read_wfdb(path: str | Path) -> Record:
     """Read the ECG channels of a WFDB record; ``path`` may name the ``.hea`` or omit the extension.
 
@@ -30,6 +56,7 @@ def read_wfdb(path: str | Path) -> Record:
     try:
         rec = wfdb.rdrecord(str(base), physical=True)
     except Exception as exc:  # wfdb raises many types; the caller needs file + cause
+        _check_signal_files(hea)
         raise RecordError(hea, f"cannot read WFDB record: {exc}") from exc
     if not rec.fs or rec.fs <= 0:
         raise RecordError(hea, f"sampling rate must be positive, got {rec.fs!r}")

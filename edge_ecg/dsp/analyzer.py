@@ -1,0 +1,239 @@
+"""``StreamAnalyzer``: the whole causal chain on a live stream of ``SampleBlock``s.
+
+filters -> QRS detector -> beat morphology -> heart rate -> signal quality -> rhythm detectors.
+One instance per stream, fed from one thread (the daemon's pipeline thread); it keeps a short
+history so ``window_quality`` can judge any recent window the model is about to classify.
+
+Heart rate (IEC 60601-2-27 asks that the averaging be stated): the displayed rate is
+60 / (mean of the last ``hr_beats`` = 8 RR intervals), updated at every beat; RR intervals across
+a gap are not used; the rate is blank (None) while asystole is active or before two intervals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Sequence
+
+import numpy as np
+
+from edge_ecg.dsp.config import AnalyzerConfig
+from edge_ecg.dsp.filters import MonitorFilter, hold_nan
+from edge_ecg.dsp.morphology import BeatClassifier
+from edge_ecg.dsp.qrs import QrsDetector
+from edge_ecg.dsp.quality import leads_quality, window_quality
+from edge_ecg.dsp.rhythm import RhythmDetector, vf_features
+from edge_ecg.dsp.types import AnalysisUpdate, Beat, LeadQuality, RhythmEvent, WindowQuality
+from edge_ecg.errors import InputError
+from edge_ecg.stream.block import SampleBlock
+
+log = logging.getLogger(__name__)
+
+_MAX_FILLED_GAP_S = 10.0  # longer gaps restart beat detection (levels would be stale anyway)
+
+
+class _History:
+    """The last ``cap`` samples of raw (gaps held), filtered and lead-off columns."""
+
+    def __init__(self, cap: int, n_leads: int) -> None:
+        self.cap = cap
+        self.raw = np.zeros((2 * cap, n_leads))
+        self.filt = np.zeros((2 * cap, n_leads))
+        self.off = np.zeros((2 * cap, n_leads), dtype=bool)
+        self.n = 0
+        self.start = 0  # stream index of row 0
+
+    def append(self, start: int, raw: np.ndarray, filt: np.ndarray, off: np.ndarray) -> None:
+        if self.n == 0:
+            self.start = start
+        k = raw.shape[0]
+        if k >= self.cap:
+            raw, filt, off = raw[-self.cap :], filt[-self.cap :], off[-self.cap :]
+            self.start = start + k - self.cap
+            self.n = 0
+            k = self.cap
+        if self.n + k > 2 * self.cap:
+            drop = self.n + k - self.cap
+            keep = self.n - drop
+            for a in (self.raw, self.filt, self.off):
+                a[:keep] = a[drop : self.n]
+            self.start += drop
+            self.n = keep
+        self.raw[self.n : self.n + k] = raw
+        self.filt[self.n : self.n + k] = filt
+        self.off[self.n : self.n + k] = off
+        self.n += k
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.n
+
+    def span(self, start: int, stop: int) -> tuple[slice, float]:
+        a = max(start, self.start)
+        b = min(stop, self.stop)
+        cov = max(b - a, 0) / max(stop - start, 1)
+        return slice(a - self.start, max(b, a) - self.start), cov
+
+
+class StreamAnalyzer:
+    """Causal analysis of one ECG stream; ``process(block)`` returns an ``AnalysisUpdate``.
+
+    ``fs`` and ``leads`` must match every block (a mismatch is an ``InputError`` naming both).
+    Output is identical however the stream is cut into blocks (the beats and their indices).
+    """
+
+    def __init__(self, fs: float, leads: Sequence[str], config: AnalyzerConfig | None = None) -> None:
+        self.fs = float(fs)
+        if not np.isfinite(self.fs) or self.fs <= 0:
+            raise InputError("StreamAnalyzer", f"sampling rate must be positive, got {fs!r}")
+        self.leads = tuple(leads)
+        if not self.leads:
+            raise InputError("StreamAnalyzer", "needs at least one lead")
+        self.config = config or AnalyzerConfig()
+        self.config.validate()
+        self.n_leads = len(self.leads)
+        self._filter = MonitorFilter(self.fs, self.n_leads, self.config.filters)
+        self._hold_last = np.zeros(self.n_leads)
+        self._hist = _History(int(round(self.config.history_s * self.fs)), self.n_leads)
+        self.rhythm = RhythmDetector(self.fs, self.config.rhythm)
+        self._new_detector()
+        self._rr: deque = deque(maxlen=self.config.hr_beats)
+        self._nn: deque = deque(maxlen=self.config.hr_beats)
+        self._last_label = "Q"
+        self._last_index: int | None = None
+        self._next: int | None = None  # expected start of the next block
+        self._q_step = max(int(round(1.0 * self.fs)), 1)
+        self._q_win = int(round(2.0 * self.fs))
+        self._vf_step = max(int(round(1.0 * self.fs)), 1)
+        self._vf_win = int(round(2.0 * self.fs))
+        self.lead_quality: tuple[LeadQuality, ...] = tuple(LeadQuality(l, 1.0) for l in self.leads)
+        self.quality_score = 1.0
+        self.beats_total = 0
+
+    def _new_detector(self) -> None:
+        self.qrs = QrsDetector(self.fs, self.n_leads, self.config.qrs)
+        self.classifier = BeatClassifier(self.fs, self.n_leads, self.qrs.pre)
+        self._last_index = None
+
+    # ------------------------------------------------------------------------------------------
+    @property
+    def heart_rate(self) -> float | None:
+        if "asystole" in self.rhythm.active or len(self._rr) < 2:
+            return None
+        return round(60.0 / float(np.mean(self._rr)), 1)
+
+    @property
+    def decision_delay(self) -> int:
+        """Samples after which every beat with an earlier R peak has been decided."""
+        return self.qrs.look + self.qrs.locate + 1
+
+    def process(self, block: SampleBlock) -> AnalysisUpdate:
+        """Analyse one block; beats, rate, quality and rhythm events it completes."""
+        self._check(block)
+        events: list[RhythmEvent] = []
+        beats: list[Beat] = []
+        if self._next is not None and block.gap_before > 0:
+            gap = int(block.gap_before)
+            if gap <= _MAX_FILLED_GAP_S * self.fs:
+                # a short gap is fed as held samples flagged lead-off: indices stay continuous
+                filler = SampleBlock(
+                    start=self._next, samples=np.full((gap, self.n_leads), np.nan, dtype=np.float32),
+                    fs=block.fs, leads=block.leads, lead_off=np.ones((gap, self.n_leads), dtype=bool))
+                self._run(filler, beats, events)
+            else:
+                log.info("gap of %.1f s before sample %d: beat detection restarts", gap / self.fs, block.start)
+                self._new_detector()
+                self._rr.clear()
+                self._nn.clear()
+        self._run(block, beats, events)
+        self._next = block.stop
+        return AnalysisUpdate(
+            start=block.start, stop=block.stop, beats=tuple(beats), heart_rate=self.heart_rate,
+            quality=self.lead_quality, events=tuple(events), active=frozenset(self.rhythm.active))
+
+    def window_quality(self, start: int, stop: int) -> WindowQuality:
+        """Quality of the samples [start, stop) still held in the history (``history_s``)."""
+        if stop <= start:
+            raise InputError("window_quality", f"empty window [{start}, {stop})")
+        sl, cov = self._hist.span(start, stop)
+        h = self._hist
+        return window_quality(self.leads, h.raw[sl], h.filt[sl], h.off[sl], self.fs, start, stop,
+                              self.config.rhythm.min_quality, coverage=cov)
+
+    # ------------------------------------------------------------------------------------------
+    def _check(self, block: SampleBlock) -> None:
+        if abs(block.fs - self.fs) > 1e-6:
+            raise InputError(f"block at sample {block.start}", f"sampling rate {block.fs} Hz, analyzer runs at {self.fs} Hz")
+        if tuple(block.leads) != self.leads:
+            raise InputError(f"block at sample {block.start}", f"leads {block.leads} differ from the analyzer's {self.leads}")
+        if block.samples.ndim != 2 or block.samples.shape[1] != self.n_leads:
+            raise InputError(f"block at sample {block.start}", f"samples shape {block.samples.shape}, expected (n, {self.n_leads})")
+
+    def _run(self, block: SampleBlock, beats: list[Beat], events: list[RhythmEvent]) -> None:
+        n = block.n
+        if n == 0:
+            return
+        x = np.asarray(block.samples, dtype=np.float64)
+        off = np.zeros((n, self.n_leads), dtype=bool) if block.lead_off is None else np.asarray(block.lead_off, dtype=bool)
+        held = hold_nan(x, self._hold_last)
+        filt = self._filter(held)
+        self._hist.append(block.start, held, filt, off)
+        for det in self.qrs.process(held, block.start, block.pacer if len(block.pacer) else None, broad=filt):
+            beat = self._beat(det)
+            beats.append(beat)
+            events += self.rhythm.on_beat(beat, self.quality_score)
+        # clock-driven parts at fixed stream indices, so they do not depend on the block cut
+        a, b = block.start, block.stop
+        for t in range(((a // self._q_step) + 1) * self._q_step, b + 1, self._q_step):
+            self._quality_tick(t)
+        for t in range(((a // self._vf_step) + 1) * self._vf_step, b + 1, self._vf_step):
+            events += self._vf_tick(t)
+        leads_off = all(q.lead_off for q in self.lead_quality)
+        events += self.rhythm.on_tick(b - self.decision_delay, self.quality_score, leads_off)
+        if "asystole" in self.rhythm.active:
+            self._rr.clear()
+
+    def _beat(self, det) -> Beat:
+        rr = None
+        if self._last_index is not None:
+            rr = (det.index - self._last_index) / self.fs
+        # prematurity against the dominant rhythm (normal-to-normal intervals), so that every beat
+        # of a ventricular run counts as early, not just its first
+        ref = self._nn if self._nn else self._rr
+        mean_rr = float(np.mean(ref)) if ref else None
+        prem = rr / mean_rr if (rr and mean_rr) else 1.0
+        label, feat = self.classifier.classify(det.segment, det.slope, det.lead_weights, prem)
+        if rr is not None:
+            self._rr.append(rr)
+            if label == "N" and self._last_label == "N":
+                self._nn.append(rr)
+        self._last_index = det.index
+        self._last_label = label
+        self.beats_total += 1
+        return Beat(index=det.index, decided_at=det.decided_at, ventricular=label == "V", label=label,
+                    rr_s=None if rr is None else round(rr, 4), width_s=round(feat.width_s, 4),
+                    correlation=round(feat.correlation, 3))
+
+    def _quality_tick(self, t: int) -> None:
+        sl, cov = self._hist.span(t - self._q_win, t)
+        if cov <= 0:
+            return
+        h = self._hist
+        self.lead_quality = leads_quality(self.leads, h.raw[sl], h.filt[sl], h.off[sl], self.fs)
+        self.quality_score = max(q.score for q in self.lead_quality) * cov
+        self.qrs.lead_ok = np.array([not (q.lead_off or q.flat) for q in self.lead_quality])
+
+    def _vf_tick(self, t: int) -> list[RhythmEvent]:
+        sl, cov = self._hist.span(t - self._vf_win, t)
+        if cov < 0.99:
+            return []
+        h = self._hist
+        votes, feats = [], {}
+        for j, q in enumerate(self.lead_quality):
+            if q.lead_off or q.flat or q.score < 0.3:
+                continue
+            fdom, conc, leak = vf_features(h.filt[sl, j], self.fs)
+            feats[self.leads[j]] = {"dominant_hz": round(fdom, 2), "concentration": round(conc, 2), "leakage": round(leak, 2)}
+            votes.append(2.5 <= fdom <= 8.0 and conc >= 0.45 and leak <= 0.7)
+        is_vf = bool(votes) and all(votes) and self.quality_score >= self.config.rhythm.min_quality
+        return self.rhythm.on_vf_window(t, is_vf, {"leads": feats, "quality": round(self.quality_score, 3)}, self._vf_win / self.fs)

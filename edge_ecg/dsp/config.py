@@ -1,0 +1,110 @@
+"""Configuration of the streaming analyzer: frozen dataclasses with the clinical limits as defaults.
+
+The rhythm limits default to the PhysioNet/CinC Challenge 2015 alarm definitions, which follow
+the bedside monitors' own criteria; a site may change them (the daemon reads them from its
+config file through ``from_dict``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from edge_ecg.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RhythmLimits:
+    """Limits of the classical rhythm alarms (CinC 2015 definitions by default)."""
+
+    asystole_s: float = 4.0  # no QRS for at least this long
+    brady_bpm: float = 40.0  # extreme bradycardia: HR below this ...
+    brady_beats: int = 5  # ... for this many consecutive beats
+    tachy_bpm: float = 140.0  # extreme tachycardia: HR above this ...
+    tachy_beats: int = 17  # ... for this many consecutive beats
+    vt_bpm: float = 100.0  # ventricular tachycardia: ventricular beats faster than this ...
+    vt_beats: int = 5  # ... at least this many in a row
+    vf_s: float = 4.0  # ventricular fibrillation/flutter: oscillatory waveform this long
+    min_quality: float = 0.3  # below this window score, physiological alarms are withheld
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """Causal front-end filters (all stateful, so any block cut gives the same output)."""
+
+    mains_hz: float | None = 60.0  # powerline notch (50 or 60; None = off)
+    notch_q: float = 30.0
+    highpass_hz: float = 0.5  # baseline wander removal
+    lowpass_hz: float = 40.0  # band limit of the monitoring signal
+
+
+@dataclass(frozen=True)
+class QrsConfig:
+    """Streaming QRS detector settings (times in seconds so any sampling rate works)."""
+
+    band_hz: tuple[float, float] = (3.0, 20.0)  # QRS energy band of the detection feature
+    integration_s: float = 0.08  # moving-window integration of the squared slope
+    lookahead_s: float = 0.18  # samples awaited after an envelope peak before deciding on it
+    locate_s: float = 0.10  # the R peak is searched this far before the envelope peak
+    max_delay_s: float = 0.30  # bound on decided_at - R peak index
+    refractory_s: float = 0.20  # no second QRS this soon after one
+    twave_s: float = 0.36  # candidates this soon after a beat must beat the T-wave slope test
+    threshold: float = 0.30  # fraction of the running QRS peak level a candidate must exceed
+    noise_weight: float = 0.35  # threshold = noise + threshold * (signal - noise) style mixing
+    pacer_blank_s: float = 0.05  # blanking after a flagged pacing spike
+    learn_s: float = 2.0  # learning phase at stream start (initial levels); its beats are decided at its end
+
+
+@dataclass(frozen=True)
+class AnalyzerConfig:
+    """Everything ``StreamAnalyzer`` needs besides the sampling rate and lead names."""
+
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    qrs: QrsConfig = field(default_factory=QrsConfig)
+    rhythm: RhythmLimits = field(default_factory=RhythmLimits)
+    history_s: float = 30.0  # samples kept for window_quality and morphology
+    hr_beats: int = 8  # heart rate = 60 / mean of the last hr_beats RR intervals (see README)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = "dsp config") -> "AnalyzerConfig":
+        """Build from nested dicts (a TOML table); unknown keys are an error naming the key."""
+        parts: dict[str, Any] = {}
+        sub = {"filters": FilterConfig, "qrs": QrsConfig, "rhythm": RhythmLimits}
+        top = {f.name for f in dataclasses.fields(cls)}
+        for key, value in d.items():
+            if key not in top:
+                raise ConfigError(f"{source}: {key}", f"unknown key (known: {', '.join(sorted(top))})")
+            if key in sub:
+                if not isinstance(value, Mapping):
+                    raise ConfigError(f"{source}: {key}", "must be a table")
+                names = {f.name for f in dataclasses.fields(sub[key])}
+                for k in value:
+                    if k not in names:
+                        raise ConfigError(f"{source}: {key}.{k}", f"unknown key (known: {', '.join(sorted(names))})")
+                kw = dict(value)
+                if "band_hz" in kw:
+                    kw["band_hz"] = tuple(kw["band_hz"])
+                parts[key] = sub[key](**kw)
+            else:
+                parts[key] = value
+        cfg = cls(**parts)
+        cfg.validate(source)
+        return cfg
+
+    def validate(self, source: str = "dsp config") -> None:
+        q = self.qrs
+        if q.lookahead_s + q.locate_s > q.max_delay_s + 1e-9:
+            raise ConfigError(f"{source}: qrs.lookahead_s", "lookahead_s + locate_s exceeds max_delay_s (the decision-delay bound)")
+        if not 0 < q.threshold < 1:
+            raise ConfigError(f"{source}: qrs.threshold", f"must be in (0, 1), got {q.threshold}")
+        f = self.filters
+        if f.mains_hz is not None and f.mains_hz not in (50.0, 60.0, 50, 60):
+            raise ConfigError(f"{source}: filters.mains_hz", f"must be 50, 60 or None, got {f.mains_hz}")
+        r = self.rhythm
+        for name in ("brady_beats", "tachy_beats", "vt_beats"):
+            if int(getattr(r, name)) < 1:
+                raise ConfigError(f"{source}: rhythm.{name}", "must be >= 1")

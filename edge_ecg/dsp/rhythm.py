@@ -1,0 +1,141 @@
+"""Classical rhythm alarms with the PhysioNet/CinC Challenge 2015 definitions.
+
+* asystole: no QRS for ``asystole_s`` (4 s)
+* extreme bradycardia: heart rate below ``brady_bpm`` (40) for ``brady_beats`` (5) consecutive beats
+* extreme tachycardia: heart rate above ``tachy_bpm`` (140) for ``tachy_beats`` (17) consecutive beats
+* ventricular tachycardia: ``vt_beats`` (5) or more consecutive ventricular beats at more than
+  ``vt_bpm`` (100)
+* ventricular fibrillation / flutter: a fibrillatory, flutter or oscillatory waveform for ``vf_s`` (4 s)
+
+"Heart rate for N consecutive beats" is read beat by beat: each of the last N RR intervals gives
+an instantaneous rate beyond the limit. Each condition emits an onset when it starts and an
+offset when it ends, with its evidence. Physiological onsets are withheld while the window
+quality is below ``min_quality`` (noise and lead-off raise technical conditions instead).
+
+The VF test is hand-written because no library ships one: per lead, the signal must be an
+oscillation (dominant frequency 2.5-8 Hz holding most of the 1-20 Hz power) without the
+isoelectric pauses of organised beats (VF-filter leakage, Kuo & Dillman 1978, below 0.7).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from edge_ecg.dsp.config import RhythmLimits
+from edge_ecg.dsp.types import Beat, RhythmEvent
+
+
+def vf_features(x: np.ndarray, fs: float) -> tuple[float, float, float]:
+    """(dominant frequency Hz, share of 1-20 Hz power within +-1 Hz of it, VF-filter leakage)."""
+    x = x - x.mean()
+    n = len(x)
+    if n < 8 or not np.any(x):
+        return 0.0, 0.0, 1.0
+    spec = np.abs(np.fft.rfft(x * np.hanning(n))) ** 2
+    f = np.fft.rfftfreq(n, 1.0 / fs)
+    band = (f >= 1.0) & (f <= 20.0)
+    if not band.any() or spec[band].sum() <= 0:
+        return 0.0, 0.0, 1.0
+    fb, sb = f[band], spec[band]
+    fdom = float(fb[np.argmax(sb)])
+    conc = float(sb[np.abs(fb - fdom) <= 1.0].sum() / sb.sum())
+    # VF-filter leakage: a sine shifted by half its period cancels itself
+    dx = np.abs(np.diff(x)).sum()
+    if dx <= 0:
+        return fdom, conc, 1.0
+    period = np.pi * np.abs(x).sum() / dx  # samples, for a sinusoid
+    half = int(round(period / 2))
+    if half < 1 or half >= n:
+        return fdom, conc, 1.0
+    leak = float(np.abs(x[half:] + x[:-half]).sum() / (np.abs(x[half:]).sum() + np.abs(x[:-half]).sum() + 1e-12))
+    return fdom, conc, leak
+
+
+class RhythmDetector:
+    """Stateful rhythm logic fed with committed beats and stream ticks."""
+
+    def __init__(self, fs: float, limits: RhythmLimits | None = None) -> None:
+        self.fs = float(fs)
+        self.lim = limits or RhythmLimits()
+        self.active: dict[str, RhythmEvent] = {}
+        self.last_beat: int | None = None
+        self.start: int | None = None
+        self.rr_hist: deque = deque(maxlen=max(self.lim.tachy_beats, self.lim.brady_beats, 2))
+        self.v_run: list[Beat] = []
+        self.vf_count = 0
+
+    # beats ------------------------------------------------------------------------------------
+    def on_beat(self, beat: Beat, quality: float) -> list[RhythmEvent]:
+        out: list[RhythmEvent] = []
+        ok = quality >= self.lim.min_quality
+        if "asystole" in self.active:
+            out.append(self._off("asystole", beat.index, {"beat": beat.index}))
+        hr = 60.0 / beat.rr_s if beat.rr_s else None
+        if hr is None:
+            self.rr_hist.clear()
+        else:
+            self.rr_hist.append((beat.index, hr))
+        self.last_beat = beat.index
+        out += self._rate_rule("extreme_bradycardia", lambda h: h < self.lim.brady_bpm, self.lim.brady_beats, beat, ok)
+        out += self._rate_rule("extreme_tachycardia", lambda h: h > self.lim.tachy_bpm, self.lim.tachy_beats, beat, ok)
+        # ventricular tachycardia
+        if beat.ventricular:
+            self.v_run.append(beat)
+        else:
+            if "ventricular_tachycardia" in self.active:
+                out.append(self._off("ventricular_tachycardia", beat.index, {"beat": beat.index, "run_beats": len(self.v_run)}))
+            self.v_run = []
+        if len(self.v_run) >= self.lim.vt_beats and "ventricular_tachycardia" not in self.active and ok:
+            # the rate of the last ``vt_beats`` ventricular beats, from their mean and their median
+            # RR (the median so that one missed beat inside the run cannot hide it)
+            run = self.v_run[-self.lim.vt_beats :]
+            rr = np.diff([b.index for b in run]) / self.fs
+            rate = 60.0 / max(min(float(rr.mean()), float(np.median(rr))), 1e-6)
+            if rate > self.lim.vt_bpm:
+                out.append(self._on("ventricular_tachycardia", run[0].index, {
+                    "beats": [b.index for b in run], "rate_bpm": round(rate, 1), "run_beats": len(self.v_run),
+                    "widths_s": [b.width_s for b in run], "correlations": [b.correlation for b in run],
+                    "quality": round(quality, 3)}))
+        return out
+
+    def _rate_rule(self, kind: str, cond, n: int, beat: Beat, ok: bool) -> list[RhythmEvent]:
+        recent = list(self.rr_hist)[-n:]
+        met = len(recent) >= n and all(cond(h) for _, h in recent)
+        if met and kind not in self.active and ok:
+            return [self._on(kind, recent[0][0], {"beats": [i for i, _ in recent], "rates_bpm": [round(h, 1) for _, h in recent], "quality": None})]
+        if kind in self.active and recent and not cond(recent[-1][1]):
+            return [self._off(kind, beat.index, {"beat": beat.index, "rate_bpm": round(recent[-1][1], 1)})]
+        return []
+
+    # time ------------------------------------------------------------------------------------
+    def on_tick(self, decided_to: int, quality: float, leads_off: bool) -> list[RhythmEvent]:
+        """Called as the stream advances: all beats with R index < ``decided_to`` are known."""
+        if self.start is None:
+            self.start = decided_to
+        ref = self.last_beat if self.last_beat is not None else self.start
+        limit = int(round(self.lim.asystole_s * self.fs))
+        if "asystole" not in self.active and decided_to - ref >= limit:
+            if quality >= self.lim.min_quality and not leads_off:
+                return [self._on("asystole", ref + limit, {"last_beat": self.last_beat, "pause_s": round((decided_to - ref) / self.fs, 2), "quality": round(quality, 3)})]
+        return []
+
+    def on_vf_window(self, stop: int, is_vf: bool, evidence: dict, window_s: float = 2.0) -> list[RhythmEvent]:
+        """One analysis tick (1 s apart, windows of ``window_s``): onset once ``vf_s`` seconds are fibrillatory."""
+        need = max(int(round(self.lim.vf_s - window_s)) + 1, 1)
+        self.vf_count = self.vf_count + 1 if is_vf else 0
+        if self.vf_count >= need and "ventricular_fibrillation" not in self.active:
+            return [self._on("ventricular_fibrillation", stop - int(round(self.lim.vf_s * self.fs)), evidence)]
+        if not is_vf and "ventricular_fibrillation" in self.active:
+            return [self._off("ventricular_fibrillation", stop, evidence)]
+        return []
+
+    def _on(self, kind: str, index: int, evidence: dict) -> RhythmEvent:
+        ev = RhythmEvent(kind, "onset", int(index), evidence)
+        self.active[kind] = ev
+        return ev
+
+    def _off(self, kind: str, index: int, evidence: dict) -> RhythmEvent:
+        self.active.pop(kind, None)
+        return RhythmEvent(kind, "offset", int(index), evidence)

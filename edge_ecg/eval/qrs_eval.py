@@ -1,0 +1,261 @@
+"""QRS detection scored against reference beat annotations, beside wfdb's ``xqrs``.
+
+Matching is ``wfdb.processing.compare_annotations`` with a 150 ms window (a detection within
+150 ms of a reference beat is a true positive; each pairs at most once). Reference beats are
+the ``.atr`` *beat* symbols only (``BEAT_SYMBOLS``: PhysioNet's beat codes; rhythm, noise and
+ventricular-flutter-wave ``!`` annotations are not beats). Following ANSI/AAMI EC57, detections
+inside ventricular flutter/fibrillation episodes (``[`` ... ``]``) are not scored; the numbers
+without that exclusion are reported too ("raw").
+
+Our detector is streamed through ``StreamAnalyzer`` in blocks (1 s by default), exactly as the
+appliance runs it; ``xqrs`` runs offline on the first lead, as wfdb documents it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from edge_ecg.dsp.analyzer import StreamAnalyzer
+from edge_ecg.dsp.config import AnalyzerConfig
+from edge_ecg.dsp.types import Beat, RhythmEvent
+from edge_ecg.errors import InputError
+from edge_ecg.records import Record, read_record
+from edge_ecg.stream.block import SampleBlock
+
+# PhysioNet beat annotation codes (https://archive.physionet.org/physiobank/annotations.shtml)
+BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
+WINDOW_S = 0.15
+
+
+@dataclass
+class Score:
+    tp: int = 0
+    fn: int = 0
+    fp: int = 0
+
+    @property
+    def se(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else float("nan")
+
+    @property
+    def ppv(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else float("nan")
+
+    def __iadd__(self, other: "Score") -> "Score":
+        self.tp += other.tp
+        self.fn += other.fn
+        self.fp += other.fp
+        return self
+
+
+@dataclass
+class RecordResult:
+    name: str
+    n_ref: int
+    ours: Score
+    ours_raw: Score
+    xqrs: Score | None = None
+    xqrs_raw: Score | None = None
+    max_delay_s: float = 0.0
+    n_ventricular: int = 0
+
+
+@dataclass
+class QrsReport:
+    records: list[RecordResult] = field(default_factory=list)
+    block_s: float = 1.0
+
+    def gross(self, which: str = "ours") -> Score:
+        total = Score()
+        for r in self.records:
+            s = getattr(r, which)
+            if s is not None:
+                total += s
+        return total
+
+    def format(self) -> str:
+        has_x = any(r.xqrs is not None for r in self.records)
+        head = f"{'record':>8} {'beats':>6} | {'ours Se':>8} {'ours +P':>8} {'FN':>4} {'FP':>4}"
+        if has_x:
+            head += f" | {'xqrs Se':>8} {'xqrs +P':>8} {'FN':>4} {'FP':>4}"
+        lines = [head, "-" * len(head)]
+        for r in self.records:
+            line = f"{r.name:>8} {r.n_ref:>6} | {100 * r.ours.se:8.2f} {100 * r.ours.ppv:8.2f} {r.ours.fn:>4} {r.ours.fp:>4}"
+            if r.xqrs is not None:
+                line += f" | {100 * r.xqrs.se:8.2f} {100 * r.xqrs.ppv:8.2f} {r.xqrs.fn:>4} {r.xqrs.fp:>4}"
+            lines.append(line)
+        lines.append("-" * len(head))
+        for label, suffix in (("gross", ""), ("raw", "_raw")):
+            g = self.gross("ours" + suffix)
+            line = f"{label:>8} {sum(r.n_ref for r in self.records):>6} | {100 * g.se:8.3f} {100 * g.ppv:8.3f} {g.fn:>4} {g.fp:>4}"
+            if has_x:
+                x = self.gross("xqrs" + suffix)
+                line += f" | {100 * x.se:8.3f} {100 * x.ppv:8.3f} {x.fn:>4} {x.fp:>4}"
+            lines.append(line)
+        lines.append(
+            f"(gross: EC57, ventricular flutter episodes excluded; raw: nothing excluded; 150 ms window; "
+            f"ours streamed in {self.block_s:g} s blocks; max decision delay "
+            f"{max((r.max_delay_s for r in self.records), default=0):.3f} s)")
+        return "\n".join(lines)
+
+
+def stream_record(
+    record: Record,
+    block_s: float = 1.0,
+    config: AnalyzerConfig | None = None,
+    stop: int | None = None,
+    on_update: Callable | None = None,
+) -> tuple[list[Beat], list[RhythmEvent]]:
+    """Feed a record through a fresh ``StreamAnalyzer`` in blocks of ``block_s`` seconds.
+
+    NaN samples are flagged lead-off in the blocks, as a cart would flag them.
+    """
+    an = StreamAnalyzer(record.fs, record.leads, config)
+    step = max(int(round(block_s * record.fs)), 1)
+    n = record.n_samples if stop is None else min(stop, record.n_samples)
+    beats: list[Beat] = []
+    events: list[RhythmEvent] = []
+    sig = record.signals
+    for a in range(0, n, step):
+        x = sig[a : min(a + step, n)]
+        nan = np.isnan(x)
+        blk = SampleBlock(start=a, samples=x, fs=record.fs, leads=record.leads, lead_off=nan if nan.any() else None)
+        up = an.process(blk)
+        beats.extend(up.beats)
+        events.extend(up.events)
+        if on_update is not None:
+            on_update(up)
+    return beats, events
+
+
+def reference(path: Path) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """Reference beat samples, their symbols, and the [ ... ] flutter/fibrillation spans."""
+    import wfdb
+
+    try:
+        ann = wfdb.rdann(str(path.with_suffix("")), "atr")
+    except Exception as exc:
+        raise InputError(path.with_suffix(".atr"), f"cannot read reference annotations: {exc}") from exc
+    sym = np.array(ann.symbol)
+    samp = np.asarray(ann.sample, dtype=np.int64)
+    is_beat = np.isin(sym, list(BEAT_SYMBOLS))
+    spans, open_at = [], None
+    for s, y in zip(samp, sym):
+        if y == "[":
+            open_at = int(s)
+        elif y == "]" and open_at is not None:
+            spans.append((open_at, int(s)))
+            open_at = None
+    if open_at is not None:
+        spans.append((open_at, int(samp[-1]) + 1))
+    return samp[is_beat], sym[is_beat], spans
+
+
+def score(ref: np.ndarray, test: np.ndarray, fs: float, exclude: Sequence[tuple[int, int]] = ()) -> Score:
+    """Beat-by-beat matching with ``wfdb.processing.compare_annotations`` (150 ms window)."""
+    from wfdb import processing
+
+    ref = np.asarray(ref, dtype=np.int64)
+    test = np.sort(np.asarray(test, dtype=np.int64))
+    for a, b in exclude:
+        ref = ref[(ref < a) | (ref > b)]
+        test = test[(test < a) | (test > b)]
+    if len(test) == 0 or len(ref) == 0:
+        return Score(0, len(ref), len(test))
+    c = processing.compare_annotations(ref, test, int(WINDOW_S * fs))
+    return Score(int(c.tp), int(c.fn), int(c.fp))
+
+
+def xqrs_detect(record: Record, lead: int = 0) -> np.ndarray:
+    """wfdb's ``XQRS`` on one lead (in mV, as wfdb expects), offline over the whole record."""
+    from wfdb import processing
+
+    logging.getLogger("wfdb").setLevel(logging.WARNING)
+    x = np.nan_to_num(record.signals[:, lead].astype(np.float64) / 1000.0)
+    det = processing.XQRS(sig=x, fs=record.fs)
+    det.detect(verbose=False)
+    return np.asarray(det.qrs_inds, dtype=np.int64)
+
+
+def find_wfdb(folder: Path, names: Sequence[str] | None = None) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "not a folder")
+    heads = sorted(folder.glob("*.hea"))
+    if names:
+        heads = [h for h in heads if h.stem in set(names)]
+    heads = [h for h in heads if h.with_suffix(".atr").is_file()]
+    if not heads:
+        raise InputError(folder, "no WFDB records with .atr reference annotations")
+    return heads
+
+
+def evaluate_qrs(
+    folder: str | Path,
+    block_s: float = 1.0,
+    with_xqrs: bool = True,
+    names: Sequence[str] | None = None,
+    config: AnalyzerConfig | None = None,
+    progress: Callable[[RecordResult], None] | None = None,
+) -> QrsReport:
+    """Score the streaming detector (and ``xqrs``) on every annotated record of ``folder``."""
+    report = QrsReport(block_s=block_s)
+    for hea in find_wfdb(Path(folder), names):
+        rec = read_record(hea)
+        ref, sym, spans = reference(hea)
+        beats, _ = stream_record(rec, block_s, config)
+        idx = np.array([b.index for b in beats], dtype=np.int64)
+        delay = max(((b.decided_at - b.index) / rec.fs for b in beats), default=0.0)
+        res = RecordResult(
+            name=hea.stem, n_ref=len(ref), ours=score(ref, idx, rec.fs, spans), ours_raw=score(ref, idx, rec.fs),
+            max_delay_s=delay, n_ventricular=sum(b.ventricular for b in beats))
+        if with_xqrs:
+            xi = xqrs_detect(rec)
+            res.xqrs, res.xqrs_raw = score(ref, xi, rec.fs, spans), score(ref, xi, rec.fs)
+        report.records.append(res)
+        if progress:
+            progress(res)
+    return report
+
+
+# -- noise stress -------------------------------------------------------------------------------
+NOISE_STRESS_FS = 360.0  # the 118e* excerpts (see ../shared/ecg/README.md)
+
+
+def read_csv_column(path: Path) -> np.ndarray:
+    try:
+        return np.loadtxt(path, dtype=np.float64, ndmin=1)
+    except Exception as exc:
+        raise InputError(path, f"expected one number per line: {exc}") from exc
+
+
+def evaluate_noise_stress(folder: str | Path, block_s: float = 1.0, config: AnalyzerConfig | None = None) -> list[tuple[str, int, Score]]:
+    """(record, SNR dB, score) for each ``118eNN.csv`` with its ``118eNN_ann.csv`` R peaks."""
+    folder = Path(folder)
+    out = []
+    files = sorted(folder.glob("118e*.csv"))
+    files = [f for f in files if not f.stem.endswith("_ann")]
+    if not files:
+        raise InputError(folder, "no 118eNN.csv noise-stress excerpts")
+    for f in sorted(files, key=lambda p: -int(p.stem[4:])):
+        ann = f.with_name(f.stem + "_ann.csv")
+        if not ann.is_file():
+            raise InputError(ann, "missing reference R peaks for " + f.name)
+        x = read_csv_column(f) * 1000.0  # mV -> uV
+        ref = read_csv_column(ann).astype(np.int64)
+        rec = Record(signals=x[:, None].astype(np.float32), fs=NOISE_STRESS_FS, leads=("II",), name=f.stem, source=str(f))
+        beats, _ = stream_record(rec, block_s, config)
+        out.append((f.stem, int(f.stem[4:]), score(ref, [b.index for b in beats], rec.fs)))
+    return out
+
+
+def format_noise_stress(rows: list[tuple[str, int, Score]]) -> str:
+    lines = [f"{'record':>8} {'SNR dB':>6} {'Se %':>7} {'+P %':>7} {'FN':>4} {'FP':>4}"]
+    for name, db, s in rows:
+        lines.append(f"{name:>8} {db:>6} {100 * s.se:7.2f} {100 * s.ppv:7.2f} {s.fn:>4} {s.fp:>4}")
+    return "\n".join(lines)

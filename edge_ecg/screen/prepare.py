@@ -1,0 +1,147 @@
+"""From a record file to the windows a bundle can classify, or the reason it cannot.
+
+Each step that changes the signal (deriving limb leads, resampling) or finds something a reader
+of the report should know (gaps, flat or saturated leads, several windows) leaves a quality note;
+anything that makes the record unusable for this bundle raises ``NotScreenable`` with the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from edge_ecg.records import Record
+from edge_ecg.records.leads import LIMB_DERIVED, derive_limb_leads
+
+# Used when a bundle does not say which rate its model was trained at: the rate of standard
+# 12-lead carts (and of LUDB and most cart exports). Rendering would accept any rate, but a model
+# is only valid on images made the way its training images were, so records are brought to it.
+DEFAULT_FS = 500.0
+FLAT_UV = 10.0  # a lead whose peak-to-peak over a window is below this carries no ECG
+LARGE_UV = 5000.0  # a deflection above 5 mV from the median is artefact or a calibration error
+
+
+class NotScreenable(Exception):
+    """The record cannot be screened with this bundle; ``str(exc)`` is the reason for the report."""
+
+
+@dataclass
+class Prepared:
+    """A record conformed to the bundle (leads, rate) and cut into windows."""
+
+    record: Record
+    windows: list[Record]
+    starts: list[int]  # first sample of each window in ``record``
+    notes: list[str] = field(default_factory=list)
+
+
+def required_leads(spec) -> tuple[str, ...]:
+    """The leads a ``RenderSpec`` draws: every panel lead plus the rhythm strip's lead."""
+    leads = list(spec.panel_leads)
+    rhythm = getattr(spec, "rhythm_lead", "")
+    if spec.layout == "12lead" and rhythm and rhythm not in leads:
+        leads.append(rhythm)
+    return tuple(leads)
+
+
+def bundle_fs(bundle) -> float:
+    """The sampling rate the bundle's model expects (``fs`` in bundle.toml), else ``DEFAULT_FS``."""
+    for table in (bundle.manifest, bundle.render, bundle.provenance):
+        value = table.get("fs") if isinstance(table, dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    return DEFAULT_FS
+
+
+def conform_leads(record: Record, needed: Sequence[str]) -> tuple[Record, list[str]]:
+    """``record`` restricted to ``needed``, deriving III/aVR/aVL/aVF from I and II when absent."""
+    notes: list[str] = []
+    if not needed:  # a "strips" spec without leads draws every lead the record has
+        return record, notes
+    original = record.leads
+    missing = [n for n in needed if n not in record.leads]
+    derivable = [n for n in missing if n in LIMB_DERIVED]
+    if derivable and "I" in record.leads and "II" in record.leads:
+        derived = derive_limb_leads(record.lead("I"), record.lead("II"))
+        extra = np.stack([derived[n] for n in derivable], axis=1).astype(np.float32)
+        record = dataclasses.replace(record, signals=np.concatenate([record.signals, extra], axis=1),
+                                     leads=record.leads + tuple(derivable))
+        notes.append(f"limb leads {', '.join(derivable)} derived from I and II")
+        missing = [n for n in missing if n not in derivable]
+    if missing:
+        how = "" if "I" in original and "II" in original else " (limb leads can be derived only when I and II are present)"
+        raise NotScreenable(f"missing leads the bundle needs: {', '.join(missing)}; "
+                            f"record has {len(original)} lead(s): {', '.join(original)}{how}")
+    return record.select(needed), notes
+
+
+def conform_rate(record: Record, fs: float) -> tuple[Record, list[str]]:
+    if math.isclose(record.fs, fs, rel_tol=1e-6):
+        return record, []
+    from edge_ecg.records import resample
+
+    return resample(record, fs), [f"resampled from {record.fs:g} Hz to {fs:g} Hz"]
+
+
+def window_starts(n_samples: int, window: int, hop: int) -> list[int]:
+    """Starts of windows of ``window`` samples every ``hop``, plus one ending at the last sample
+    when the hops leave a tail uncovered (so the end of a record is always seen)."""
+    if n_samples < window:
+        return []
+    starts = list(range(0, n_samples - window + 1, max(hop, 1)))
+    if starts[-1] + window < n_samples:
+        starts.append(n_samples - window)
+    return starts
+
+
+def quality_notes(record: Record) -> list[str]:
+    """Findings about the signal itself a reader should weigh before trusting a probability."""
+    notes: list[str] = []
+    sig = record.signals
+    nan = np.isnan(sig)
+    if nan.any():
+        frac = nan.mean(axis=0)
+        worst = ", ".join(f"{record.leads[j]} {100 * frac[j]:.0f}%" for j in np.flatnonzero(frac > 0))
+        notes.append(f"gaps (missing samples): {worst}")
+    with np.errstate(all="ignore"):
+        empty = np.all(nan, axis=0)
+        ptp = np.where(empty, 0.0, np.nanmax(np.where(nan, -np.inf, sig), axis=0) - np.nanmin(np.where(nan, np.inf, sig), axis=0))
+        med = np.nanmedian(np.where(empty[None, :], 0.0, sig), axis=0)
+        dev = np.nanmax(np.abs(np.where(nan, med[None, :], sig) - med[None, :]), axis=0)
+    flat = [record.leads[j] for j in range(sig.shape[1]) if ptp[j] < FLAT_UV]
+    if flat:
+        notes.append(f"flat or absent signal (under {FLAT_UV:g} uV peak-to-peak) in {', '.join(flat)}")
+    large = [record.leads[j] for j in range(sig.shape[1]) if dev[j] > LARGE_UV]
+    if large:
+        notes.append(f"deflections over {LARGE_UV / 1000:g} mV (artefact or calibration?) in {', '.join(large)}")
+    return notes
+
+
+def prepare(record: Record, bundle, spec=None) -> Prepared:
+    """Conform ``record`` to ``bundle`` and cut it into the bundle's windows."""
+    spec = spec if spec is not None else bundle.spec
+    fs = bundle_fs(bundle)
+    if record.n_samples == 0:
+        raise NotScreenable("record has no samples")
+    record, notes = conform_leads(record, required_leads(spec))
+    if np.all(np.isnan(record.signals)):
+        raise NotScreenable("every sample of the leads the bundle needs is missing")
+    window = int(round(bundle.window_s * fs))
+    duration = record.n_samples / record.fs
+    if duration + 0.5 / record.fs < bundle.window_s:
+        raise NotScreenable(f"record is {duration:.2f} s long, shorter than the bundle's {bundle.window_s:g} s window")
+    record, rate_notes = conform_rate(record, fs)
+    notes = rate_notes + notes
+    n = record.n_samples
+    if window - 1 <= n < window:  # resampling rounded the length down by a sample: pad the edge
+        record = dataclasses.replace(record, signals=np.concatenate([record.signals, record.signals[-1:]], axis=0))
+    starts = window_starts(record.n_samples, window, int(round(bundle.hop_s * fs)))
+    windows = [record.slice(s, s + window) for s in starts]
+    notes += quality_notes(record)
+    if len(windows) > 1:
+        notes.append(f"{len(windows)} windows of {bundle.window_s:g} s (hop {bundle.hop_s:g} s)")
+    return Prepared(record=record, windows=windows, starts=starts, notes=notes)

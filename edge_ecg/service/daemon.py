@@ -1,0 +1,186 @@
+"""The daemon: config -> bundles verified -> source open -> pipeline -> READY=1 -> run until stopped.
+
+Order of start-up is what systemd relies on: everything that can fail on bad input (config,
+bundle hashes, runtimes, the source) fails *before* ``READY=1`` with a message naming the
+file/key, and the process exits non-zero; afterwards faults degrade into technical alarms.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from edge_ecg.alarms.control import ControlServer, manager_handler
+from edge_ecg.alarms.event_log import EventLog
+from edge_ecg.alarms.hooks import HookRunner
+from edge_ecg.alarms.manager import AlarmManager, TriageLimits
+from edge_ecg.errors import ConfigError
+from edge_ecg.service.config import DaemonConfig
+from edge_ecg.service.pipeline import Pipeline
+from edge_ecg.service.sd_notify import Notifier, Watchdog, watchdog_interval_s
+from edge_ecg.service.sinks import EventSinks, EvidenceWriter
+
+log = logging.getLogger(__name__)
+
+
+def open_source(uri: str, where: str = "source"):
+    """``serial:DEVICE`` -> B's ``SerialSource``; ``replay:RECORD?...`` -> ``ReplaySource``."""
+    kind, _, rest = uri.partition(":")
+    if kind == "replay":
+        from edge_ecg.stream.replay_source import ReplaySource
+
+        return ReplaySource.from_uri(uri, where)
+    if kind == "serial":
+        try:
+            from edge_ecg.stream.serial_source import SerialSource
+        except ImportError as exc:
+            raise ConfigError(where, f"serial sources need edge_ecg.stream.serial_source ({exc})") from None
+        return SerialSource(rest)
+    raise ConfigError(where, f"{uri!r} is not a source (allowed: serial:DEVICE, replay:RECORD)")
+
+
+def load_slots(cfg: DaemonConfig) -> list:
+    from edge_ecg.service.models import load_slot
+
+    return [load_slot(b, cfg.origin) for b in cfg.bundles]
+
+
+def check_config(cfg: DaemonConfig) -> list[str]:
+    """What ``run --check`` prints: the config is valid and every bundle verifies and opens."""
+    lines = [f"config {cfg.origin}: ok", f"source: {cfg.source}"]
+    for slot in load_slots(cfg):
+        lines.append(f"bundle {slot.name} {slot.bundle.version}: verified, {slot.backend} {slot.cfg.precision}, role {slot.cfg.role}, window {slot.window_s:g} s, hop {slot.hop_s:g} s, labels {', '.join(slot.labels)}")
+    lines.append(f"state: {cfg.sinks.state_dir} (events {cfg.sinks.event_log}), control socket {cfg.sinks.socket_path}")
+    return lines
+
+
+@dataclass
+class Daemon:
+    """Everything a running daemon holds; ``close()`` shuts it down in order."""
+
+    cfg: DaemonConfig
+    manager: AlarmManager
+    pipeline: Pipeline
+    sinks: EventSinks
+    event_log: EventLog
+    evidence: EvidenceWriter | None
+    hooks: HookRunner | None
+    control: ControlServer | None
+    notifier: Notifier
+    watchdog: Watchdog | None = None
+    evidence_n: int = 0
+    listeners: list = field(default_factory=list)
+
+    def close(self) -> None:
+        self.notifier.stopping()
+        self.pipeline.stop()
+        self.pipeline.join(10)
+        if self.watchdog is not None:
+            self.watchdog.stop()
+        if self.control is not None:
+            self.control.close()
+        if self.evidence is not None:
+            self.evidence.close()
+        if self.hooks is not None:
+            self.hooks.drain(5)
+            self.hooks.close()
+        self.sinks.note("stopped", **self.pipeline.stats.summary(self.pipeline.fs))
+        self.event_log.close()
+        self.notifier.close()
+
+
+def build_daemon(cfg: DaemonConfig, *, slots: list | None = None, source: Any = None, stdout=sys.stdout, notifier: Notifier | None = None, lossless: bool = False) -> Daemon:
+    """Load, verify and wire everything; nothing runs until ``start_daemon``. Errors here are fatal by design."""
+    slots = load_slots(cfg) if slots is None else slots
+    source = open_source(cfg.source) if source is None else source
+    state = cfg.sinks.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    event_log = EventLog(cfg.sinks.event_log)
+    hooks = HookRunner(cfg.sinks.hook, cfg.sinks.hook_timeout_s) if cfg.sinks.hook else None
+    sinks = EventSinks(event_log, stdout=stdout if cfg.sinks.stdout else None, hook=hooks)
+    evidence = EvidenceWriter(state / "evidence") if cfg.sinks.evidence else None
+    pending: dict[str, Any] = {}
+
+    tr = cfg.alarms.triage
+    manager = AlarmManager(
+        audio_pause_s=cfg.alarms.audio_pause_s,
+        triage=TriageLimits(enabled=tr.enabled, conditions=tr.conditions, max_steps=tr.max_steps, floor=tr.floor, annotate_only=tr.annotate_only),
+        priorities=cfg.alarms.priorities,
+        on_event=lambda e: sinks(e, pending.pop(e.alarm, None) if e.kind == "raised" else None),
+    )
+    daemon_ref: dict[str, Daemon] = {}
+
+    def make_evidence(name: str, window) -> dict:
+        if evidence is None or window is None:
+            return {}
+        d = daemon_ref["d"]
+        d.evidence_n += 1
+        safe = name.replace(":", "-").replace("/", "-")
+        path = evidence.folder / f"{event_log._seq:06d}-{safe}-t{pipeline.stream_t:.0f}.png"
+        evidence.submit(window, path, title=f"{name} at t={pipeline.stream_t:.1f} s")
+        pending[name] = {"evidence_png": str(path)}
+        return {}
+
+    speed = getattr(source, "speed", 1.0) or 0.0
+    pipeline = Pipeline(
+        source,
+        manager,
+        slots=slots,
+        dsp_config=dict(cfg.dsp),
+        evidence=make_evidence,
+        queue_blocks=cfg.service.queue_blocks,
+        ring_s=cfg.service.ring_s,
+        signal_lost_s=cfg.alarms.signal_lost_s,
+        stall_s=cfg.service.stall_s,
+        speed=speed,
+        triage_conditions=cfg.alarms.triage.conditions,
+        min_window_quality=cfg.alarms.min_window_quality,
+        lossless=lossless,
+    )
+    control = ControlServer(cfg.sinks.socket_path, manager_handler(manager, lambda: pipeline.stats.summary(pipeline.fs)))
+    d = Daemon(cfg, manager, pipeline, sinks, event_log, evidence, hooks, control, notifier or Notifier())
+    daemon_ref["d"] = d
+    sinks.note("started", source=cfg.source, bundles=[f"{s.name}:{s.cfg.role}:{s.backend}:{s.cfg.precision}" for s in slots], recovered_torn_bytes=event_log.recovered_torn_bytes)
+    return d
+
+
+def start_daemon(d: Daemon, ready_timeout_s: float = 30.0) -> None:
+    """Start the threads, wait for the first samples (source up), then ``READY=1`` and the watchdog."""
+    d.pipeline.start()
+    d.pipeline.first_block.wait(ready_timeout_s)
+    state = "streaming" if d.pipeline.first_block.is_set() else "waiting for the cart"
+    d.notifier.ready(f"{state}; {len(d.pipeline.slots) + (1 if d.pipeline.triage_slot else 0)} bundle(s)")
+    interval = watchdog_interval_s()
+    if interval is not None:
+        d.watchdog = Watchdog(d.notifier, interval, d.pipeline.healthy, d.pipeline.status_line).start()
+
+
+def run_daemon(cfg: DaemonConfig, duration_s: float | None = None) -> int:
+    """``edge-ecg run``: until SIGTERM/SIGINT, the end of a replay, or ``duration_s`` of stream time."""
+    d = build_daemon(cfg)
+    stop = threading.Event()
+
+    def on_signal(signum, frame) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    start_daemon(d)
+    try:
+        while not stop.is_set() and not d.pipeline.done.is_set():
+            stop.wait(0.2)
+            if duration_s is not None and d.pipeline.stream_t >= duration_s:
+                break
+    finally:
+        error = d.pipeline.error
+        d.close()
+    if error is not None:
+        print(f"edge-ecg: pipeline failed: {error}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,531 @@
+"""The bedside pipeline: source -> reader thread -> bounded queue -> DSP -> ring -> windows -> inference -> alarms.
+
+Three threads, so that ingest never waits on inference:
+
+- **reader**: iterates the source (serial cart or replay) and puts blocks on a bounded queue;
+- **analysis**: runs the DSP chain on every block, writes the ring buffer (indexed by sample
+  index), turns rhythm events, lead-off flags and source state into alarm conditions, and every
+  hop cuts a window for each bundle and posts it to that bundle's one-slot mailbox;
+- **inference**: takes the newest window of each mailbox, renders and classifies it, and hands
+  the probabilities back to the analysis thread (which alone drives the alarm manager's
+  conditions, in stream order).
+
+A mailbox holds one window: if the next hop arrives before inference took the last one, the old
+window is replaced by the newer (coalesced) and the ``overrun`` technical condition is raised,
+so a slow model can never build an unbounded backlog. Memory is fixed by the ring size, queue
+bound and bounded histories, so it stays flat over hours.
+
+Stream time (sample index / fs) drives the alarm manager; wall time is used only for liveness
+(signal lost, stall detection for the watchdog).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from edge_ecg.alarms.conditions import MODEL_PREFIX, RHYTHM_CONDITIONS, Priority, model_condition
+from edge_ecg.alarms.manager import AlarmEvent, AlarmManager
+from edge_ecg.records import Record
+from edge_ecg.stream.block import SampleBlock, SourceState
+from edge_ecg.stream.ring import SampleRing
+
+log = logging.getLogger(__name__)
+
+RHYTHM_KINDS = tuple(c.name for c in RHYTHM_CONDITIONS)
+_EOF = object()
+
+
+@dataclass
+class WindowJob:
+    slot: Any  # ModelSlot
+    start: int
+    stop: int
+    window: Record
+    purpose: str = "hop"  # hop | triage
+    alarm: str | None = None  # triage: the alarm being judged
+    submitted: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class PipelineStats:
+    blocks: int = 0
+    samples: int = 0
+    gap_samples: int = 0
+    windows: int = 0
+    windows_skipped: int = 0
+    coalesced: int = 0
+    inference_errors: int = 0
+    infer_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=512))
+    alarm_latency_s: list = field(default_factory=list)
+    heart_rate: float | None = None
+    started_wall: float = field(default_factory=time.monotonic)
+
+    def summary(self, fs: float | None) -> dict[str, Any]:
+        wall = time.monotonic() - self.started_wall
+        stream = self.samples / fs if fs else 0.0
+        inf = sorted(self.infer_s)
+        return {
+            "stream_s": round(stream, 2),
+            "wall_s": round(wall, 2),
+            "realtime_x": round(stream / wall, 2) if wall > 0 else 0.0,
+            "blocks": self.blocks,
+            "windows": self.windows,
+            "windows_skipped": self.windows_skipped,
+            "coalesced": self.coalesced,
+            "windows_per_s": round(self.windows / wall, 3) if wall > 0 else 0.0,
+            "infer_ms_p50": round(1000 * inf[len(inf) // 2], 1) if inf else None,
+            "infer_ms_max": round(1000 * inf[-1], 1) if inf else None,
+            "gap_samples": self.gap_samples,
+            "inference_errors": self.inference_errors,
+            "heart_rate": None if self.heart_rate is None else round(float(self.heart_rate), 1),
+        }
+
+
+def make_analyzer(fs: float, leads: tuple[str, ...], dsp_config: dict):
+    """D's ``StreamAnalyzer`` when it is importable; None (classical alarms off, logged) otherwise."""
+    try:
+        from edge_ecg.dsp import StreamAnalyzer
+        from edge_ecg.dsp.config import AnalyzerConfig
+    except ImportError as exc:
+        log.warning("streaming DSP unavailable (%s): classical rhythm alarms are OFF", exc)
+        return None
+    return StreamAnalyzer(fs, leads, AnalyzerConfig.from_dict(dsp_config or {}))
+
+
+class Pipeline:
+    """Runs a source through DSP, models and the alarm manager until the source ends or ``stop()``."""
+
+    def __init__(
+        self,
+        source: Iterable[SampleBlock],
+        manager: AlarmManager,
+        *,
+        slots: list | None = None,
+        dsp_config: dict | None = None,
+        evidence: Callable[[str, Record | None], dict] | None = None,
+        sink: Callable[[AlarmEvent, dict | None], Any] | None = None,
+        queue_blocks: int = 256,
+        ring_s: float = 60.0,
+        signal_lost_s: float = 2.0,
+        stall_s: float = 30.0,
+        speed: float = 1.0,
+        triage_conditions: tuple[str, ...] = ("ventricular_tachycardia",),
+        min_window_quality: float | None = None,
+        analyzer_factory: Callable[[float, tuple[str, ...], dict], Any] = make_analyzer,
+        lossless: bool = False,
+    ) -> None:
+        self.source = source
+        self.manager = manager
+        self.slots = [s for s in (slots or []) if s.cfg.role == "findings"]
+        self.triage_slot = next((s for s in (slots or []) if s.cfg.role == "triage"), None)
+        self.dsp_config = dsp_config or {}
+        self.evidence = evidence
+        self.sink = sink
+        self.ring_s = ring_s
+        self.signal_lost_s = signal_lost_s
+        self.stall_s = stall_s
+        self.speed = speed
+        self.triage_conditions = triage_conditions
+        self.min_window_quality = min_window_quality
+        self.analyzer_factory = analyzer_factory
+        self.lossless = lossless  # benchmarks: wait for inference instead of coalescing (never for a live cart)
+        self.stats = PipelineStats()
+        self.fs: float | None = None
+        self.leads: tuple[str, ...] = ()
+        self.ring: SampleRing | None = None
+        self.analyzer = None
+        self.first_block = threading.Event()
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_blocks)
+        self._stop = threading.Event()
+        self._mail_lock = threading.Condition()
+        self._mailbox: dict[int, WindowJob] = {}
+        self._triage_jobs: collections.deque = collections.deque(maxlen=4)
+        self._results: queue.Queue = queue.Queue()
+        self._next_stop: dict[int, int] = {}
+        self._last_block_wall = time.monotonic()
+        self._analysis_beat = time.monotonic()
+        self._infer_busy_since: float | None = None
+        self._t = 0.0
+        self._stop_index = 0
+        self._lead_off_now = np.zeros(0, dtype=bool)
+        self._rhythm_evidence: dict[str, dict] = {}
+        self._withheld_now: set[str] = set()
+        self._clean_hops = 0
+        self._stream_ended = False
+        self._threads: list[threading.Thread] = []
+        for slot in self.slots + ([self.triage_slot] if self.triage_slot else []):
+            for i, (label, prio) in enumerate(zip(slot.labels, slot.priorities)):
+                if slot.cfg.role == "findings" and prio != "none":
+                    manager.register(model_condition(label, prio, slot.name))
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> "Pipeline":
+        for name, target in (("reader", self._read), ("analysis", self._analyse), ("inference", self._infer)):
+            t = threading.Thread(target=self._guard(target), name=f"edge-ecg-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def _guard(self, fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                fn()
+            except BaseException as exc:  # surfaced to the daemon, which exits non-zero (systemd restarts)
+                log.exception("pipeline thread %s died", threading.current_thread().name)
+                self.error = exc
+                self._stop.set()
+                self.done.set()
+
+        return run
+
+    def stop(self) -> None:
+        self._stop.set()
+        close = getattr(self.source, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                pass
+        with self._mail_lock:
+            self._mail_lock.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.done.wait(timeout)
+
+    def join(self, timeout: float = 10.0) -> None:
+        end = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, end - time.monotonic()))
+
+    @property
+    def stream_t(self) -> float:
+        return self._t
+
+    # -- health (watchdog) --------------------------------------------------------------
+    def healthy(self) -> tuple[bool, str]:
+        """Progress check for ``WATCHDOG=1``: analysis loop alive and inference not stuck."""
+        now = time.monotonic()
+        if self.error is not None:
+            return False, f"pipeline thread died: {self.error}"
+        if now - self._analysis_beat > self.stall_s:
+            return False, f"analysis loop silent for {now - self._analysis_beat:.0f} s"
+        busy = self._infer_busy_since
+        if busy is not None and now - busy > self.stall_s:
+            return False, f"inference stuck on one window for {now - busy:.0f} s"
+        return True, "ok"
+
+    def status_line(self) -> str:
+        s = self.stats.summary(self.fs)
+        hr = s["heart_rate"]
+        active = ",".join(self.manager.active()) or "none"
+        return f"t={self._t:.0f}s HR={hr if hr is not None else '--'} windows={s['windows']} coalesced={s['coalesced']} audio={self.manager.audio()} alarms={active}"
+
+    # -- reader thread ------------------------------------------------------------------
+    def _read(self) -> None:
+        try:
+            for block in self.source:
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(block, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    break
+        finally:
+            while True:
+                try:
+                    self._queue.put(_EOF, timeout=0.2)
+                    break
+                except queue.Full:
+                    if self._stop.is_set():
+                        break
+
+    # -- analysis thread ----------------------------------------------------------------
+    def _analyse(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._analysis_beat = time.monotonic()
+                try:
+                    item = self._queue.get(timeout=0.1)
+                except queue.Empty:
+                    self._idle()
+                    self._drain_results()
+                    continue
+                if item is _EOF:
+                    self._stream_ended = True
+                    break
+                self._on_block(item)
+                self._drain_results()
+            # let the last windows finish so a replay's final findings are logged
+            end = time.monotonic() + 30
+            while (self._mailbox or self._triage_jobs or self._infer_busy_since is not None) and time.monotonic() < end and not self._stop.is_set():
+                self._analysis_beat = time.monotonic()
+                time.sleep(0.02)
+                self._drain_results()
+            self._drain_results()
+        finally:
+            self.done.set()
+            with self._mail_lock:
+                self._mail_lock.notify_all()
+
+    def _on_block(self, block: SampleBlock) -> None:
+        if self.fs is None:
+            self._init_stream(block)
+        elif block.leads != self.leads or block.fs != self.fs:
+            log.error("source changed leads/rate mid-stream (%s @ %s Hz); block skipped", block.leads, block.fs)
+            return
+        st = self.stats
+        st.blocks += 1
+        st.samples += block.n
+        st.gap_samples += block.gap_before
+        self._last_block_wall = time.monotonic()
+        self.ring.write(block)
+        self._stop_index = block.stop
+        self._t = block.stop / self.fs
+        t = self._t
+        # technical: signal back
+        if "signal_lost" in self.manager.active():
+            self.manager.set_condition("signal_lost", False, t, {"gap_samples": block.gap_before})
+        # technical: leads off (per lead, from the cart's flags)
+        off = block.lead_off_any()
+        self._lead_off_now = off
+        if off.any():
+            self.manager.set_condition("leads_off", True, t, {"leads": [l for l, o in zip(self.leads, off) if o]})
+        else:
+            self.manager.set_condition("leads_off", False, t)
+        # classical rhythm detectors
+        update = None
+        if self.analyzer is not None:
+            update = self.analyzer.process(block)
+            if update.heart_rate is not None or update.events:
+                st.heart_rate = update.heart_rate
+            self._rhythm(update, t)
+        self.manager.advance(t)
+        self._hops(t)
+
+    def _init_stream(self, block: SampleBlock) -> None:
+        self.fs, self.leads = float(block.fs), tuple(block.leads)
+        longest = max([s.window_s for s in self.slots] + ([self.triage_slot.window_s] if self.triage_slot else []) + [10.0])
+        self.ring = SampleRing(int(max(self.ring_s, longest + 4) * self.fs), len(self.leads))
+        self.analyzer = self.analyzer_factory(self.fs, self.leads, self.dsp_config)
+        for slot in self.slots + ([self.triage_slot] if self.triage_slot else []):
+            need = [l for l in slot.required_leads() if l not in self.leads]
+            if need and slot.bundle.spec.layout == "12lead":
+                from edge_ecg.records.leads import derive_limb_leads  # noqa: F401  (12 from 8 is derivable)
+            if need and not (slot.bundle.spec.layout == "12lead" and set(self.leads) >= {"I", "II", "V1", "V2", "V3", "V4", "V5", "V6"}):
+                raise RuntimeError(f"bundle {slot.name} needs leads {', '.join(need)}; the source has {', '.join(self.leads)}")
+            self._next_stop[id(slot)] = int(round(slot.window_s * self.fs))
+        self.first_block.set()
+        log.info("stream: %d leads (%s) at %g Hz", len(self.leads), ", ".join(self.leads), self.fs)
+
+    def _rhythm(self, update, t: float) -> None:
+        for ev in update.events:
+            if ev.state == "onset":
+                self._rhythm_evidence[ev.kind] = {"onset_index": ev.index, "onset_t": round(ev.index / self.fs, 3), **dict(ev.evidence)}
+        active = set(getattr(update, "active", ()) or ())
+        if not hasattr(update, "active"):
+            active = {k for k in RHYTHM_KINDS if k in self.manager.active()}
+            for ev in update.events:
+                (active.add if ev.state == "onset" else active.discard)(ev.kind)
+        all_off = self._lead_off_now.size > 0 and bool(self._lead_off_now.all())
+        for kind in RHYTHM_KINDS:
+            want = kind in active
+            if want and all_off:
+                # every analysed lead is off: a flat line is not asystole; withhold, and say so once
+                if kind not in self._withheld_now:
+                    self._withheld_now.add(kind)
+                    self.manager.withheld(kind, t, "electrodes off on every lead", {"leads_off": list(self.leads)})
+                want = False
+            elif not want:
+                self._withheld_now.discard(kind)
+            was = kind in self.manager.active()
+            if want and not was:
+                ev = dict(self._rhythm_evidence.get(kind, {}))
+                ev["detected_t"] = round(t, 3)
+                if "onset_t" in ev:
+                    ev["latency_s"] = round(t - ev["onset_t"], 3)
+                if update.heart_rate is not None:
+                    ev["heart_rate"] = round(float(update.heart_rate), 1)
+                self._raise(kind, t, ev)
+            elif was and not want:
+                self.manager.set_condition(kind, False, t)
+
+    def _raise(self, kind: str, t: float, evidence: dict) -> None:
+        window = None
+        if self.evidence is not None and self.ring is not None:
+            a = max(0, self._stop_index - int(10 * self.fs))
+            data, _ = self.ring.read(a, self._stop_index)
+            window = Record(signals=data, fs=self.fs, leads=self.leads, name=f"{kind}@{t:.1f}s")
+        extra = self.evidence(kind, window) if self.evidence is not None else {}
+        evidence = {**evidence, **extra}
+        self.manager.set_condition(kind, True, t, evidence)
+        if kind in self.triage_conditions and self.triage_slot is not None and self.manager.state(kind) is not None:
+            self._submit_triage(kind)
+
+    def _idle(self) -> None:
+        if self.fs is None:
+            return
+        quiet = time.monotonic() - self._last_block_wall
+        state = getattr(self.source, "state", None)
+        lost = quiet >= self.signal_lost_s or state in (SourceState.LOST, SourceState.STALLED)
+        if lost and not self._stream_ended and "signal_lost" not in self.manager.active():
+            self.manager.set_condition("signal_lost", True, self._t, {"quiet_s": round(quiet, 2), "source_state": getattr(state, "value", str(state))})
+        # stream time stands still without samples; let audio pauses expire on the wall clock
+        if quiet > 0.5 and self.speed > 0:
+            self.manager.advance(self._t + quiet * self.speed)
+
+    # -- windows ------------------------------------------------------------------------
+    def _hops(self, t: float) -> None:
+        for slot in self.slots:
+            key = id(slot)
+            win = int(round(slot.window_s * self.fs))
+            hop = max(1, int(round(slot.hop_s * self.fs)))
+            nxt = self._next_stop[key]
+            if self._stop_index < nxt:
+                continue
+            # several hops due at once (a fast replay, a burst after a stall): only the newest counts
+            k = (self._stop_index - nxt) // hop
+            stop = nxt + k * hop
+            self.stats.coalesced += k
+            self._next_stop[key] = stop + hop
+            self._submit(slot, stop - win, stop)
+
+    def _window(self, start: int, stop: int, name: str) -> Record | None:
+        data, off = self.ring.read(start, stop)
+        if np.isnan(data).mean() > 0.2 or off.all(axis=0).all():
+            return None
+        if np.isnan(data).any():
+            data = np.nan_to_num(data, nan=0.0)
+        return Record(signals=data, fs=self.fs, leads=self.leads, name=name)
+
+    def _quality_ok(self, start: int, stop: int) -> tuple[bool, dict]:
+        if self.analyzer is None or not hasattr(self.analyzer, "window_quality"):
+            return True, {}
+        q = self.analyzer.window_quality(start, stop)
+        ok = q.usable if self.min_window_quality is None else q.score >= self.min_window_quality
+        return bool(ok), {"score": round(float(q.score), 3), "notes": list(q.notes)}
+
+    def _submit(self, slot, start: int, stop: int) -> None:
+        ok, quality = self._quality_ok(start, stop)
+        self._noise(ok, quality)
+        window = self._window(start, stop, f"{slot.name}@{stop / self.fs:.1f}s") if ok else None
+        if window is None:
+            self.stats.windows_skipped += 1
+            return
+        job = WindowJob(slot, start, stop, window)
+        with self._mail_lock:
+            while self.lossless and id(slot) in self._mailbox and not self._stop.is_set():
+                self._analysis_beat = time.monotonic()
+                self._mail_lock.wait(0.05)
+            replaced = self._mailbox.get(id(slot))
+            self._mailbox[id(slot)] = job
+            self._mail_lock.notify_all()
+        t = stop / self.fs
+        if replaced is not None:
+            self.stats.coalesced += 1
+            self._clean_hops = 0
+            if "overrun" not in self.manager.active():
+                self.manager.set_condition("overrun", True, t, {"bundle": slot.name, "dropped_window_stop_t": round(replaced.stop / self.fs, 2), "reason": "inference slower than the hop; coalesced to the newest window"})
+        else:
+            self._clean_hops += 1
+            if self._clean_hops >= 3 and "overrun" in self.manager.active():
+                self.manager.set_condition("overrun", False, t)
+
+    def _noise(self, ok: bool, quality: dict) -> None:
+        off = self._lead_off_now.size > 0 and self._lead_off_now.any()
+        noisy = not ok and not off and quality != {}
+        if noisy != ("noise" in self.manager.active()):
+            self.manager.set_condition("noise", noisy, self._t, quality)
+
+    def _submit_triage(self, alarm: str) -> None:
+        slot = self.triage_slot
+        win = int(round(slot.window_s * self.fs))
+        window = self._window(self._stop_index - win, self._stop_index, f"triage-{alarm}@{self._t:.1f}s")
+        if window is None:
+            self.manager.triage(alarm, self._t, False, {"bundle": slot.name, "decision_note": "window unusable; not judged"})
+            return
+        with self._mail_lock:
+            self._triage_jobs.append(WindowJob(slot, self._stop_index - win, self._stop_index, window, "triage", alarm))
+            self._mail_lock.notify_all()
+
+    # -- inference thread ---------------------------------------------------------------
+    def _infer(self) -> None:
+        while True:
+            with self._mail_lock:
+                while not self._mailbox and not self._triage_jobs:
+                    if self._stop.is_set() or self.done.is_set():
+                        return
+                    self._mail_lock.wait(0.2)
+                if self._triage_jobs:
+                    job = self._triage_jobs.popleft()
+                else:
+                    key = next(iter(self._mailbox))
+                    job = self._mailbox.pop(key)
+                self._infer_busy_since = time.monotonic()
+                self._mail_lock.notify_all()
+            try:
+                t0 = time.monotonic()
+                probs = job.slot.classifier.predict([job.window])[0]
+                self._results.put((job, probs, time.monotonic() - t0, None))
+            except Exception as exc:  # a failing runtime is a technical alarm, not a dead daemon
+                self._results.put((job, None, 0.0, exc))
+            finally:
+                self._infer_busy_since = None
+
+    def _drain_results(self) -> None:
+        while True:
+            try:
+                job, probs, dt_s, exc = self._results.get_nowait()
+            except queue.Empty:
+                return
+            t = max(self._t, job.stop / self.fs)
+            if exc is not None:
+                self.stats.inference_errors += 1
+                log.error("inference on %s failed: %s", job.slot.name, exc)
+                if "inference_failure" not in self.manager.active():
+                    self.manager.set_condition("inference_failure", True, t, {"bundle": job.slot.name, "reason": f"{type(exc).__name__}: {exc}"})
+                continue
+            if "inference_failure" in self.manager.active():
+                self.manager.set_condition("inference_failure", False, t, {"bundle": job.slot.name})
+            self.stats.infer_s.append(dt_s)
+            if job.purpose == "triage":
+                self._triage_result(job, probs, t)
+                continue
+            self.stats.windows += 1
+            self._findings(job, probs, t)
+
+    def _findings(self, job: WindowJob, probs: np.ndarray, t: float) -> None:
+        slot = job.slot
+        smoothed = slot.smooth(probs)
+        for i, label in enumerate(slot.labels):
+            if slot.priorities[i] == "none":
+                continue
+            name = MODEL_PREFIX + label
+            on = bool(smoothed[i] >= slot.thresholds[i])
+            if on and name not in self.manager.active():
+                ev = {"bundle": slot.name, "version": slot.bundle.version, "p": round(float(smoothed[i]), 4), "p_window": round(float(probs[i]), 4), "threshold": float(slot.thresholds[i]), "window": [round(job.start / self.fs, 2), round(job.stop / self.fs, 2)]}
+                if self.evidence is not None:
+                    ev.update(self.evidence(name, job.window))
+                self.manager.set_condition(name, True, t, ev)
+            elif not on and name in self.manager.active():
+                self.manager.set_condition(name, False, t, {"p": round(float(smoothed[i]), 4)})
+
+    def _triage_result(self, job: WindowJob, probs: np.ndarray, t: float) -> None:
+        slot = job.slot
+        i = slot.triage_index
+        p_true = float(probs[i])
+        judged_false = p_true < float(slot.thresholds[i])
+        ev = {"bundle": slot.name, "version": slot.bundle.version, "label": slot.labels[i], "p_true": round(p_true, 4), "threshold": float(slot.thresholds[i]), "window": [round(job.start / self.fs, 2), round(job.stop / self.fs, 2)]}
+        self.manager.triage(job.alarm, t, judged_false, ev)

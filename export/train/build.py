@@ -1,0 +1,221 @@
+"""``edge-ecg train bundle CONFIG``: windows -> cross-validated fine-tuning -> FP32 + INT8 bundle.
+
+The bundle's model is the model of one cross-validation fold (``[eval] ship_fold``): its
+thresholds were chosen on that fold's validation records, and the metrics in ``bundle.toml``
+are the pooled out-of-fold results of all folds (every evaluable record tested exactly once by a
+model that never saw it). A refit on all records would cost another training run on a 2-core
+build machine and would ship a model whose thresholds nobody validated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from edge_ecg.errors import ConfigError
+from export.datasets.cache import rendered
+from export.train.config import dataclass_from, load_config
+from export.train.evaluate import CrossValResult, cross_validate, format_metrics, summarize_cv
+from export.train.finetune import FinetuneConfig
+from export.train.tasks import build_task, shared_root
+
+log = logging.getLogger(__name__)
+
+ATTRIBUTION = (
+    "Derived from PhysioNet data (ODC-By 1.0): Goldberger et al., PhysioBank, PhysioToolkit, and PhysioNet, "
+    "Circulation 101(23), 2000; Moody & Mark, IEEE EMB Magazine 20(3), 2001 (MIT-BIH Arrhythmia Database); "
+    "Kalyakulina et al., IEEE Access 2020 (LUDB); Clifford et al., CinC 2015 (false alarm challenge)."
+)
+
+
+def task_images(cfg: dict):
+    """(spec, TaskData, images memmap) of a bundle config, rendering what is not cached."""
+    from edge_ecg.render import RenderSpec
+
+    data = cfg.get("data", {})
+    spec = RenderSpec.from_dict(cfg.get("render", {}))
+    td = build_task(str(data.get("task", "")), shared_root(data.get("shared")), float(data.get("window_s", 10.0)))
+    images = rendered(td.windows, spec, Path(cfg.get("cache", {}).get("dir", ".cache/windows")), leads=td.leads)
+    return spec, td, images
+
+
+def label_settings(cfg: dict, names) -> tuple[list[str], list[float | None]]:
+    table = cfg.get("labels", {})
+    unknown = sorted(set(table) - set(names))
+    if unknown:
+        raise ConfigError(f"{cfg['_path']}: [labels]", f"labels {unknown} are not outputs of this task {tuple(names)}")
+    prio = [str(table.get(n, {}).get("priority", "medium")) for n in names]
+    minsens = [table.get(n, {}).get("min_sensitivity") for n in names]
+    return prio, [None if m is None else float(m) for m in minsens]
+
+
+def _run_dir(cfg: dict, ft: FinetuneConfig, init: str | None) -> Path:
+    key = json.dumps({"ft": asdict(ft), "eval": cfg.get("eval", {}), "data": cfg.get("data", {}),
+                      "render": cfg.get("render", {}), "labels": cfg.get("labels", {}), "init": init}, sort_keys=True)
+    return Path(".cache") / "runs" / f"{cfg['bundle']['name']}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def train_and_evaluate(cfg: dict) -> dict:
+    """Cross-validate (cached in ``.cache/runs``), returning everything the bundle step needs."""
+    import torch
+    from export.models.heartbeit import load_checkpoint, save_checkpoint
+
+    spec, td, images = task_images(cfg)
+    names = td.windows.label_names
+    prio, minsens = label_settings(cfg, names)
+    ft = dataclass_from(FinetuneConfig, cfg.get("finetune"), f"{cfg['_path']}: [finetune]")
+    ev = cfg.get("eval", {})
+    k, ship = int(ev.get("folds", 5)), int(ev.get("ship_fold", 0))
+    init = cfg.get("init", {}).get("pretrained") or None
+    if init and not Path(init).is_file():
+        raise ConfigError(f"{cfg['_path']}: [init] pretrained",
+                          f"{init} does not exist; run `edge-ecg train pretrain configs/pretrain.toml` first")
+    run = _run_dir(cfg, ft, init)
+    labels, groups = td.windows.labels, td.windows.groups
+    if (run / "cv.npz").is_file() and (run / "model.pt").is_file():
+        log.info("reusing cross-validation results in %s", run)
+        z = np.load(run / "cv.npz", allow_pickle=False)
+        meta = json.loads((run / "cv.json").read_text())
+        cv = CrossValResult(z["folds"], z["oof"], z["oof_threshold"], meta["fold_thresholds"], seconds=meta["seconds"])
+        cv.fold_splits[ship] = (z["train_idx"], z["val_idx"], z["test_idx"])
+        model, _ = load_checkpoint(run / "model.pt")
+    else:
+        cv = cross_validate(np.asarray(images), labels, groups, td.eval_mask, td.always_train, k, ft, init,
+                            minsens, keep_models=(ship,), seed=ft.seed)
+        model = cv.fold_models[ship]
+        run.mkdir(parents=True, exist_ok=True)
+        tr, va, te = cv.fold_splits[ship]
+        np.savez(run / "cv.npz", folds=cv.folds, oof=cv.oof, oof_threshold=cv.oof_threshold,
+                 train_idx=tr, val_idx=va, test_idx=te)
+        (run / "cv.json").write_text(json.dumps({"fold_thresholds": cv.fold_thresholds, "seconds": cv.seconds}))
+        save_checkpoint(model, run / "model.pt", extra={"bundle": cfg["bundle"]["name"], "fold": ship})
+    n_boot = int(ev.get("n_boot", 1000))
+    metrics = summarize_cv(cv, labels, groups, names, n_boot)
+    return {"spec": spec, "td": td, "images": images, "names": names, "priorities": prio, "min_sensitivity": minsens,
+            "cv": cv, "model": model, "metrics": metrics, "ship": ship, "folds": k, "finetune": ft, "init": init,
+            "run_dir": run}
+
+
+def agreement(fp32_logits: np.ndarray, int8_logits: np.ndarray, thresholds: np.ndarray) -> dict:
+    """INT8 vs FP32: top-label (argmax) agreement and per-label decision agreement at the thresholds."""
+    logit_thr = np.log(np.clip(thresholds, 1e-6, 1 - 1e-6) / (1 - np.clip(thresholds, 1e-6, 1 - 1e-6)))
+    dec = (fp32_logits >= logit_thr) == (int8_logits >= logit_thr)
+    out = {"windows": int(len(fp32_logits)),
+           "decision_agreement": round(float(dec.all(axis=1).mean()), 4),
+           "max_abs_logit_diff": round(float(np.abs(fp32_logits - int8_logits).max()), 4)}
+    if fp32_logits.shape[1] > 1:
+        out["top_label_agreement"] = round(float((fp32_logits.argmax(1) == int8_logits.argmax(1)).mean()), 4)
+    else:  # one output: the "top label" is the thresholded decision
+        out["top_label_agreement"] = out["decision_agreement"]
+    return out
+
+
+def build_bundle(config_path: str | Path, out: str | Path | None = None, force: bool = True) -> dict:
+    """Train (or reuse) the cross-validation of ``config_path``, then export and write the bundle."""
+    from edge_ecg.render import to_model_input
+    from export.bundle_writer import write_bundle
+    from export.calibration import WindowSet as CalibrationSet
+    from export.onnx_export import check_parity, export_onnx, onnx_logits
+    from export.quantize import QuantConfig, quantize_qdq
+
+    t0 = time.monotonic()
+    cfg = load_config(config_path)
+    b = cfg.get("bundle", {})
+    if "name" not in b:
+        raise ConfigError(f"{config_path}: [bundle]", "needs name")
+    r = train_and_evaluate(cfg)
+    td, images, model, names, cv = r["td"], r["images"], r["model"], r["names"], r["cv"]
+    tr, va, te = cv.fold_splits[r["ship"]]
+    thresholds = np.asarray(cv.fold_thresholds[r["ship"]] if cv.fold_thresholds else [0.5] * len(names), dtype=np.float64)
+    refs = td.windows.refs
+    rng = np.random.default_rng(0)
+    calib_idx = np.sort(rng.choice(tr, size=min(128, len(tr)), replace=False))
+    val_idx = np.concatenate([va, te])  # the shipped model's held-out windows (validation + test records)
+    ids = tuple(f"{Path(refs[i].path).stem}:{refs[i].start}:{refs[i].stop}" for i in calib_idx)
+    calib = CalibrationSet(np.asarray(images[calib_idx]), ids, 0, tuple(sorted({refs[i].source for i in calib_idx})))
+    qcfg = QuantConfig()
+    with tempfile.TemporaryDirectory(prefix="edge-ecg-train-") as tmpd:
+        tmpd = Path(tmpd)
+        fp32 = export_onnx(model, tmpd / "model.onnx")
+        x_val = to_model_input(np.asarray(images[val_idx]))
+        parity = check_parity(model, fp32, x_val[:32])
+        int8 = quantize_qdq(fp32, tmpd / "model.int8.onnx", to_model_input(calib.images), qcfg)
+        agree = agreement(onnx_logits(fp32, x_val, threads=2), onnx_logits(int8, x_val, threads=2), thresholds)
+        log.info("INT8 vs FP32 on %d held-out windows: %s", len(val_idx), agree)
+        check_n = min(32, len(va))
+        provenance = {
+            "description": b.get("description", ""),
+            "attribution": ATTRIBUTION,
+            "training": {
+                "task": cfg["data"]["task"], "config": Path(config_path).name,
+                "data": td.windows.summary(), "leads": list(td.leads),
+                "init": "masked-image-pretrained (SimMIM pixel target, BEiT blockwise masking)" if r["init"] else "random",
+                "finetune": asdict(r["finetune"]), "folds": r["folds"], "shipped_fold": r["ship"],
+                "shipped_model_train_windows": int(len(tr)), "cv_seconds": round(float(cv.seconds), 1),
+            },
+            "metrics": {"kind": f"{r['folds']}-fold record-grouped cross-validation, pooled out-of-fold; "
+                                "95% intervals by bootstrap over records; sens/spec at each fold's validation-chosen threshold",
+                        **r["metrics"]},
+            "int8_vs_fp32": agree,
+            "model": {"family": "heartbeit", "size": model.cfg.name, "config": model.cfg.to_dict(),
+                      "parameters": int(sum(p.numel() for p in model.parameters()))},
+            "calibration": calib.provenance(),
+            "quantization": qcfg.to_dict(),
+            "parity_fp32": {"windows": parity.n, "max_abs_logit_diff": parity.max_abs_diff,
+                            "top_label_agreement": parity.top_label_agreement},
+        }
+        extra = vt_operating_points(r) if cfg["data"]["task"] == "vt-triage" else None
+        if extra:
+            provenance["vt_triage"] = extra
+        labels = [{"name": n, "threshold": round(float(t), 6), "priority": p}
+                  for n, t, p in zip(names, thresholds, r["priorities"])]
+        out_dir = Path(out or b.get("out", f"bundles/{b['name']}"))
+        bundle = write_bundle(out_dir, name=b["name"], spec=r["spec"], labels=labels, fp32_onnx=fp32, int8_onnx=int8,
+                              version=str(b.get("version", "0.1.0")), architecture=f"heartbeit-{model.cfg.name}",
+                              window_s=float(cfg["data"].get("window_s", 10.0)), hop_s=float(b.get("hop_s", 2.0)),
+                              check_images=np.asarray(images[va[:check_n]]),
+                              check_ids=[f"{Path(refs[i].path).stem}:{refs[i].start}:{refs[i].stop}" for i in va[:check_n]],
+                              provenance=provenance, overwrite=force)
+    size = sum(f.stat().st_size for f in Path(bundle.root).rglob("*") if f.is_file())
+    report = {"bundle": str(bundle.root), "bytes": size, "metrics": r["metrics"], "int8_vs_fp32": agree,
+              "vt_triage": extra, "seconds": round(time.monotonic() - t0, 1), "cv_seconds": round(float(cv.seconds), 1)}
+    Path(".cache/results").mkdir(parents=True, exist_ok=True)
+    Path(f".cache/results/{b['name']}.json").write_text(json.dumps(report, indent=1, default=str))
+    print(f"bundle {bundle.root} ({size / 1e6:.1f} MB), {r['folds']}-fold record-grouped CV (out-of-fold):")
+    print(format_metrics(r["metrics"]))
+    print(f"INT8 vs FP32 on {agree['windows']} held-out windows: top-label agreement {agree['top_label_agreement']:.4f}, "
+          f"decision agreement {agree['decision_agreement']:.4f}")
+    if extra:
+        print(json.dumps(extra, indent=1))
+    return report
+
+
+def vt_operating_points(r: dict) -> dict:
+    """CinC 2015 alarm metrics of the model alone: TPR, TNR, score at the validation-chosen
+    (TPR >= 0.95) thresholds, pooled over folds. The combination with the classical detector is
+    computed by ``vt_with_detector`` when ``edge_ecg.dsp`` provides one."""
+    from export.train.metrics import challenge_score
+
+    cv, td = r["cv"], r["td"]
+    have = ~np.isnan(cv.oof[:, 0]) & td.eval_mask
+    y = td.windows.labels[have, 0].astype(bool)
+    pred = cv.oof[have, 0] >= cv.oof_threshold[have, 0]
+    tp, tn = int((pred & y).sum()), int((~pred & ~y).sum())
+    fp, fn = int((pred & ~y).sum()), int((~pred & y).sum())
+    out = {"model_alone": {"alarms": int(len(y)), "true_alarms": int(y.sum()), "TP": tp, "TN": tn, "FP": fp, "FN": fn,
+                           "TPR": round(tp / max(1, tp + fn), 4), "TNR": round(tn / max(1, tn + fp), 4),
+                           "score": round(challenge_score(y, pred), 4)}}
+    try:
+        from export.train.vt_detector import vt_with_detector
+    except ImportError as exc:  # edge_ecg.dsp not ready
+        out["with_classical_detector"] = f"not computed: {exc}"
+        return out
+    out["with_classical_detector"] = vt_with_detector(td, cv, have)
+    return out

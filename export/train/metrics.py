@@ -1,0 +1,138 @@
+"""Classification metrics with bootstrap confidence intervals, and operating points.
+
+scikit-learn is not a dependency of the factory (and not installed here); AUROC comes from
+scipy's rank statistics (the Mann-Whitney U identity) and average precision is the step-wise
+sum that scikit-learn's ``average_precision_score`` computes, written out in a few lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, asdict
+
+import numpy as np
+from scipy.stats import rankdata
+
+
+def auroc(y: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve; NaN when only one class is present (it is undefined then)."""
+    y = np.asarray(y).astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(np.asarray(score, dtype=np.float64))
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def auprc(y: np.ndarray, score: np.ndarray) -> float:
+    """Average precision (area under the precision-recall curve, step-wise); NaN without positives."""
+    y = np.asarray(y).astype(bool)
+    n_pos = int(y.sum())
+    if n_pos == 0:
+        return float("nan")
+    score = np.asarray(score, dtype=np.float64)
+    order = np.argsort(-score, kind="mergesort")
+    s, t = score[order], y[order]
+    # group ties: precision/recall are evaluated at each distinct threshold
+    distinct = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
+    tp = np.cumsum(t)[distinct]
+    fp = (distinct + 1) - tp
+    precision = tp / (tp + fp)
+    recall = tp / n_pos
+    prev = np.r_[0.0, recall[:-1]]
+    return float(np.sum((recall - prev) * precision))
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a percentile-bootstrap 95% interval."""
+
+    value: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        if np.isnan(self.value):
+            return "n/a"
+        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+    def to_dict(self) -> dict:
+        return {k: (None if np.isnan(v) else round(float(v), 4)) for k, v in asdict(self).items()}
+
+
+def bootstrap(metric, y: np.ndarray, score: np.ndarray, groups: np.ndarray | None = None,
+              n_boot: int = 1000, seed: int = 0) -> Interval:
+    """``metric(y, score)`` with a 95% percentile interval.
+
+    Windows of one record are correlated, so when ``groups`` is given the bootstrap resamples
+    whole groups (records), not windows: resampling windows would make intervals too narrow.
+    """
+    y = np.asarray(y)
+    score = np.asarray(score)
+    value = metric(y, score)
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        idx_by_group = [np.array([i]) for i in range(len(y))]
+    else:
+        groups = np.asarray(groups)
+        idx_by_group = [np.nonzero(groups == g)[0] for g in np.unique(groups)]
+    n = len(idx_by_group)
+    stats = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, n, n)
+        idx = np.concatenate([idx_by_group[i] for i in pick])
+        v = metric(y[idx], score[idx])
+        if not np.isnan(v):
+            stats.append(v)
+    if len(stats) < n_boot // 10:
+        return Interval(value, float("nan"), float("nan"))
+    lo, hi = np.percentile(stats, [2.5, 97.5])
+    return Interval(float(value), float(lo), float(hi))
+
+
+def sens_spec(y: np.ndarray, score: np.ndarray, threshold: float) -> tuple[float, float]:
+    """Sensitivity (TPR) and specificity (TNR) of ``score >= threshold``."""
+    y = np.asarray(y).astype(bool)
+    pred = np.asarray(score) >= threshold
+    tpr = float((pred & y).sum() / y.sum()) if y.any() else float("nan")
+    tnr = float((~pred & ~y).sum() / (~y).sum()) if (~y).any() else float("nan")
+    return tpr, tnr
+
+
+def challenge_score(y: np.ndarray, pred: np.ndarray) -> float:
+    """PhysioNet/CinC 2015 score (TP+TN)/(TP+TN+FP+5*FN): a missed true alarm costs five false ones."""
+    y = np.asarray(y).astype(bool)
+    pred = np.asarray(pred).astype(bool)
+    tp = int((pred & y).sum())
+    tn = int((~pred & ~y).sum())
+    fp = int((pred & ~y).sum())
+    fn = int((~pred & y).sum())
+    den = tp + tn + fp + 5 * fn
+    return float((tp + tn) / den) if den else float("nan")
+
+
+def threshold_for_sensitivity(y: np.ndarray, score: np.ndarray, min_tpr: float) -> float:
+    """The highest threshold whose sensitivity on (y, score) is at least ``min_tpr``.
+
+    Used on validation data for alarm-style labels, where a miss costs more than a false alarm.
+    """
+    y = np.asarray(y).astype(bool)
+    pos = np.sort(np.asarray(score, dtype=np.float64)[y])
+    if len(pos) == 0:
+        return 0.5
+    k = int(np.floor((1.0 - min_tpr) * len(pos) + 1e-9))  # positives we may miss
+    return float(pos[min(k, len(pos) - 1)])
+
+
+def threshold_youden(y: np.ndarray, score: np.ndarray) -> float:
+    """The threshold maximising sensitivity + specificity - 1 (Youden's J) on (y, score)."""
+    y = np.asarray(y).astype(bool)
+    score = np.asarray(score, dtype=np.float64)
+    if not y.any() or y.all():
+        return 0.5
+    cands = np.unique(score)
+    best, best_t = -1.0, 0.5
+    for t in cands:
+        tpr, tnr = sens_spec(y, score, t)
+        if tpr + tnr - 1 > best:
+            best, best_t = tpr + tnr - 1, float(t)
+    return best_t

@@ -1,0 +1,44 @@
+#!/bin/sh
+# Install edge-ecg as a systemd service on a Jetson (JetPack 6, Python 3.10).
+#   sudo systemd/install.sh            # from the source checkout
+#   DESTDIR=/tmp/root systemd/install.sh --no-start   # stage into a root tree (packaging, tests)
+# Installs: /opt/edge-ecg/venv (the package; TensorRT/pycuda come from JetPack's system site
+# packages), /opt/edge-ecg/bundles, /etc/edge-ecg/edge-ecg.toml (kept if present),
+# /etc/systemd/system/edge-ecg.service, /etc/udev/rules.d/99-edge-ecg-cart.rules.
+set -eu
+START=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-start) START=0 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown option $arg (allowed: --no-start)" >&2; exit 2 ;;
+  esac
+done
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+D=${DESTDIR:-}
+PY=${PYTHON:-python3}
+
+install -d -m 0755 "$D/opt/edge-ecg" "$D/etc/edge-ecg" "$D/etc/systemd/system" "$D/etc/udev/rules.d"
+if [ -z "${SKIP_VENV:-}" ]; then
+  "$PY" -m venv --system-site-packages "$D/opt/edge-ecg/venv"
+  "$D/opt/edge-ecg/venv/bin/pip" install -q "$SRC"
+fi
+if [ -d "$SRC/bundles" ]; then
+  rm -rf "$D/opt/edge-ecg/bundles"
+  cp -r "$SRC/bundles" "$D/opt/edge-ecg/bundles"
+fi
+if [ ! -e "$D/etc/edge-ecg/edge-ecg.toml" ]; then
+  install -m 0644 "$SRC/systemd/edge-ecg.toml" "$D/etc/edge-ecg/edge-ecg.toml"
+fi
+install -m 0644 "$SRC/systemd/edge-ecg.service" "$D/etc/systemd/system/edge-ecg.service"
+install -m 0644 "$SRC/systemd/99-edge-ecg-cart.rules" "$D/etc/udev/rules.d/99-edge-ecg-cart.rules"
+
+if [ "$START" = 1 ] && [ -z "$D" ]; then
+  udevadm control --reload-rules && udevadm trigger --subsystem-match=tty
+  systemctl daemon-reload
+  /opt/edge-ecg/venv/bin/edge-ecg run --config /etc/edge-ecg/edge-ecg.toml --check
+  systemctl enable --now edge-ecg.service
+  echo "edge-ecg: installed and started; journalctl -u edge-ecg -f; edge-ecg alarms status"
+else
+  echo "edge-ecg: staged into ${D:-/} (not started)"
+fi

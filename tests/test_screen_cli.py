@@ -1,0 +1,305 @@
+"""``edge-ecg screen`` end to end on real data: LUDB, converted formats, bad inputs, resume.
+
+The model is a tiny HeartBEiT built here with helper C's export tools (ONNX export -> INT8 QDQ
+-> bundle), untrained: these tests check the screening machinery (windows, batches, resume,
+reasons, report), not diagnostic accuracy. Its head is re-initialised so probabilities spread,
+and each label's threshold is the 90th percentile of its own calibration windows, so real
+records both flag and pass.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_screen_report import report_in_chromium
+
+pytestmark = pytest.mark.shared_data
+REPO = Path(__file__).resolve().parents[1]
+LABELS = ("LVH", "ischemia")
+
+
+def build_tiny_bundle(out_dir: Path, ludb_dir: Path, n_calib: int = 8):
+    """A tiny untrained HeartBEiT bundle (standard 224 px 12-lead spec) calibrated on LUDB windows."""
+    import torch
+
+    from edge_ecg.bundle import Label
+    from edge_ecg.render import RenderSpec, to_model_input
+    from export.bundle_writer import bundle_from_model
+    from export.calibration import select_windows
+    from export.models.heartbeit import create_model
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = create_model("tiny", num_classes=len(LABELS)).eval()
+    with torch.no_grad():  # an untrained head (init scale 1e-3) gives 0.5 everywhere
+        torch.nn.init.normal_(model.head.weight, std=0.1)
+    spec = RenderSpec()
+    records = sorted((ludb_dir / "data").glob("*.hea"))[:n_calib]
+    calib = select_windows(records, spec, n=n_calib, window_s=10.0, seed=0)
+    with torch.no_grad():
+        probs = torch.sigmoid(model(torch.from_numpy(to_model_input(calib.images)))).numpy()
+    labels = [Label(n, float(np.round(np.quantile(probs[:, i], 0.9), 4)), "medium") for i, n in enumerate(LABELS)]
+    return bundle_from_model(model, out_dir, name="tiny-screen-test", spec=spec, labels=labels, calibration=calib,
+                             version="0.0.1", window_s=10.0, hop_s=5.0,
+                             provenance={"notice": "untrained test bundle: not for diagnosis"})
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory, ludb_dir) -> Path:
+    out = tmp_path_factory.mktemp("bundle") / "tiny-screen-test"
+    build_tiny_bundle(out, ludb_dir)
+    return out
+
+
+def _rows(out: Path) -> dict[str, dict[str, str]]:
+    with open(out / "results.csv", newline="") as fh:
+        return {r["record"]: r for r in csv.DictReader(fh)}
+
+
+def _screen(*args: str) -> tuple[int, str, str]:
+    """The real command in a real process (as a clinic would run it)."""
+    proc = subprocess.run([sys.executable, "-m", "edge_ecg", "screen", *args, "--threads", "1"], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def _copy_wfdb(src: Path, dst_dir: Path, name: str | None = None) -> Path:
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    name = name or src.stem
+    text = src.with_suffix(".hea").read_text().replace(f"{src.stem}.dat", f"{name}.dat")
+    text = f"{name}{text.split(maxsplit=1)[0][len(src.stem):]} " + text.split(maxsplit=1)[1]
+    (dst_dir / f"{name}.hea").write_text(text)
+    shutil.copy(src.with_suffix(".dat"), dst_dir / f"{name}.dat")
+    return dst_dir / f"{name}.hea"
+
+
+def _write_wfdb(path_base: Path, signals_uv: np.ndarray, fs: float, leads) -> None:
+    import wfdb
+
+    wfdb.wrsamp(path_base.name, fs=fs, units=["mV"] * len(leads), sig_name=list(leads),
+                p_signal=signals_uv.astype(np.float64) / 1000.0, fmt=["16"] * len(leads), adc_gain=[1000.0] * len(leads),
+                baseline=[0] * len(leads), write_dir=str(path_base.parent))
+
+
+@pytest.mark.slow
+def test_screen_all_of_ludb(tiny_bundle, ludb_dir, tmp_path):
+    out = tmp_path / "out"
+    rc, stdout, stderr = _screen(str(ludb_dir), "--bundle", str(tiny_bundle), "--out", str(out))
+    assert rc == 0, stderr
+    assert "records/s" in stdout and "time: total" in stdout
+    assert "rec/s" in stderr and "ETA" in stderr and "200/2" in stderr  # the progress bar
+    rows = _rows(out)
+    ludb = {f"data/{i}" for i in range(1, 201)}
+    assert ludb <= set(rows)
+    assert all(rows[r]["status"] == "screened" and rows[r]["windows"] == "1" for r in ludb)
+    for r in set(rows) - ludb:  # anything else in the folder (ludb.csv) is listed with its reason
+        assert rows[r]["status"] == "not screened" and rows[r]["reason"]
+    flagged = [r for r in ludb if rows[r]["flagged"] == "yes"]
+    assert 0 < len(flagged) < 200
+    for r in ludb:
+        p = {n: float(rows[r][f"prob_{n}"]) for n in LABELS}
+        assert all(0.0 <= v <= 1.0 for v in p.values())
+        assert (rows[r]["flagged"] == "yes") == any(rows[r][f"flag_{n}"] == "1" for n in LABELS)
+        assert rows[r]["bundle_name"] == "tiny-screen-test" and len(rows[r]["bundle_hash"]) == 64
+    assert all((out / rows[r]["image"]).is_file() for r in flagged)
+
+    probe = report_in_chromium(out / "report.html", tmp_path)
+    assert probe["rows"] == len(rows) and probe["external"] == 0
+    assert len(probe["images"]) == len(flagged)
+    assert all(i["complete"] and i["w"] > 1000 and i["h"] > 500 for i in probe["images"])
+    assert set(probe["initial"][:len(flagged)]) == set(flagged)  # flagged first
+
+    # a re-run over the same folder screens nothing again (content-hash resume)
+    rc, stdout, _ = _screen(str(ludb_dir), "--bundle", str(tiny_bundle), "--out", str(out))
+    assert rc == 0 and "screened 0 record(s)" in stdout and f"{len(rows)} already in the output" in stdout
+    assert _rows(out) == rows
+
+
+def test_bad_inputs_are_listed_and_good_ones_screened(tiny_bundle, ludb_dir, tmp_path, capsys):
+    from edge_ecg.cli import main
+    from edge_ecg.records import read_record
+
+    src = ludb_dir / "data"
+    folder = tmp_path / "clinic"
+    _copy_wfdb(src / "1.hea", folder, "good1")
+    _copy_wfdb(src / "2.hea", folder / "sub", "good2")
+    (folder / "corrupt.hea").write_bytes(b"\x89garbage \xff\xfe not a header\n" * 3)
+    (folder / "empty.hea").write_bytes(b"")
+    (folder / "corrupt.edf").write_bytes(b"0       not an EDF header" * 16)
+    (folder / "empty.xml").write_bytes(b"")  # not even recognisable as aECG: listed, not dropped
+    rec3 = read_record(src / "3.hea")
+    _write_wfdb(folder / "threelead", rec3.select(("I", "II", "V1")).signals, 500.0, ("I", "II", "V1"))
+    from scipy.signal import resample_poly
+
+    rec4 = read_record(src / "4.hea")
+    _write_wfdb(folder / "at257hz", resample_poly(rec4.signals, 257, 500, axis=0), 257.0, rec4.leads)
+    _write_wfdb(folder / "short", rec4.signals[:2500], 500.0, rec4.leads)  # 5 s < the 10 s window
+    eight = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
+    _write_wfdb(folder / "eightlead", rec4.select(eight).signals, 500.0, eight)
+
+    out = tmp_path / "out"
+    assert main(["screen", str(folder), "--bundle", str(tiny_bundle), "--out", str(out), "--threads", "1"]) == 0
+    rows = _rows(out)
+    assert set(rows) == {"good1", "sub/good2", "corrupt", "empty", "corrupt.edf", "empty.xml", "threelead", "at257hz",
+                         "short", "eightlead"}
+    for r in ("good1", "sub/good2", "at257hz", "eightlead"):
+        assert rows[r]["status"] == "screened", rows[r]
+    assert "resampled from 257 Hz to 500 Hz" in rows["at257hz"]["quality_notes"]
+    assert "III, aVR, aVL, aVF derived from I and II" in rows["eightlead"]["quality_notes"]
+    assert rows["threelead"]["status"] == "not screened"
+    assert "missing leads the bundle needs: V2, V3, V4, V5, V6" in rows["threelead"]["reason"]
+    assert "shorter than the bundle's 10 s window" in rows["short"]["reason"]
+    for r in ("corrupt", "empty", "corrupt.edf", "empty.xml"):
+        assert rows[r]["status"] == "not screened" and rows[r]["reason"]
+    assert "empty" in rows["empty"]["reason"] and "not recognised as an ECG record" in rows["empty.xml"]["reason"]
+    page = (out / "report.html").read_text()
+    for r in ("corrupt", "empty", "corrupt.edf", "empty.xml", "threelead", "short"):
+        assert rows[r]["reason"].replace("'", "&#x27;") in page
+    assert "resampled from 257 Hz to 500 Hz" in page
+    captured = capsys.readouterr()
+    assert "screened 4 record(s)" in captured.out and "6 not screened" in captured.out
+
+    # resume: nothing again; a changed file only that one; --force everything
+    assert main(["screen", str(folder), "--bundle", str(tiny_bundle), "--out", str(out)]) == 0
+    assert "screened 0 record(s) (0 windows), 0 not screened, 10 already" in capsys.readouterr().out
+    _write_wfdb(folder / "short", rec4.signals[:5000], 500.0, rec4.leads)  # the cart re-exported it, now 10 s
+    assert main(["screen", str(folder), "--bundle", str(tiny_bundle), "--out", str(out)]) == 0
+    assert "screened 1 record(s)" in capsys.readouterr().out
+    rows2 = _rows(out)
+    assert rows2["short"]["status"] == "screened" and len(rows2) == 10
+    assert main(["screen", str(folder), "--bundle", str(tiny_bundle), "--out", str(out), "--force",
+                 "--aggregate", "mean"]) == 0
+    assert "screened 5 record(s)" in capsys.readouterr().out  # and 5 not screened again
+    assert {r["aggregate"] for r in _rows(out).values()} == {"mean"}
+
+    # an output folder belongs to one bundle: results of another are refused, --force moves them aside
+    text = (out / "results.csv").read_text()
+    bundle_hash = next(iter(_rows(out).values()))["bundle_hash"]
+    (out / "results.csv").write_text(text.replace(bundle_hash, "0" * 64))
+    assert main(["screen", str(folder), "--bundle", str(tiny_bundle), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "results.csv: holds results of bundle tiny-screen-test 0.0.1 (sha256 000000000000)" in err
+    assert main(["screen", str(folder), "--bundle", str(tiny_bundle), "--out", str(out), "--force"]) == 0
+    assert (out / "results.previous.csv").read_text() == text.replace(bundle_hash, "0" * 64)
+    assert {r["bundle_hash"] for r in _rows(out).values()} == {bundle_hash}
+
+
+
+def test_screens_every_supported_format(tiny_bundle, ludb_dir, tmp_path, capsys):
+    """LUDB records converted with helper A's writers (EDF, HL7 aECG, CSV; their sample-level
+    round trips are tested in test_records_formats) screen like the WFDB originals."""
+    from edge_ecg.cli import main
+    from edge_ecg.records import read_record, write_record
+
+    folder = tmp_path / "exports"
+    for i in (5, 6):
+        _copy_wfdb(ludb_dir / "data" / f"{i}.hea", folder / "wfdb")
+        rec = read_record(ludb_dir / "data" / f"{i}.hea")
+        for ext in (".edf", ".xml", ".csv"):
+            back = read_record(write_record(rec, folder / ext[1:] / f"{i}{ext}"))
+            assert back.leads == rec.leads and back.n_samples == rec.n_samples and back.fs == rec.fs
+    out = tmp_path / "out"
+    assert main(["screen", str(folder), "--bundle", str(tiny_bundle), "--out", str(out), "--threads", "1"]) == 0
+    rows = _rows(out)
+    # a WFDB record is named without extension, other files with theirs (5.edf and 5.csv may sit side by side)
+    assert sorted(rows) == sorted([f"wfdb/{i}" for i in (5, 6)] + [f"{f}/{i}.{f}" for f in ("edf", "xml", "csv") for i in (5, 6)])
+    assert all(r["status"] == "screened" and r["windows"] == "1" for r in rows.values())
+    for i in (5, 6):
+        ref = rows[f"wfdb/{i}"]
+        for fmt in ("edf", "xml", "csv"):
+            for n in LABELS:  # same ECG, same image within a pixel's anti-aliasing: same probability
+                assert abs(float(rows[f"{fmt}/{i}.{fmt}"][f"prob_{n}"]) - float(ref[f"prob_{n}"])) < 0.02, (fmt, i, n)
+
+
+def test_longer_record_is_cut_into_windows_and_aggregated(tiny_bundle, misc_dir, tmp_path, capsys):
+    """PTB s0010_re: 38 s at 1000 Hz -> resampled, 7 windows of 10 s (hop 5 s, tail covered)."""
+    from edge_ecg.cli import main
+
+    out_max, out_mean = tmp_path / "max", tmp_path / "mean"
+    hea = misc_dir / "s0010_re.hea"
+    assert main(["screen", str(hea), "--bundle", str(tiny_bundle), "--out", str(out_max), "--threads", "1"]) == 0
+    assert main(["screen", str(hea), "--bundle", str(tiny_bundle), "--out", str(out_mean), "--aggregate", "mean"]) == 0
+    rmax, rmean = _rows(out_max)["s0010_re"], _rows(out_mean)["s0010_re"]
+    assert rmax["windows"] == "7" and "resampled from 1000 Hz to 500 Hz" in rmax["quality_notes"]
+    for n in LABELS:
+        assert float(rmax[f"prob_{n}"]) >= float(rmean[f"prob_{n}"])
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_where_it_stopped(tiny_bundle, ludb_dir, tmp_path):
+    """SIGKILL (power loss) mid-run: rows already written are kept, the re-run screens the rest."""
+    import os
+    import signal
+    import time
+
+    folder = tmp_path / "batch"
+    for i in range(1, 17):
+        _copy_wfdb(ludb_dir / "data" / f"{i}.hea", folder)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "edge_ecg", "screen", str(folder), "--bundle", str(tiny_bundle), "--out", str(out),
+           "--threads", "1", "--batch-size", "1", "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    csv_path = out / "results.csv"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if csv_path.is_file() and csv_path.read_text().count("\n") >= 4:  # header + 3 rows
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    kept = len(_rows(out))
+    assert 3 <= kept < 16
+    rc, stdout, stderr = _screen(str(folder), "--bundle", str(tiny_bundle), "--out", str(out), "--no-progress")
+    assert rc == 0, stderr
+    assert f"screened {16 - kept} record(s)" in stdout and f"{kept} already in the output" in stdout
+    rows = _rows(out)
+    assert len(rows) == 16 and all(r["status"] == "screened" for r in rows.values())
+
+
+def test_inference_failure_fails_only_its_record_and_is_retried(tiny_bundle, ludb_dir, tmp_path):
+    """A runtime error on one window (a test double: ONNX Runtime here does not fail on real input)
+    fails that record only; the batch is retried window by window, and a re-run retries the record."""
+    from edge_ecg.bundle import load_bundle
+    from edge_ecg.records import read_record
+    from edge_ecg.render import render, to_model_input
+    from edge_ecg.runtimes import open_runtime
+    from edge_ecg.screen import ScreenOptions, screen
+
+    bundle = load_bundle(tiny_bundle)
+    folder = tmp_path / "in"
+    for i in (7, 8, 9):
+        _copy_wfdb(ludb_dir / "data" / f"{i}.hea", folder)
+    poison = to_model_input(render(read_record(folder / "8.hea"), bundle.spec))[0]
+
+    class FailsOnRecord8:
+        def __init__(self, rt):
+            self.rt = rt
+
+        def run(self, x):
+            if any(np.array_equal(row, poison) for row in x):
+                raise RuntimeError("device lost")
+            return self.rt.run(x)
+
+        def describe(self):
+            return "onnxruntime with injected failure"
+
+        def close(self):
+            self.rt.close()
+
+    rt = FailsOnRecord8(open_runtime(bundle, backend="onnxruntime", precision="int8", threads=1))
+    out = tmp_path / "out"
+    s = screen([folder], bundle, ScreenOptions(out_dir=out, batch_size=3, progress=False), runtime=rt)
+    rows = _rows(out)
+    assert rows["7"]["status"] == rows["9"]["status"] == "screened"
+    assert rows["8"]["status"] == "not screened" and rows["8"]["reason"] == "inference failed: device lost"
+    assert s.screened == 2 and s.not_screened == 1
+    s = screen([folder], bundle, ScreenOptions(out_dir=out, progress=False, threads=1))
+    assert s.screened == 1 and s.resumed == 2 and _rows(out)["8"]["status"] == "screened"

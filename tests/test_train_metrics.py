@@ -1,0 +1,78 @@
+"""Metrics against their definitions, and BEiT blockwise masking."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from export.train.masking import block_mask
+from export.train.metrics import (
+    auprc, auroc, bootstrap, challenge_score, sens_spec, threshold_for_sensitivity,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 6)), min_size=2, max_size=40))
+def test_auroc_is_the_pairwise_probability(pairs):
+    y = np.array([p[0] for p in pairs])
+    s = np.array([p[1] for p in pairs], dtype=float)
+    if y.all() or not y.any():
+        assert np.isnan(auroc(y, s))
+        return
+    pos, neg = s[y], s[~y]
+    brute = np.mean([(a > b) + 0.5 * (a == b) for a, b in itertools.product(pos, neg)])
+    assert abs(auroc(y, s) - brute) < 1e-12
+
+
+def test_auprc_known_values():
+    assert auprc(np.array([1, 1, 0, 0]), np.array([0.9, 0.8, 0.2, 0.1])) == 1.0
+    # ranking P N P: AP = (1/2)*1 + (1/2)*(2/3)
+    assert abs(auprc(np.array([1, 0, 1]), np.array([0.9, 0.5, 0.1])) - (0.5 + 1 / 3)) < 1e-12
+
+
+def test_bootstrap_interval_contains_the_estimate_and_uses_groups():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 400)
+    s = y + rng.normal(0, 1.0, 400)
+    iv = bootstrap(auroc, y, s, n_boot=200)
+    assert iv.low <= iv.value <= iv.high and iv.high - iv.low < 0.2
+    # 10 records of 40 identical windows each: only 10 independent units, so the record
+    # bootstrap must give a wider interval than the (wrong) window bootstrap
+    yg = np.array([0, 1] * 5)
+    sg = yg * 0.8 + rng.normal(0, 1.0, 10)
+    groups = np.repeat(np.arange(10), 40)
+    y2, s2 = np.repeat(yg, 40), np.repeat(sg, 40)
+    ivw = bootstrap(auroc, y2, s2, n_boot=200)
+    ivg = bootstrap(auroc, y2, s2, groups, n_boot=200)
+    assert (ivg.high - ivg.low) > 2 * (ivw.high - ivw.low)
+
+
+def test_threshold_for_sensitivity_reaches_the_target():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 300).astype(bool)
+    s = y * 0.5 + rng.random(300)
+    for target in (0.8, 0.95, 1.0):
+        t = threshold_for_sensitivity(y, s, target)
+        assert sens_spec(y, s, t)[0] >= target
+
+
+def test_challenge_score_weights_misses_five_times():
+    y = np.array([1, 1, 0, 0])
+    assert challenge_score(y, np.array([1, 1, 0, 0])) == 1.0
+    assert challenge_score(y, np.array([0, 1, 0, 0])) == 3 / (3 + 5)
+    assert challenge_score(y, np.array([1, 1, 1, 0])) == 3 / 4
+
+
+def test_block_mask_ratio_and_blocks():
+    rng = np.random.default_rng(0)
+    for grid in ((8, 8), (14, 14)):
+        m = block_mask(grid, 0.4, rng)
+        assert m.sum() == round(0.4 * grid[0] * grid[1])
+    # blockwise: masked patches mostly have a masked 4-neighbour (random masking would not)
+    m = block_mask((14, 14), 0.4, np.random.default_rng(3))
+    pad = np.pad(m, 1)
+    neigh = pad[:-2, 1:-1] | pad[2:, 1:-1] | pad[1:-1, :-2] | pad[1:-1, 2:]
+    assert (neigh[m]).mean() > 0.8
+    assert np.array_equal(block_mask((8, 8), 0.4, np.random.default_rng(5)), block_mask((8, 8), 0.4, np.random.default_rng(5)))
