@@ -320,8 +320,9 @@ def _summary(d, raised: list[dict], onsets: list[float], wall: float, cpu: float
     if lo:
         print(f"  leads off raised at t={lo[0]['t']:.1f} s (electrodes off at {float(FAULTS.split('leadoff@')[1].split('+')[0]):.1f} s)")
     infer = f", inference p50 {st['infer_ms_p50']} ms" if st["infer_ms_p50"] is not None else ""
-    print(f"  stream {st['stream_s']:.0f} s in {wall:.0f} s wall ({st['stream_s'] / wall:.1f}x real time); windows classified {st['windows']} ({st['windows'] / wall:.2f}/s), coalesced {st['coalesced']}{infer}")
-    print(f"  CPU {cpu:.1f} s total (daemon + cart simulator) = {cpu / max(st['stream_s'], 1e-9):.3f} CPU-s per stream second; samples lost on the wire: {st['gap_samples']}")
+    stream = d.pipeline.stream_t
+    print(f"  stream {stream:.0f} s in {wall:.0f} s wall ({stream / wall:.1f}x real time); windows classified {st['windows']} ({st['windows'] / wall:.2f}/s), coalesced {st['coalesced']}{infer}")
+    print(f"  CPU {cpu:.1f} s total (daemon + cart simulator) = {cpu / max(stream, 1e-9):.3f} CPU-s per stream second; samples lost on the wire: {st['gap_samples']}")
     print(f"  event log {d.cfg.sinks.event_log}; evidence PNGs in {state / 'evidence'}")
     print(f"  try: edge-ecg alarms status --socket <state>/control.sock while a daemon runs (`edge-ecg run --config {d.cfg.origin}`)")
 

@@ -21,7 +21,6 @@ electrodes off for 3 s (default ``LA``).
 from __future__ import annotations
 
 import collections
-import errno
 import fcntl
 import logging
 import os
@@ -38,8 +37,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from firmware_bridge.codec import Decoder, encode, encode_payload
+from edge_ecg.errors import RecordError
 from firmware_bridge.frames import (
     ELECTRODE_BIT,
+    MAX_PAYLOAD,
+    FrameError,
+    pack_payload,
     T_GET_HELLO,
     T_PING,
     T_START,
@@ -166,7 +169,8 @@ class CartSimulator:
         self.valid = np.isfinite(sig).all(axis=1)  # rows with a NaN are never sent: a gap
         self.counts = np.clip(np.round(np.nan_to_num(sig)), -(1 << 23), (1 << 23) - 1).astype(np.int32)
         self.n = self.counts.shape[0]
-        self.rows_per_frame = int(rows_per_frame or max(1, round(self.fs * 0.02)))
+        max_rows = (MAX_PAYLOAD - 8) // (2 + 3 * max(1, self.counts.shape[1]))
+        self.rows_per_frame = max(1, min(int(rows_per_frame or round(self.fs * 0.02)), max_rows))
         self.ring_rows = max(self.rows_per_frame, int(ring_s * self.fs))
         self.leadoff_bits = self._leadoff_status()
         self.hello = Hello(
@@ -178,6 +182,10 @@ class CartSimulator:
             firmware=(1, 0, 0),
             rows_per_frame=min(self.rows_per_frame, 255),
         )
+        try:
+            pack_payload(self.hello)  # lead names and counts must fit the protocol
+        except FrameError as exc:
+            raise RecordError(record.source or record.name or "<record>", f"cannot be sent by a cart: {exc}") from None
         self.master: int | None = None
         self.slave: int | None = None
         self.path = ""
@@ -416,8 +424,8 @@ def run_cart_sim(
     """The ``edge-ecg cart-sim`` command: read a record, print the device path, stream it."""
     from edge_ecg.records import read_record
 
+    fault_list = parse_faults(faults)  # before the (slow) record read: a typo fails at once
     record = read_record(record_path)
-    fault_list = parse_faults(faults)
 
     def on_event(kind: str, detail: str) -> None:
         if kind == "pty":

@@ -86,6 +86,8 @@ class Decoder:
         self._next_index = None
 
     def feed(self, chunk: bytes) -> list[Frame]:
+        if not isinstance(chunk, bytes):
+            chunk = bytes(chunk)  # bytearray / memoryview from a reader
         self.stats.bytes_in += len(chunk)
         last = chunk.rfind(b"\0")
         if last < 0:

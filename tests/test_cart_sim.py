@@ -89,8 +89,9 @@ def test_cart_answers_hello_start_ping_stop_on_the_wire(ludb_record):
 
 @pytest.mark.slow
 def test_faults_through_the_source_gaps_are_exact_and_leadoff_is_flagged(ludb_record):
-    faults = parse_faults("garbage@1:500,bitflip@2+0.5:0.002,drop@3+0.5:0.002,stall@4.5+1.2,leadoff@6+1:LA")
-    sim, th = start_sim(ludb_record, speed=1.0, faults=faults, ring_s=0.5, seed=4)
+    # at 2x: the 2 s (of signal) stall is 1 s of wall time, longer than stall_s and the 0.5 s ring
+    faults = parse_faults("garbage@1:500,bitflip@2+0.5:0.002,drop@3+0.5:0.002,stall@4+2,leadoff@6.5+1:LA")
+    sim, th = start_sim(ludb_record, speed=2.0, faults=faults, ring_s=0.5, seed=4)
     states: list[SourceState] = []
     lsb = np.asarray(sim.uv_per_lsb)
     expected = np.round(ludb_record.signals / lsb).astype(np.int64)
@@ -121,14 +122,32 @@ def test_faults_through_the_source_gaps_are_exact_and_leadoff_is_flagged(ludb_re
     assert SourceState.STALLED in states and states[-1] == SourceState.CLOSED
     assert states[states.index(SourceState.STALLED) + 1] == SourceState.STREAMING  # recovered
     assert src.stats.reconnects == 0
-    # electrodes: LA off from 6 s to 7 s flags every lead that uses LA, and only in that span
+    # electrodes: LA off from 6.5 s to 7.5 s flags every lead that uses LA, and only in that span
     fs, leads = blocks[0].fs, blocks[0].leads
     off = np.zeros((len(expected), len(leads)), dtype=bool)
     for b in blocks:
         if b.lead_off is not None:
             off[b.start : b.stop] = b.lead_off
     span = np.zeros(len(expected), dtype=bool)
-    span[int(6 * fs) : int(7 * fs)] = True
+    span[int(6.5 * fs) : int(7.5 * fs)] = True
     uses_la = np.array([lead != "II" for lead in leads])  # II is RA-LL; every other lead needs LA
     assert np.array_equal(off[got], (span[:, None] & uses_la[None, :])[got])
     assert ELECTRODE_BIT["LA"] == 2
+
+
+def test_cli_errors_name_the_bad_input(tmp_path, capsys):
+    from edge_ecg.cli import main
+
+    assert main(["cart-sim", str(tmp_path / "x.hea"), "--faults", "melt@3"]) == 2
+    assert "--faults: fault 'melt@3': unknown kind" in capsys.readouterr().err
+    assert main(["cart-sim", str(tmp_path / "x.hea")]) == 2
+    assert "x.hea: no such WFDB header file" in capsys.readouterr().err
+
+
+def test_a_record_the_protocol_cannot_carry_is_refused_by_name():
+    from edge_ecg.errors import RecordError
+    from edge_ecg.records.record import Record
+
+    rec = Record(signals=np.zeros((10, 1), np.float32), fs=500.0, leads=("VERYLONGNAME",), name="odd-cart")
+    with pytest.raises(RecordError, match="odd-cart: cannot be sent by a cart: HELLO: lead name 'VERYLONGNAME'"):
+        CartSimulator(rec)

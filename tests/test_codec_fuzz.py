@@ -93,3 +93,12 @@ def test_decoder_survives_a_megabyte_of_mixed_frames_and_corruption(seed, size):
     assert got == expected  # every intact frame recovered, in order, and nothing else
     assert dec.stats.samples_missing == lost_rows
     assert dec.stats.bad_frames > 0 and dec.stats.frames == len(expected)
+
+
+def test_byte_at_a_time_equals_64k_at_once_on_corrupted_input():
+    stream, _, _ = build_stream(13, target_bytes=60_000)
+    big, one = Decoder(), Decoder()
+    got_big = [f for i in range(0, len(stream), 65536) for f in big.feed(stream[i : i + 65536])]
+    got_one = [f for i in range(len(stream)) for f in one.feed(stream[i : i + 1])]
+    assert got_big == got_one and len(got_big) > 50
+    assert big.stats.as_dict() == one.stats.as_dict() and big.stats.bad_frames > 5

@@ -56,3 +56,14 @@ def test_long_run_vector_really_needs_full_cobs_blocks():
     # 120 rows of 0xFF-heavy bytes: no zero for 600 bytes, so the encoder must emit 0xFF code blocks
     wire = (VECTORS / "samples_long_run.bin").read_bytes()
     assert wire.count(0xFF) > 2 and b"\xff" * 3 in wire
+
+
+def test_protocol_md_worked_example_is_what_the_encoder_writes():
+    doc = (VECTORS.parent / "PROTOCOL.md").read_text()
+    frame = Samples(index=1000, values=np.array([[100, -2], [-300, 70000]], np.int32),
+                    status=np.array([0, 0x8002], np.uint16))
+    wire_line = next(line for line in doc.splitlines() if line.startswith("04 02 02 02 |"))
+    assert bytes.fromhex(wire_line.replace("|", " ")) == encode(frame)
+    assert Decoder().feed(bytes.fromhex(wire_line.replace("|", " "))) == [frame]
+    ping_wire = encode(Command(T_PING, 0x01020304))
+    assert f"`{ping_wire.hex(' ')}`" in doc

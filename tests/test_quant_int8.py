@@ -25,11 +25,11 @@ def test_every_qdq_is_symmetric_int8(arts):
 
 
 def test_only_matmul_gemm_conv_run_in_int8(arts):
-    """Every DequantizeLinear feeds a MatMul/Gemm/Conv (or a Shape read); LayerNorm, Softmax, Erf see floats."""
+    """Every DequantizeLinear feeds a MatMul/Gemm/Conv (so ORT fuses all of them); LayerNorm, Softmax, Erf see floats."""
     g = _graph(arts)
     dq_out = {o for n in g.node if n.op_type == "DequantizeLinear" for o in n.output}
     consumers = {n.op_type for n in g.node for i in n.input if i in dq_out}
-    assert consumers <= {"MatMul", "Gemm", "Conv", "Shape"}, consumers
+    assert consumers <= {"MatMul", "Gemm", "Conv"}, consumers
     cfg = arts.model.cfg
     assert sum(n.op_type == "MatMul" for n in g.node if any(i in dq_out for i in n.input)) >= 6 * cfg.depth
     float_ops = {"LayerNormalization", "Softmax", "Erf"}
@@ -64,15 +64,16 @@ def test_int8_tracks_fp32_on_held_out_real_windows(arts):
     assert np.corrcoef(f.ravel(), q.ravel())[0, 1] > 0.95
 
 
-def test_calibration_choice_is_reproducible(mitdb_dir):
+def test_calibration_choice_is_reproducible(ludb_dir):
     from edge_ecg.render import RenderSpec
     from export.calibration import select_windows
 
-    spec = RenderSpec(layout="strips")
-    records = sorted(mitdb_dir.glob("*.hea"))[:6]
-    a = select_windows(records, spec, 6, seed=3, max_per_record=1)
-    b = select_windows(list(reversed(records)), spec, 6, seed=3, max_per_record=1)  # order of the inputs is irrelevant
-    c = select_windows(records, spec, 6, seed=4, max_per_record=1)
-    assert len(a) == 6 and a.ids == b.ids and a.sha256 == b.sha256
-    assert a.sha256 != c.sha256
-    assert len({i.rsplit(":", 2)[0] for i in a.ids}) == 6  # spread over records, not one record
+    spec = RenderSpec(layout="12lead")
+    records = sorted(ludb_dir.rglob("*.hea"))[:10]  # 10 s 12-lead ECGs: one window each
+    a = select_windows(records, spec, 5, seed=3)
+    b = select_windows(list(reversed(records)), spec, 5, seed=3)  # input order is irrelevant
+    c = select_windows(records, spec, 5, seed=4)
+    assert len(a) == 5 and a.ids == b.ids and a.sha256 == b.sha256
+    assert np.array_equal(a.images, b.images)
+    assert a.ids != c.ids and a.sha256 != c.sha256
+    assert len({i.rsplit(":", 2)[0] for i in a.ids}) == 5  # spread over records, not one record

@@ -10,6 +10,7 @@ records both flag and pass.
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 import subprocess
 import sys
@@ -88,13 +89,20 @@ def _write_wfdb(path_base: Path, signals_uv: np.ndarray, fs: float, leads) -> No
                 baseline=[0] * len(leads), write_dir=str(path_base.parent))
 
 
-@pytest.mark.slow
-def test_screen_all_of_ludb(tiny_bundle, ludb_dir, tmp_path):
-    out = tmp_path / "out"
+@pytest.fixture(scope="module")
+def ludb_run(tiny_bundle, ludb_dir, tmp_path_factory):
+    """All of LUDB screened once by the real command: (out folder, stdout, stderr)."""
+    out = tmp_path_factory.mktemp("ludb") / "out"
     rc, stdout, stderr = _screen(str(ludb_dir), "--bundle", str(tiny_bundle), "--out", str(out))
     assert rc == 0, stderr
+    return out, stdout, stderr
+
+
+@pytest.mark.slow
+def test_screen_all_of_ludb(ludb_run):
+    out, stdout, stderr = ludb_run
     assert "records/s" in stdout and "time: total" in stdout
-    assert "rec/s" in stderr and "ETA" in stderr and "200/2" in stderr  # the progress bar
+    assert "rec/s" in stderr and "ETA" in stderr and re.search(r" (\d+)/\1 records", stderr)  # the progress bar
     rows = _rows(out)
     ludb = {f"data/{i}" for i in range(1, 201)}
     assert ludb <= set(rows)
@@ -110,13 +118,24 @@ def test_screen_all_of_ludb(tiny_bundle, ludb_dir, tmp_path):
         assert rows[r]["bundle_name"] == "tiny-screen-test" and len(rows[r]["bundle_hash"]) == 64
     assert all((out / rows[r]["image"]).is_file() for r in flagged)
 
+
+@pytest.mark.slow
+def test_ludb_report_renders_in_chromium(ludb_run, tmp_path):
+    out = ludb_run[0]
+    rows = _rows(out)
+    flagged = [r for r, row in rows.items() if row["flagged"] == "yes"]
     probe = report_in_chromium(out / "report.html", tmp_path)
     assert probe["rows"] == len(rows) and probe["external"] == 0
     assert len(probe["images"]) == len(flagged)
     assert all(i["complete"] and i["w"] > 1000 and i["h"] > 500 for i in probe["images"])
     assert set(probe["initial"][:len(flagged)]) == set(flagged)  # flagged first
 
-    # a re-run over the same folder screens nothing again (content-hash resume)
+
+@pytest.mark.slow
+def test_ludb_rerun_resumes(ludb_run, tiny_bundle, ludb_dir):
+    """A re-run over the same folder screens nothing again (content-hash resume)."""
+    out = ludb_run[0]
+    rows = _rows(out)
     rc, stdout, _ = _screen(str(ludb_dir), "--bundle", str(tiny_bundle), "--out", str(out))
     assert rc == 0 and "screened 0 record(s)" in stdout and f"{len(rows)} already in the output" in stdout
     assert _rows(out) == rows
@@ -303,3 +322,35 @@ def test_inference_failure_fails_only_its_record_and_is_retried(tiny_bundle, lud
     assert s.screened == 2 and s.not_screened == 1
     s = screen([folder], bundle, ScreenOptions(out_dir=out, progress=False, threads=1))
     assert s.screened == 1 and s.resumed == 2 and _rows(out)["8"]["status"] == "screened"
+
+
+def test_committed_12lead_screen_bundle_screens(ludb_dir, tmp_path, capsys):
+    """The demo bundle from training (bundles/12lead-screen) runs through screening as shipped."""
+    from edge_ecg.bundle import load_bundle
+    from edge_ecg.cli import main
+
+    path = REPO / "bundles" / "12lead-screen"
+    if not (path / "bundle.toml").is_file():
+        pytest.skip("bundles/12lead-screen not built yet (edge-ecg train bundle configs/12lead-screen.toml)")
+    bundle = load_bundle(path)
+    out = tmp_path / "out"
+    files = [str(ludb_dir / "data" / f"{i}.hea") for i in (11, 12, 13)]
+    assert main(["screen", *files, "--bundle", str(path), "--out", str(out), "--threads", "1"]) == 0
+    rows = _rows(out)
+    assert sorted(rows) == ["11", "12", "13"] and all(r["status"] == "screened" for r in rows.values())
+    assert all(r["bundle_name"] == bundle.name and r["bundle_version"] == bundle.version for r in rows.values())
+    for lb in bundle.labels:
+        for r in rows.values():
+            assert (r[f"flag_{lb.name}"] == "1") == (float(r[f"prob_{lb.name}"]) >= lb.threshold)
+
+
+def test_bench_screen_prints_side_by_side(tiny_bundle, ludb_dir, capsys):
+    from edge_ecg.cli import main
+
+    files = [str(ludb_dir / "data" / f"{i}.hea") for i in (14, 15)]
+    assert main(["bench", "screen", *files, "--bundle", str(tiny_bundle), "--precisions", "int8,fp32", "--threads", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("screening benchmark") and "rec/s" in lines[1] and "ratio" in lines[1]
+    int8, fp32 = lines[2].split(), lines[3].split()
+    assert int8[0] == "int8" and fp32[0] == "fp32" and int8[-1] == "1.00"
+    assert int8[-5] == fp32[-5] == "2"  # records

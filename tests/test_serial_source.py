@@ -102,3 +102,100 @@ def test_missing_device_is_lost_and_reading_never_blocks(tmp_path):
         assert time.monotonic() - t < 2.5
     assert src.state == SourceState.CLOSED
     assert list(src) == []  # iteration ends once closed
+
+
+def test_bare_name_means_the_by_id_link():
+    src = SerialSource("usb-EdgeECG_Cart_0001-if00", start=False)
+    assert src.port == "/dev/serial/by-id/usb-EdgeECG_Cart_0001-if00"
+    assert SerialSource("/dev/ttyACM0", start=False).port == "/dev/ttyACM0"
+
+
+def _run_sim(record, **kwargs):
+    import threading
+
+    from firmware_bridge.cart_sim import CartSimulator
+
+    ready = threading.Event()
+    sim = CartSimulator(record, on_event=lambda k, d: ready.set() if k == "pty" else None, **kwargs)
+    th = threading.Thread(target=sim.run, daemon=True)
+    th.start()
+    assert ready.wait(5)
+    return sim, th
+
+
+@pytest.mark.shared_data
+def test_a_rebooted_cart_is_rebased_and_a_slow_consumer_sees_gaps(ludb_dir, tmp_path):
+    from edge_ecg.records import read_record
+
+    record = read_record(sorted((ludb_dir / "data").glob("*.hea"))[0])
+    link = tmp_path / "cart"
+    sim, th = _run_sim(record, speed=2.0, link=link, session_id=111)
+    src = SerialSource(str(link), queue_blocks=3)
+    try:
+        time.sleep(1.0)  # the consumer does not read: the 3-block queue overflows
+        first = [src.read(timeout=0.5) for _ in range(6)]
+        assert src.stats.queue_overruns > 0
+        assert first[0].gap_before > 0  # what was dropped shows up as a gap
+        assert all(b.start == a.stop and b.gap_before == 0 for a, b in zip(first, first[1:]))
+        # the cart "reboots": gone for a moment, back with a new session and its index at 0
+        sim.stop()
+        th.join(5)
+        stop_before = first[-1].stop
+        while (b := src.read(timeout=0.3)) is not None:
+            stop_before = b.stop
+        sim2, th2 = _run_sim(record, speed=2.0, link=link, session_id=222)
+        deadline = time.monotonic() + 10
+        after = None
+        while after is None and time.monotonic() < deadline:
+            after = src.read(timeout=0.1)
+        sim2.stop()
+        th2.join(5)
+    finally:
+        src.close()
+    assert after is not None and src.hello.session_id == 222
+    assert after.start > stop_before and after.gap_before == after.start - stop_before  # index keeps increasing
+    assert src.stats.reconnects == 1
+
+
+def test_a_device_speaking_another_protocol_version_is_not_streamed(tmp_path):
+    """A hand-driven device on a real pty that answers HELLO with protocol version 2."""
+    import os as _os
+    import threading
+    import tty
+
+    from firmware_bridge import Decoder, Hello, encode
+
+    master, slave = _os.openpty()
+    tty.setraw(slave)
+    link = tmp_path / "future-cart"
+    link.symlink_to(_os.ttyname(slave))
+    stop = threading.Event()
+    commands = []
+
+    def device():
+        dec = Decoder()
+        hello = Hello(device_id=1, session_id=2, fs=500.0, uv_per_lsb=(1.0,), leads=("II",), protocol_version=2)
+        while not stop.is_set():
+            import select as _select
+
+            if _select.select([master], [], [], 0.05)[0]:
+                for frame in dec.feed(_os.read(master, 4096)):
+                    commands.append(frame)
+                    _os.write(master, encode(hello))
+
+    th = threading.Thread(target=device, daemon=True)
+    th.start()
+    src = SerialSource(str(link), backoff_s=(0.05, 0.1))
+    try:
+        deadline = time.monotonic() + 5
+        while "protocol 2" not in src.stats.last_error and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "device speaks protocol 2, this host 1" in src.stats.last_error
+        assert src.state == SourceState.LOST and src.hello is None and src.read(timeout=0.1) is None
+        assert all(getattr(c, "kind", None) == 0x80 for c in commands)  # asked for HELLO, never sent START
+    finally:
+        src.close()
+        stop.set()
+        th.join(2)
+        _os.close(master)
+        _os.close(slave)

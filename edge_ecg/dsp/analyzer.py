@@ -104,7 +104,6 @@ class StreamAnalyzer:
         self._next: int | None = None  # expected start of the next block
         self._q_step = max(int(round(1.0 * self.fs)), 1)
         self._q_win = int(round(2.0 * self.fs))
-        self._vf_step = max(int(round(1.0 * self.fs)), 1)
         self._vf_win = int(round(2.0 * self.fs))
         self.lead_quality: tuple[LeadQuality, ...] = tuple(LeadQuality(l, 1.0) for l in self.leads)
         self.quality_score = 1.0
@@ -170,26 +169,43 @@ class StreamAnalyzer:
             raise InputError(f"block at sample {block.start}", f"samples shape {block.samples.shape}, expected (n, {self.n_leads})")
 
     def _run(self, block: SampleBlock, beats: list[Beat], events: list[RhythmEvent]) -> None:
+        """Cut the block at whole seconds of stream index, where the clock-driven parts run.
+
+        Quality, the VF test and the detector's lead weighting then change at the same stream
+        positions whatever the caller's block size, so the output does not depend on the cut.
+        """
         n = block.n
-        if n == 0:
-            return
-        x = np.asarray(block.samples, dtype=np.float64)
-        off = np.zeros((n, self.n_leads), dtype=bool) if block.lead_off is None else np.asarray(block.lead_off, dtype=bool)
+        a = 0
+        while a < n:
+            tick = ((block.start + a) // self._q_step + 1) * self._q_step
+            b = min(n, tick - block.start)
+            self._run_part(block, a, b, beats, events)
+            if block.start + b == tick:
+                self._quality_tick(tick)
+                events += self._vf_tick(tick)
+            a = b
+
+    def _run_part(self, block: SampleBlock, a: int, b: int, beats: list[Beat], events: list[RhythmEvent]) -> None:
+        x = np.asarray(block.samples[a:b], dtype=np.float64)
+        n = x.shape[0]
+        start = block.start + a
+        off = np.zeros((n, self.n_leads), dtype=bool) if block.lead_off is None else np.asarray(block.lead_off[a:b], dtype=bool)
         held = hold_nan(x, self._hold_last)
         filt = self._filter(held)
-        self._hist.append(block.start, held, filt, off)
-        for det in self.qrs.process(held, block.start, block.pacer if len(block.pacer) else None, broad=filt):
+        self._hist.append(start, held, filt, off)
+        pacer = None
+        if len(block.pacer):
+            p = np.asarray(block.pacer, dtype=np.int64)
+            p = p[(p >= a) & (p < b)] - a
+            pacer = p if len(p) else None
+        for det in self.qrs.process(held, start, pacer, broad=filt):
             beat = self._beat(det)
             beats.append(beat)
             events += self.rhythm.on_beat(beat, self.quality_score)
-        # clock-driven parts at fixed stream indices, so they do not depend on the block cut
-        a, b = block.start, block.stop
-        for t in range(((a // self._q_step) + 1) * self._q_step, b + 1, self._q_step):
-            self._quality_tick(t)
-        for t in range(((a // self._vf_step) + 1) * self._vf_step, b + 1, self._vf_step):
-            events += self._vf_tick(t)
-        leads_off = all(q.lead_off for q in self.lead_quality)
-        events += self.rhythm.on_tick(b - self.decision_delay, self.quality_score, leads_off)
+        # asystole is a flat line: flatness must not withhold it, lead-off and artifact must
+        lim = self.config.rhythm.min_quality
+        trusted = any(not q.lead_off and (q.flat or q.score >= lim) for q in self.lead_quality)
+        events += self.rhythm.on_tick(start + n - self.decision_delay, 1.0 if trusted else 0.0, not trusted)
         if "asystole" in self.rhythm.active:
             self._rr.clear()
 
@@ -229,11 +245,12 @@ class StreamAnalyzer:
             return []
         h = self._hist
         votes, feats = [], {}
-        for j, q in enumerate(self.lead_quality):
-            if q.lead_off or q.flat or q.score < 0.3:
-                continue
-            fdom, conc, leak = vf_features(h.filt[sl, j], self.fs)
-            feats[self.leads[j]] = {"dominant_hz": round(fdom, 2), "concentration": round(conc, 2), "leakage": round(leak, 2)}
-            votes.append(2.5 <= fdom <= 8.0 and conc >= 0.45 and leak <= 0.7)
+        use = [j for j, q in enumerate(self.lead_quality) if not (q.lead_off or q.flat or q.score < 0.3)]
+        if use:
+            fdom, conc, leak = vf_features(h.filt[sl][:, use], self.fs)
+            for i, j in enumerate(use):
+                feats[self.leads[j]] = {"dominant_hz": round(float(fdom[i]), 2), "concentration": round(float(conc[i]), 2),
+                                        "leakage": round(float(leak[i]), 2)}
+                votes.append(bool(2.5 <= fdom[i] <= 8.0 and conc[i] >= 0.45 and leak[i] <= 0.7))
         is_vf = bool(votes) and all(votes) and self.quality_score >= self.config.rhythm.min_quality
         return self.rhythm.on_vf_window(t, is_vf, {"leads": feats, "quality": round(self.quality_score, 3)}, self._vf_win / self.fs)

@@ -49,6 +49,7 @@ class QrsConfig:
     locate_s: float = 0.10  # the R peak is searched this far before the envelope peak
     max_delay_s: float = 0.30  # bound on decided_at - R peak index
     refractory_s: float = 0.20  # no second QRS this soon after one
+    peak_window_s: float = 0.20  # an envelope peak must be the largest within this distance either side
     twave_s: float = 0.36  # candidates this soon after a beat must beat the T-wave slope test
     threshold: float = 0.30  # fraction of the running QRS peak level a candidate must exceed
     noise_weight: float = 0.35  # threshold = noise + threshold * (signal - noise) style mixing

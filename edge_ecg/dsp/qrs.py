@@ -69,7 +69,8 @@ class QrsDetector:
         self.n_int = max(1, int(round(cfg.integration_s * self.fs)))
         self._mwi = FirStream(np.full(self.n_int, 1.0 / self.n_int), n_leads)
         self._prev_band = None  # last band-passed sample (for the first difference)
-        self.retro = int(round(0.20 * self.fs))
+        self.retro = int(round(cfg.peak_window_s * self.fs))
+        self.ahead = min(int(round(cfg.peak_window_s * self.fs)), int(round(cfg.lookahead_s * self.fs)))
         self.look = int(round(cfg.lookahead_s * self.fs))
         self.locate = int(round(cfg.locate_s * self.fs))
         self.pre = int(round(0.12 * self.fs))  # morphology segment before R
@@ -98,6 +99,10 @@ class QrsDetector:
         self.rr = deque(maxlen=8)
         self.learned = False
         self.lead_ok = np.ones(n_leads, dtype=bool)  # set by the analyzer (lead-off, flat)
+        self.tick = max(int(round(self.fs)), 1)
+        self._norm = np.ones(n_leads)
+        self._w = np.full(n_leads, 1.0 / n_leads)
+        self._fused = np.zeros(0)
 
     # -- public -------------------------------------------------------------------------------
     @property
@@ -108,13 +113,35 @@ class QrsDetector:
         """Feed (n, leads) finite samples starting at absolute index ``start``; return new detections.
 
         ``broad`` is an optional broad-band filtered copy of ``x`` (same shape) used to locate R
-        peaks and cut morphology segments; without it the detector filters its own.
+        peaks and cut morphology segments; without it the detector filters its own. ``pacer``
+        holds row offsets of flagged pacing spikes.
+
+        The block is cut at every whole second of stream index, where the fusion weights and
+        lead normalisation are refreshed: they then change at the same stream positions, and
+        between the same decisions, whatever the caller's block size.
         """
         n = x.shape[0]
         if self.start0 is None:
             self.start0 = start
             self.buf0 = start
             self.next_t = start + 1
+        out: list[Detection] = []
+        a = 0
+        while a < n:
+            tick = ((start + a) // self.tick + 1) * self.tick
+            b = min(n, tick - start)
+            p = None
+            if pacer is not None and len(pacer):
+                p = np.asarray(pacer, dtype=np.int64)
+                p = p[(p >= a) & (p < b)] - a
+            out += self._process(x[a:b], start + a, p, None if broad is None else broad[a:b])
+            if start + b == tick and self.learned:
+                self._snapshot()
+            a = b
+        return out
+
+    def _process(self, x: np.ndarray, start: int, pacer: np.ndarray | None, broad: np.ndarray | None) -> list[Detection]:
+        n = x.shape[0]
         if n == 0:
             return []
         band = self._band(x)
@@ -122,19 +149,21 @@ class QrsDetector:
         d = np.diff(np.concatenate([prev, band]), axis=0)
         self._prev_band = band[-1:]
         dsq = d * d
+        # pacing spikes: blank the slope from the flagged sample for pacer_blank_s (carried over)
+        if self.blank_until > start:
+            dsq[: min(n, self.blank_until - start)] = 0.0
         if pacer is not None and len(pacer):
             blank = int(round(self.cfg.pacer_blank_s * self.fs))
-            for p in np.asarray(pacer, dtype=np.int64):
-                a = int(p) - 2
+            for p in pacer:
+                dsq[int(p) : int(p) + blank] = 0.0
                 self.blank_until = max(self.blank_until, start + int(p) + blank)
-                dsq[max(a, 0) : max(a, 0) + blank + 2] = 0.0
-        if self.blank_until >= start and (pacer is None or not len(pacer)):
-            dsq[: max(0, min(n, self.blank_until - start))] = 0.0
         env = self._mwi(dsq)
         brd = self._broad(x) if broad is None else broad
         self._env = np.concatenate([self._env, env])
         self._dsq = np.concatenate([self._dsq, dsq])
         self._brd = np.concatenate([self._brd, brd])
+        if self.learned:
+            self._fused = np.concatenate([self._fused, np.sqrt(env / self._norm) @ self._w])
         self.n_seen += n
         end = self.buf0 + self._env.shape[0]
         out: list[Detection] = []
@@ -149,10 +178,16 @@ class QrsDetector:
             self._env = self._env[drop:]
             self._dsq = self._dsq[drop:]
             self._brd = self._brd[drop:]
+            self._fused = self._fused[drop:]
             self.buf0 += drop
         return out
 
     # -- internals ----------------------------------------------------------------------------
+    def _snapshot(self) -> None:
+        """Refresh the fusion normalisation and weights (once a second, at whole seconds)."""
+        self._norm = self.lead_level.copy()
+        self._w = self._weights()
+
     def _learn(self) -> None:
         """Initial per-lead levels from the first ``learn_s`` seconds (the learning phase)."""
         seg = self._env[: self.learn]
@@ -160,8 +195,9 @@ class QrsDetector:
         med = np.median(seg, axis=0)
         self.lead_level = np.maximum(peak, 1e-12)
         self.lead_noise = np.maximum(med, 1e-12 * np.ones_like(med))
-        w = self._weights()
-        fused = np.sqrt(seg / self.lead_level) @ w
+        self._snapshot()
+        self._fused = np.sqrt(self._env / self._norm) @ self._w
+        fused = self._fused[: self.learn]
         self.spk = float(np.percentile(fused, 99.5))
         self.npk = float(np.median(fused))
         self.learned = True
@@ -180,15 +216,14 @@ class QrsDetector:
         if last_cand < t0:
             return out
         a = t0 - self.retro  # may precede the stream start: pad with zeros
-        w = self._weights()
-        env_all = self._env
-        fused_all = np.sqrt(env_all / self.lead_level) @ w
+        w = self._w
+        fused_all = self._fused
         i0 = a - self.buf0
         if i0 < 0:
             seg = np.concatenate([np.zeros(-i0), fused_all])
         else:
             seg = fused_all[i0:]
-        win = self.retro + self.look + 1
+        win = self.retro + self.ahead + 1
         m = sliding_window_view(seg, win).max(axis=1)  # m[k] = max over [a+k, a+k+win)
         k = np.arange(0, last_cand - t0 + 1)
         ts = t0 + k
@@ -208,14 +243,15 @@ class QrsDetector:
         since = None if self.last_beat is None else t - self.last_beat
         thr = self.npk + cfg.threshold * (self.spk - self.npk)
         rr = self.rr_mean
-        if since is not None and rr is not None and since > 1.5 * rr:
+        decayed = since is not None and rr is not None and since > 1.5 * rr
+        if decayed:
             # time-decaying threshold: the missed-beat guard of searchback, without its delay
             thr *= max(0.5 ** (1.0 + (since - 1.5 * rr) / rr), 0.2)
         if since is not None and since < self.refractory:
             return None
         bi = t - self.buf0
         lo = max(bi - self.locate, 0)
-        slope_now = float(((self._dsq[lo : bi + 1] / self.lead_level) @ w).max() * self.n_int)
+        slope_now = float(((self._dsq[lo : bi + 1] / self._norm) @ w).max() * self.n_int)
         if amp <= thr:
             self._noise(amp, bi)
             return None
@@ -223,7 +259,7 @@ class QrsDetector:
             self._noise(amp, bi)  # a T wave: slower than the QRS before it
             return None
         # locate the R peak on the lead that carries the most normalised energy
-        per_lead = self._env[bi] / self.lead_level * w
+        per_lead = self._env[bi] / self._norm * w
         lead = int(np.argmax(per_lead))
         x = self._brd[lo : bi + 1, lead]
         r_rel = int(np.argmax(np.abs(x)))
@@ -232,7 +268,9 @@ class QrsDetector:
             return None
         # accept
         # levels follow accepted beats, clipped so one artifact cannot lift them out of reach
-        self.spk = 0.125 * min(amp, 2.0 * self.spk) + 0.875 * self.spk
+        # a beat found only under the decayed threshold means the level dropped: adapt faster
+        gain = 0.5 if decayed and amp < 0.5 * self.spk else 0.125
+        self.spk = gain * min(amp, 2.0 * self.spk) + (1 - gain) * self.spk
         pk = np.clip(self._env[bi], 0.5 * self.lead_level, 2.0 * self.lead_level)
         self.lead_level = 0.875 * self.lead_level + 0.125 * np.maximum(pk, 1e-12)
         if self.last_beat is not None:
@@ -244,7 +282,7 @@ class QrsDetector:
         rb = r - self.buf0
         pad = max(0, self.pre - rb)
         seg = self._brd[rb - self.pre + pad : rb + self.post]
-        sl = (self._dsq[rb - self.pre + pad : rb + self.post] / self.lead_level) @ w
+        sl = (self._dsq[rb - self.pre + pad : rb + self.post] / self._norm) @ w
         if pad:
             seg = np.concatenate([np.repeat(seg[:1], pad, axis=0), seg])
             sl = np.concatenate([np.zeros(pad), sl])

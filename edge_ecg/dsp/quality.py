@@ -19,7 +19,7 @@ from edge_ecg.dsp.types import LeadQuality, WindowQuality
 class QualityLimits:
     flat_ptp_uv: float = 60.0  # filtered peak-to-peak below this = flat line
     clip_fraction: float = 0.02  # share of samples stuck at the window's extremes
-    hf_ratio: float = 0.12  # RMS of the second difference / QRS-band peak-to-peak
+    hf_ratio: float = 0.15  # RMS of the raw second difference / filtered peak-to-peak (clean: 0.01-0.05)
     baseline_uv: float = 1500.0  # range of 0.5 s means of the raw signal
     lead_off_fraction: float = 0.2
 
@@ -57,9 +57,9 @@ def leads_quality(
     at = ((raw == hi) | (raw == lo)) & (hi > lo)
     stuck = at[1:] & at[:-1] & (raw[1:] == raw[:-1])
     clip_frac = stuck.mean(axis=0)
-    # high-frequency noise: RMS of the second difference (a high-pass) against the signal's own
-    # peak-to-peak, scaled to 360 Hz so the limit holds at any sampling rate
-    d2 = filtered[2:] - 2 * filtered[1:-1] + filtered[:-2]
+    # high-frequency noise: RMS of the raw second difference (a high-pass) against the filtered
+    # signal's peak-to-peak, scaled to 360 Hz so the limit holds at any sampling rate
+    d2 = raw[2:] - 2 * raw[1:-1] + raw[:-2]
     hf = np.sqrt((d2 * d2).mean(axis=0)) / (ptp + 1e-9) * (fs / 360.0) ** 2
     # baseline instability: range of half-second means of the unfiltered signal
     m = max(int(0.5 * fs), 1)

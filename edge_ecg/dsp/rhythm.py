@@ -27,29 +27,35 @@ from edge_ecg.dsp.config import RhythmLimits
 from edge_ecg.dsp.types import Beat, RhythmEvent
 
 
-def vf_features(x: np.ndarray, fs: float) -> tuple[float, float, float]:
-    """(dominant frequency Hz, share of 1-20 Hz power within +-1 Hz of it, VF-filter leakage)."""
-    x = x - x.mean()
-    n = len(x)
-    if n < 8 or not np.any(x):
-        return 0.0, 0.0, 1.0
-    spec = np.abs(np.fft.rfft(x * np.hanning(n))) ** 2
+def vf_features(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column of ``x`` (n, leads): dominant frequency (Hz) in 1-20 Hz, the share of that
+    band's power within +-1 Hz of it, and the VF-filter leakage (low = sinusoid-like)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    x = x - x.mean(axis=0)
+    n, k = x.shape
+    fdom, conc, leak = np.zeros(k), np.zeros(k), np.ones(k)
+    if n < 8:
+        return fdom, conc, leak
+    spec = np.abs(np.fft.rfft(x * np.hanning(n)[:, None], axis=0)) ** 2
     f = np.fft.rfftfreq(n, 1.0 / fs)
     band = (f >= 1.0) & (f <= 20.0)
-    if not band.any() or spec[band].sum() <= 0:
-        return 0.0, 0.0, 1.0
     fb, sb = f[band], spec[band]
-    fdom = float(fb[np.argmax(sb)])
-    conc = float(sb[np.abs(fb - fdom) <= 1.0].sum() / sb.sum())
-    # VF-filter leakage: a sine shifted by half its period cancels itself
-    dx = np.abs(np.diff(x)).sum()
-    if dx <= 0:
-        return fdom, conc, 1.0
-    period = np.pi * np.abs(x).sum() / dx  # samples, for a sinusoid
-    half = int(round(period / 2))
-    if half < 1 or half >= n:
-        return fdom, conc, 1.0
-    leak = float(np.abs(x[half:] + x[:-half]).sum() / (np.abs(x[half:]).sum() + np.abs(x[:-half]).sum() + 1e-12))
+    tot = sb.sum(axis=0)
+    fdom = fb[np.argmax(sb, axis=0)] if fb.size else fdom
+    near = np.abs(fb[:, None] - fdom[None, :]) <= 1.0
+    conc = np.where(tot > 0, (sb * near).sum(axis=0) / np.where(tot > 0, tot, 1.0), 0.0)
+    # VF-filter leakage: a sinusoid shifted by half its period cancels itself
+    dx = np.abs(np.diff(x, axis=0)).sum(axis=0)
+    ax = np.abs(x).sum(axis=0)
+    for j in range(k):
+        if dx[j] <= 0 or tot[j] <= 0:
+            continue
+        half = int(round(np.pi * ax[j] / dx[j]))  # half the period of a sinusoid
+        if 1 <= half < n:
+            a, b = x[half:, j], x[:-half, j]
+            leak[j] = np.abs(a + b).sum() / (np.abs(a).sum() + np.abs(b).sum() + 1e-12)
     return fdom, conc, leak
 
 

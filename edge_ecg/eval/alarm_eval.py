@@ -14,6 +14,7 @@ false one.
 from __future__ import annotations
 
 import csv
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -99,7 +100,9 @@ def evaluate_alarms(
     config: AnalyzerConfig | None = None,
     progress: Callable[[AlarmResult], None] | None = None,
     names: list[str] | None = None,
+    lead_in_s: float | None = 60.0,
 ) -> AlarmReport:
+    """Score ``kind`` onsets against ``alarms.csv``; ``lead_in_s=None`` streams each whole record."""
     folder = Path(folder)
     truth = read_truth(folder)
     report = AlarmReport(kind=kind)
@@ -114,7 +117,9 @@ def evaluate_alarms(
         lo, hi = int((ALARM_AT_S - WINDOW_S) * fs), int(ALARM_AT_S * fs)
         # stream to the alarm time plus our decision delay (0.3 s), no further
         stop = hi + int(round(0.3 * fs)) + 1
-        _, events = stream_record(rec, block_s, config, stop=stop)
+        first = 0 if lead_in_s is None else max(int((ALARM_AT_S - lead_in_s) * fs), 0)
+        _, events = stream_record(rec.slice(first, stop), block_s, config)
+        events = [dataclasses.replace(ev, index=ev.index + first) for ev in events]
         raised, onset, evidence = False, None, {}
         active_since = None
         for ev in events:

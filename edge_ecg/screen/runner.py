@@ -264,6 +264,39 @@ def _snapshot(prep: Prepared, probs: np.ndarray, labels: Sequence[str], flags: d
     return path.name, note
 
 
+def _plan(items: Sequence[_Item], csv_path: Path, labels: Sequence[str], bid: BundleId,
+          force: bool) -> tuple[dict[str, RecordResult], list[_Item], int]:
+    """Which earlier rows to keep (by content hash), which records to screen, how many are skipped."""
+    other = foreign_results(csv_path, labels, bid)
+    if other:
+        if not force:
+            raise InputError(csv_path, f"holds {other}, not of bundle {bid.name} {bid.version} (sha256 {bid.hash[:12]}); "
+                                       f"screen into another --out, or pass --force to start over "
+                                       f"(the old file is kept as {PREVIOUS_CSV})")
+        os.replace(csv_path, csv_path.parent / PREVIOUS_CSV)
+        log.warning("%s held %s; moved to %s", csv_path, other, PREVIOUS_CSV)
+    earlier, bad = read_results(csv_path, labels)
+    if bad:
+        log.warning("%s: %d unusable row(s) ignored (interrupted run?); those records are screened again", csv_path, bad)
+    keep: dict[str, RecordResult] = {}
+    for r in earlier:
+        # the last row for a hash wins; an inference failure may be transient, so it is retried
+        if r.bundle.hash == bid.hash and not force and not r.reason.startswith(INFERENCE_FAILED):
+            keep[r.content_hash] = r
+    todo: list[_Item] = []
+    resumed = 0
+    queued: set[str] = set()
+    for it in items:  # identical content twice in one run is screened once
+        if it.key in keep or it.key in queued:
+            resumed += 1
+            continue
+        queued.add(it.key)
+        todo.append(it)
+    log.info("%d record(s) found, %d already screened with %s %s, %d to screen",
+             len(items), resumed, bid.name, bid.version, len(todo))
+    return keep, todo, resumed
+
+
 def screen(inputs: Sequence[str | Path], bundle, options: ScreenOptions | None = None,
            runtime=None) -> ScreenSummary:
     """Screen every record under ``inputs`` with ``bundle`` (a ``Bundle`` or its path).
@@ -288,34 +321,7 @@ def screen(inputs: Sequence[str | Path], bundle, options: ScreenOptions | None =
     csv_path = out / RESULTS_CSV
 
     items = find_items(inputs)
-    other = foreign_results(csv_path, labels, bid)
-    if other:
-        if not opts.force:
-            raise InputError(csv_path, f"holds {other}, not of bundle {bid.name} {bid.version} (sha256 {bid.hash[:12]}); "
-                                       f"screen into another --out, or pass --force to start over "
-                                       f"(the old file is kept as {PREVIOUS_CSV})")
-        os.replace(csv_path, out / PREVIOUS_CSV)
-        log.warning("%s held %s; moved to %s", csv_path, other, PREVIOUS_CSV)
-    earlier, bad = read_results(csv_path, labels)
-    if bad:
-        log.warning("%s: %d unusable row(s) ignored (interrupted run?); those records are screened again", csv_path, bad)
-    keep: dict[str, RecordResult] = {}
-    for r in earlier:
-        # the last row for a hash wins; an inference failure may be transient, so it is retried
-        if r.bundle.hash == bid.hash and not opts.force and not r.reason.startswith(INFERENCE_FAILED):
-            keep[r.content_hash] = r
-    todo: list[_Item] = []
-    resumed = 0
-    queued: set[str] = set()
-    for it in items:
-        if it.key in keep or it.key in queued:
-            resumed += 1
-            continue
-        queued.add(it.key)
-        todo.append(it)
-    log.info("%d record(s) found, %d already screened with %s %s, %d to screen",
-             len(items), resumed, bid.name, bid.version, len(todo))
-
+    keep, todo, resumed = _plan(items, csv_path, labels, bid, opts.force)
     if not items:
         log.warning("no ECG records found under %s", ", ".join(map(str, inputs)))
     own_runtime = runtime is None and bool(todo)
@@ -343,7 +349,8 @@ def screen(inputs: Sequence[str | Path], bundle, options: ScreenOptions | None =
                 rows.append(base(it, NOT_SCREENED, str(res), prep.notes))
                 continue
             agg = _aggregate(res, opts.aggregate)
-            probs = {n: float(agg[i]) for i, n in enumerate(labels)}
+            # rounded as results.csv stores them, so a flag always agrees with the number printed
+            probs = {n: round(float(agg[i]), 6) for i, n in enumerate(labels)}
             flags = {n: probs[n] >= thresholds[n] for n in labels}
             r = base(it, SCREENED, notes=prep.notes)
             r.probabilities, r.flags, r.windows = probs, flags, len(prep.windows)

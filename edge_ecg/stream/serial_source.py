@@ -23,7 +23,7 @@ import numpy as np
 
 from edge_ecg.stream.block import SampleBlock, SourceState
 from firmware_bridge.codec import Decoder, encode
-from firmware_bridge.frames import PACER_BIT, T_GET_HELLO, T_PING, T_START, T_STOP, Command, Hello, Pong, Samples, Status, lead_electrode_mask
+from firmware_bridge.frames import PACER_BIT, PROTOCOL_VERSION, T_GET_HELLO, T_PING, T_START, T_STOP, Command, Hello, Pong, Samples, Status, lead_electrode_mask
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +49,15 @@ class SourceStats:
 
 
 class SerialSource:
-    """A cart on ``port`` (a device path or a ``/dev/serial/by-id/...`` link), read in the background.
+    """A cart on ``port`` (a device path, a ``/dev/serial/by-id/...`` link, or just the by-id name),
+    read in the background.
 
     Constructor (everything but ``port`` is keyword-only; seconds everywhere):
 
     - ``baudrate``: for real UARTs (CDC-ACM and ptys ignore it).
     - ``stall_s`` (1.0): connected but no samples for this long -> ``STALLED`` (a PING is sent).
-    - ``silence_s`` (3.0): no bytes at all for this long -> the link is dead: ``LOST``, reconnect.
+    - ``silence_s`` (3.0): no samples for this long (silent, or answering PINGs but not
+      streaming) -> ``LOST``: close, reopen, handshake again.
     - ``handshake_s`` (1.0): how long to wait for HELLO after opening before trying again.
     - ``backoff_s`` (0.05, 0.5): first and longest wait between reconnect attempts (doubling);
       the cap keeps the time from "device is back" to "streaming" under about a second.
@@ -96,7 +98,9 @@ class SerialSource:
         exclusive: bool = True,
         start: bool = True,
     ) -> None:
-        self.port = str(port)
+        port = str(port)
+        # a bare udev name ("usb-EdgeECG_Cart_1234-if00") means the by-id link of that cart
+        self.port = port if ("/" in port or "://" in port) else f"/dev/serial/by-id/{port}"
         self.baudrate = baudrate
         self.stall_s = stall_s
         self.silence_s = silence_s
@@ -123,7 +127,9 @@ class SerialSource:
         self._rebase = False
         self._lead_masks = np.zeros(0, dtype=np.uint16)
         self._lsb = np.zeros(0, dtype=np.float32)
+        self._bad_before = 0  # bad frames of earlier connections
         # consumer side
+        self._origin: int | None = None  # start of the first block ever produced
         self._consumer_next: int | None = None
         if start:
             self.start()
@@ -180,7 +186,7 @@ class SerialSource:
     # ------------------------------------------------------------------ consumer side
     def _place(self, block: SampleBlock) -> SampleBlock | None:
         """Set ``gap_before`` against what the consumer last got (queue drops included)."""
-        nxt = self._consumer_next
+        nxt = self._consumer_next if self._consumer_next is not None else self._origin
         if nxt is not None and block.start < nxt:  # overlap (cannot happen with a sane cart): trim
             skip = nxt - block.start
             if skip >= block.n:
@@ -270,6 +276,10 @@ class SerialSource:
         if hello is None:
             self._set_state(SourceState.LOST, "no HELLO from device")
             return False
+        if hello.protocol_version != PROTOCOL_VERSION:
+            self.stats.last_error = f"device speaks protocol {hello.protocol_version}, this host {PROTOCOL_VERSION}"
+            self._set_state(SourceState.LOST, self.stats.last_error)
+            return False
         self._adopt_hello(hello)
         ser.write(encode(Command(T_START)))
         self._handle(early, time.monotonic())
@@ -286,7 +296,7 @@ class SerialSource:
                     last_bytes = now
                     self.stats.bytes_in += len(data)
                     frames = decoder.feed(data)
-                    self.stats.bad_frames = decoder.stats.bad_frames
+                    self.stats.bad_frames = self._bad_before + decoder.stats.bad_frames
                     if self._handle(frames, now):
                         last_samples = now
                         self._set_state(SourceState.STREAMING)
@@ -295,11 +305,15 @@ class SerialSource:
                     if now - last_ping > self.stall_s:
                         last_ping = now
                         ser.write(encode(Command(T_PING, int(now * 1000) & 0xFFFFFFFF)))
-                if now - last_bytes > self.silence_s:
-                    self._set_state(SourceState.LOST, f"device silent for {now - last_bytes:.1f} s")
+                # silence, or a cart that answers PINGs but no longer streams (it rebooted behind
+                # a UART that stayed open): start over with a fresh handshake
+                if now - last_samples > self.silence_s:
+                    what = "silent" if now - last_bytes > self.silence_s else "not streaming"
+                    self._set_state(SourceState.LOST, f"device {what} for {now - last_samples:.1f} s")
                     return True
         finally:
             self.stats.decoder = decoder.stats.as_dict()
+            self._bad_before += decoder.stats.bad_frames
         try:
             ser.write(encode(Command(T_STOP)))
         except Exception:
@@ -379,6 +393,8 @@ class SerialSource:
             pacer = np.zeros(0, dtype=np.int64)
         block = SampleBlock(start=run[0][0], samples=samples, fs=hello.fs, leads=hello.leads, lead_off=lead_off, pacer=pacer)
         self._stream_next = block.stop
+        if self._origin is None:
+            self._origin = block.start
         self.stats.blocks += 1
         self.stats.samples += block.n
         try:

@@ -139,15 +139,16 @@ class Attention(nn.Module):
         return bias.view(n, n, -1).permute(2, 0, 1).contiguous()  # (heads, T, T)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, c = x.shape
+        # Shapes come from qkv / the attention output, never from ``x``: in the INT8 graph ``x`` is
+        # quantized, and a Shape reading it keeps ORT from fusing the qkv MatMul into an int8 kernel.
         qkv_bias = torch.cat((self.q_bias, self.k_bias, self.v_bias))
         qkv = F.linear(x, self.qkv.weight, qkv_bias)
-        qkv = qkv.reshape(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        qkv = qkv.unflatten(-1, (3, self.num_heads, self.head_dim)).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         attn = (q * self.scale) @ k.transpose(-2, -1)
         attn = attn + self.relative_bias().unsqueeze(0)
         attn = attn.softmax(dim=-1)
-        x = (attn @ v).transpose(1, 2).reshape(b, t, c)
+        x = (attn @ v).transpose(1, 2).flatten(2)
         return self.proj(x)
 
 

@@ -241,6 +241,7 @@ typedef struct {
     uint32_t first_index[4096];
     uint16_t rows_of[4096];
     uint32_t last_dropped;
+    uint32_t last_errors;
 } seen_t;
 
 static void decode_output(seen_t *seen)
@@ -255,7 +256,11 @@ static void decode_output(seen_t *seen)
         }
         switch (rx.payload[0]) {
         case PROTO_T_HELLO: seen->hello++; break;
-        case PROTO_T_STATUS: seen->status++; seen->last_dropped = proto_get_u32(rx.payload + 8); break;
+        case PROTO_T_STATUS:
+            seen->status++;
+            seen->last_errors = proto_get_u32(rx.payload + 4);
+            seen->last_dropped = proto_get_u32(rx.payload + 8);
+            break;
         case PROTO_T_PONG: seen->pong++; break;
         case PROTO_T_SAMPLES:
             if (seen->samples < 4096u) {
@@ -337,6 +342,7 @@ static void test_cart(void)
         CHECK(cart->errors == 0u); /* reported in the STATUS just sent, then cleared */
         decode_output(&seen);
         CHECK(seen.status == 1u && seen.last_dropped == 45u);
+        CHECK(seen.last_errors == (STATUS_ERR_BAD_COMMAND | STATUS_ERR_RING_OVERFLOW));
     }
 }
 
