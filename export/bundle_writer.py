@@ -151,6 +151,8 @@ def bundle_from_model(
     from export.quantize import QuantConfig, quantize_qdq
 
     quant_config = quant_config or QuantConfig()
+    if Path(out_dir).exists() and not overwrite:  # before minutes of export and calibration
+        raise BundleError(out_dir, "already exists (pass overwrite=True / --force to replace it)")
     if len(labels) != model.num_classes:
         raise BundleError(out_dir, f"{len(labels)} labels for a model with {model.num_classes} outputs")
     if check is None:

@@ -25,8 +25,10 @@ SPEED = 100.0
 RING_S = 120.0
 
 
-def vt_runs(atr_path) -> list[float]:
-    """Onsets (s) of annotated ventricular runs meeting the VT definition: >= 5 consecutive V beats at > 100 bpm."""
+def vt_runs(atr_path) -> list[tuple[float, float]]:
+    """(first V beat of the run, onset) in seconds of annotated ventricular runs meeting the VT
+    definition: >= 5 consecutive V beats at > 100 bpm; the onset is the first beat of the first
+    5-beat stretch faster than 100 bpm."""
     import wfdb
 
     ann = wfdb.rdann(str(atr_path), "atr")
@@ -38,7 +40,7 @@ def vt_runs(atr_path) -> list[float]:
             continue
         for i in range(len(run) - 4):
             if np.mean(np.diff(run[i : i + 5])) / ann.fs < 0.6:  # mean RR < 0.6 s = rate > 100 bpm
-                onsets.append(run[i] / ann.fs)
+                onsets.append((run[0] / ann.fs, run[i] / ann.fs))
                 break
         run = []
     return onsets
@@ -47,17 +49,18 @@ def vt_runs(atr_path) -> list[float]:
 def test_vt_alarm_within_10_s_of_every_annotated_vt_run(mitdb_dir, tmp_path):
     cases = []
     for name in VT_RECORDS:
-        for onset in vt_runs(mitdb_dir / name):
-            if cases and cases[-1][0] == name and onset - cases[-1][2][-1] < 10:
-                cases[-1][2].append(onset)  # close runs share one excerpt
+        for run_start, onset in vt_runs(mitdb_dir / name):
+            if cases and cases[-1][0] == name and onset - cases[-1][2][-1][1] < 10:
+                cases[-1][2].append((run_start, onset))  # close runs share one excerpt
             else:
-                cases.append((name, onset, [onset]))
+                cases.append((name, run_start, [(run_start, onset)]))
     assert len(cases) >= 5, "DS1 holds VT runs in 203, 205 and 223"
     misses, report = [], []
     for name, first, onsets in cases:
         rec = read_record(mitdb_dir / name)
-        a = int(max(0.0, first - 40.0) * rec.fs)
-        b = int(min(rec.duration_s, onsets[-1] + 12.0) * rec.fs)
+        # each run is replayed with the 20 s before it (a monitor that has been on for 20 s) and 11 s after
+        a = int(max(0.0, first - 20.0) * rec.fs)
+        b = int(min(rec.duration_s, onsets[-1][1] + 11.0) * rec.fs)
         cart = Cart.of(rec.slice(a, b), tmp_path / "rec", SPEED, ring_s=RING_S)
         try:
             events, d = run_daemon_on(cart, tmp_path / f"state-{name}-{a}", (b - a) / rec.fs - 0.5)
@@ -65,10 +68,13 @@ def test_vt_alarm_within_10_s_of_every_annotated_vt_run(mitdb_dir, tmp_path):
             cart.close()
         assert d.pipeline.stats.gap_samples == 0, f"{name}: samples lost on the wire"
         spans = alarm_spans(events, "ventricular_tachycardia")
-        for onset in onsets:
-            o = onset - a / rec.fs
-            hit = [max(0.0, t1 - o) for t1, t2 in spans if t1 <= o + 10.0 and t2 >= o]
-            report.append(f"{name} run at {onset:.1f}s: " + (f"alarm after {hit[0]:.1f} s" if hit else "MISSED"))
+        for run_start, onset in onsets:
+            o, r0 = onset - a / rec.fs, run_start - a / rec.fs
+            # raised during this run (from its first V beat, less 1 s for annotation alignment) up
+            # to 10 s after its onset
+            hit = [max(0.0, t1 - o) for t1, t2 in spans if r0 - 1.0 <= t1 <= o + 10.0]
+            near = [(e["kind"], round(e["t"] - o, 1)) for e in events if e.get("alarm") == "ventricular_tachycardia" and abs(e["t"] - o) < 15]
+            report.append(f"{name} run at {onset:.1f}s: " + (f"alarm after {hit[0]:.1f} s" if hit else f"MISSED (VT events relative to onset: {near})"))
             if not hit:
                 misses.append(report[-1])
     print("\n".join(report))
@@ -134,10 +140,10 @@ def test_electrodes_off_raise_leads_off_and_withhold_rhythm_alarms(mitdb_dir, tm
 
 def test_unplug_replug_raises_and_clears_signal_lost(mitdb_dir, tmp_path):
     rec = read_record(mitdb_dir / "101").slice(0, int(60 * 360))
-    speed = 5.0
-    cart = Cart.of(rec, tmp_path / "rec", speed, faults="unplug@10+15")  # 15 s of stream = 3 s of wall time unplugged
+    speed = 10.0
+    cart = Cart.of(rec, tmp_path / "rec", speed, faults="unplug@10+25")  # 25 s of stream = 2.5 s of wall time unplugged
     try:
-        events, d = run_daemon_on(cart, tmp_path / "state", 40.0, timeout=60)
+        events, d = run_daemon_on(cart, tmp_path / "state", 45.0, timeout=60)
         unplug_wall = cart.when("unplug")
     finally:
         cart.close()
@@ -147,4 +153,4 @@ def test_unplug_replug_raises_and_clears_signal_lost(mitdb_dir, tmp_path):
     assert raised_wall - unplug_wall <= 2.0, raised_wall - unplug_wall
     assert lost[0]["category"] == "technical"
     assert d.pipeline.stats.gap_samples > 0, "the unplugged span is reported as a gap"
-    assert d.pipeline.stream_t >= 40.0, "the stream carried on after the replug"
+    assert d.pipeline.stream_t >= 45.0, "the stream carried on after the replug"

@@ -99,3 +99,36 @@ def test_appliance_side_never_imports_torch_or_tensorrt():
             "assert not bad, bad")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
+
+
+def test_cli_verify_bench_and_engine_build_without_tensorrt(arts, capsys):
+    from edge_ecg.cli import main
+
+    assert main(["engine", "verify", str(arts.bundle_dir), "--backend", "onnxruntime", "--runs", "3", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "top-label agreement   1.0000" in out and "PASS" in out
+    assert main(["bench", "infer", str(arts.bundle_dir), "--runs", "3", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "onnxruntime  fp32" in out and "onnxruntime  int8" in out and "vs fp32" in out
+    if not tensorrt_available()[0]:
+        assert main(["engine", "build", str(arts.bundle_dir)]) == 2
+        assert "TensorRT backend unavailable" in capsys.readouterr().err
+
+
+def test_cli_export_bundle_end_to_end(mitdb_dir, tmp_path, capsys):
+    pytest.importorskip("torch")
+    from edge_ecg.cli import main
+
+    records = [str(p) for p in sorted(mitdb_dir.glob("*.hea"))[:2]]
+    out = tmp_path / "cli-bundle"
+    rc = main(["export", "bundle", "--random-init", "tiny", "-o", str(out), "--labels", "x,y", "--calib", *records,
+               "--layout", "strips", "--calib-windows", "8", "--check-windows", "2", "--seed", "5"])
+    assert rc == 0, capsys.readouterr()
+    b = load_bundle(out)
+    assert b.label_names == ("x", "y") and b.architecture == "heartbeit-tiny"
+    assert b.provenance["calibration"]["n"] == 8 and b.provenance["calibration"]["seed"] == 5
+    assert "untrained" in b.provenance["training"]["note"]
+    assert b.check_windows()["images"].shape[0] == 2
+    assert main(["export", "bundle", "--random-init", "tiny", "-o", str(out), "--labels", "x,y", "--calib", *records,
+                 "--layout", "strips"]) == 2  # exists, no --force
+    assert "already exists" in capsys.readouterr().err

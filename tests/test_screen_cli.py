@@ -353,4 +353,4 @@ def test_bench_screen_prints_side_by_side(tiny_bundle, ludb_dir, capsys):
     assert lines[0].startswith("screening benchmark") and "rec/s" in lines[1] and "ratio" in lines[1]
     int8, fp32 = lines[2].split(), lines[3].split()
     assert int8[0] == "int8" and fp32[0] == "fp32" and int8[-1] == "1.00"
-    assert int8[-5] == fp32[-5] == "2"  # records
+    assert int8[-6] == fp32[-6] == "2"  # records

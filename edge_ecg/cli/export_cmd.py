@@ -140,6 +140,10 @@ def _export_bundle(args) -> int:
     from export.models.heartbeit import create_model, load_checkpoint
     from export.quantize import QuantConfig
 
+    if args.output.exists() and not args.force:
+        from edge_ecg.errors import BundleError
+
+        raise BundleError(args.output, "already exists (pass --force to replace it)")
     extra: dict = {}
     if args.checkpoint:
         model, extra = load_checkpoint(args.checkpoint)

@@ -32,7 +32,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import signal
 
 from edge_ecg.dsp.config import QrsConfig
-from edge_ecg.dsp.filters import FirStream, SosStream
+from edge_ecg.dsp.filters import SosStream
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class QrsDetector:
         )
         self._broad = SosStream(broad, n_leads)
         self.n_int = max(1, int(round(cfg.integration_s * self.fs)))
-        self._mwi = FirStream(np.full(self.n_int, 1.0 / self.n_int), n_leads)
+        self._mwi_tail = np.zeros((self.n_int, n_leads))  # last n_int squared slopes (moving sum state)
         self._prev_band = None  # last band-passed sample (for the first difference)
         self.retro = int(round(cfg.peak_window_s * self.fs))
         self.ahead = min(int(round(cfg.peak_window_s * self.fs)), int(round(cfg.lookahead_s * self.fs)))
@@ -157,7 +157,11 @@ class QrsDetector:
             for p in pacer:
                 dsq[int(p) : int(p) + blank] = 0.0
                 self.blank_until = max(self.blank_until, start + int(p) + blank)
-        env = self._mwi(dsq)
+        # moving-window integration: each output sums the same n_int inputs in the same order
+        # whatever the block cut (a cumulative-sum difference would not be bit-identical)
+        ext = np.concatenate([self._mwi_tail[1:], dsq])
+        env = sliding_window_view(ext, self.n_int, axis=0).sum(axis=-1) / self.n_int
+        self._mwi_tail = ext[-self.n_int :]
         brd = self._broad(x) if broad is None else broad
         self._env = np.concatenate([self._env, env])
         self._dsq = np.concatenate([self._dsq, dsq])

@@ -236,14 +236,9 @@ def _write_snapshot(window, path: Path, title: str) -> None:
     while the file is ~2x smaller and written ~2.5x faster; the report inlines every flagged
     record's image, so this is most of its size and a large share of a run's time.
     """
-    try:
-        from edge_ecg.render.snapshot import snapshot_image
-    except ImportError:
-        from edge_ecg.render import snapshot_png
-
-        snapshot_png(window, path, title=title)
-        return
     from PIL import Image
+
+    from edge_ecg.render.snapshot import snapshot_image
 
     img = snapshot_image(window, title=title).quantize(32, method=Image.Quantize.FASTOCTREE)
     img.save(path, format="PNG", compress_level=1)

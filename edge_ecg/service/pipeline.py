@@ -331,36 +331,46 @@ class Pipeline:
         log.info("stream: %d leads (%s) at %g Hz", len(self.leads), ", ".join(self.leads), self.fs)
 
     def _rhythm(self, update, t: float) -> None:
-        for ev in update.events:
-            if ev.state == "onset":
-                self._rhythm_evidence[ev.kind] = {"onset_index": ev.index, "onset_t": round(ev.index / self.fs, 3), **dict(ev.evidence)}
-        active = set(getattr(update, "active", ()) or ())
-        if not hasattr(update, "active"):
-            active = {k for k in RHYTHM_KINDS if k in self.manager.active()}
-            for ev in update.events:
-                (active.add if ev.state == "onset" else active.discard)(ev.kind)
+        """Rhythm events in order (an onset and its offset may arrive in one block: the alarm is
+        still raised, then latches), then reconcile with the analyzer's set of active conditions."""
         all_off = self._lead_off_now.size > 0 and bool(self._lead_off_now.all())
-        for kind in RHYTHM_KINDS:
-            want = kind in active
-            if want and all_off:
-                # every analysed lead is off: a flat line is not asystole; withhold, and say so once
-                if kind not in self._withheld_now:
-                    self._withheld_now.add(kind)
-                    self.manager.withheld(kind, t, "electrodes off on every lead", {"leads_off": list(self.leads)})
-                want = False
-            elif not want:
+        for ev in update.events:
+            kind = ev.kind
+            if kind not in RHYTHM_KINDS:
+                continue
+            if ev.state == "onset":
+                self._rhythm_evidence[kind] = {"onset_index": ev.index, "onset_t": round(ev.index / self.fs, 3), **dict(ev.evidence)}
+                self._want_on(kind, t, update, all_off)
+            elif kind in self.manager.active():
+                self.manager.set_condition(kind, False, t, {"offset_t": round(ev.index / self.fs, 3)})
                 self._withheld_now.discard(kind)
-            was = kind in self.manager.active()
-            if want and not was:
-                ev = dict(self._rhythm_evidence.get(kind, {}))
-                ev["detected_t"] = round(t, 3)
-                if "onset_t" in ev:
-                    ev["latency_s"] = round(t - ev["onset_t"], 3)
-                if update.heart_rate is not None:
-                    ev["heart_rate"] = round(float(update.heart_rate), 1)
-                self._raise(kind, t, ev)
-            elif was and not want:
-                self.manager.set_condition(kind, False, t)
+        active = set(getattr(update, "active", ()) or ())
+        for kind in RHYTHM_KINDS:
+            if kind in active:
+                self._want_on(kind, t, update, all_off)
+            else:
+                self._withheld_now.discard(kind)
+                if kind in self.manager.active() and not any(e.kind == kind for e in update.events):
+                    self.manager.set_condition(kind, False, t)
+
+    def _want_on(self, kind: str, t: float, update, all_off: bool) -> None:
+        if all_off:
+            # every analysed lead is off: a flat line is not asystole; withhold, and say so once
+            if kind not in self._withheld_now:
+                self._withheld_now.add(kind)
+                self.manager.withheld(kind, t, "electrodes off on every lead", {"leads_off": list(self.leads)})
+            if kind in self.manager.active():
+                self.manager.set_condition(kind, False, t, {"reason": "electrodes off"})
+            return
+        if kind in self.manager.active():
+            return
+        ev = dict(self._rhythm_evidence.get(kind, {}))
+        ev["detected_t"] = round(t, 3)
+        if "onset_t" in ev:
+            ev["latency_s"] = round(t - ev["onset_t"], 3)
+        if update.heart_rate is not None:
+            ev["heart_rate"] = round(float(update.heart_rate), 1)
+        self._raise(kind, t, ev)
 
     def _raise(self, kind: str, t: float, evidence: dict) -> None:
         window = None

@@ -1,0 +1,78 @@
+"""Speed of the DSP chain, measured side by side in one run (medians of repeats, one core).
+
+"x real time" = stream seconds / CPU seconds of this process (``time.process_time``), which is
+what one core delivers regardless of other load on the machine; wall-clock is printed beside it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge_ecg.errors import InputError
+from edge_ecg.eval.qrs_eval import stream_record
+from edge_ecg.records import Record, read_record
+
+
+def default_record() -> Path:
+    here = Path(__file__).resolve().parents[2]
+    folder = here.parent / "shared" / "ecg" / "mitdb-ds1"
+    heads = sorted(folder.glob("*.hea"))
+    if not heads:
+        raise InputError(folder, "no record given and the default MIT-BIH DS1 folder is absent")
+    return heads[0]
+
+
+def _time(fn, repeat: int) -> tuple[float, float]:
+    cpu, wall = [], []
+    for _ in range(repeat):
+        c0, w0 = time.process_time(), time.perf_counter()
+        fn()
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    return statistics.median(cpu), statistics.median(wall)
+
+
+def bench_dsp(path: str | Path, repeat: int = 3, seconds: float | None = 600.0) -> str:
+    """Time the whole chain (filters + QRS + morphology + quality + rhythm) on ``path``'s first
+    ``seconds`` at several block sizes, the QRS detector alone, and wfdb's xqrs on the same span."""
+    from edge_ecg.dsp.qrs import QrsDetector
+
+    rec: Record = read_record(path)
+    if seconds is not None:
+        rec = rec.slice(0, int(seconds * rec.fs))
+    dur = rec.duration_s
+    rows = []
+    for block_s in (0.1, 1.0, 10.0):
+        cpu, wall = _time(lambda: stream_record(rec, block_s), repeat)
+        rows.append((f"whole chain, {block_s:g} s blocks", cpu, wall))
+
+    def qrs_only():
+        det = QrsDetector(rec.fs, len(rec.leads))
+        step = int(rec.fs)
+        x = rec.signals.astype(np.float64)
+        for a in range(0, rec.n_samples, step):
+            det.process(x[a : a + step], a)
+
+    cpu, wall = _time(qrs_only, repeat)
+    rows.append(("QRS detector alone, 1 s blocks", cpu, wall))
+    try:
+        from edge_ecg.eval.qrs_eval import xqrs_detect
+
+        cpu, wall = _time(lambda: xqrs_detect(rec), 1)
+        rows.append(("wfdb xqrs (offline, 1 lead)", cpu, wall))
+    except ImportError:  # wfdb is a dependency, but the bench must still print ours
+        pass
+    base = rows[1][1]
+    lines = [
+        f"record {rec.name}: {dur:.0f} s, {len(rec.leads)} leads at {rec.fs:g} Hz; median of {repeat} runs (xqrs: 1)",
+        f"{'what':<34} {'CPU s':>7} {'x real time':>12} {'wall s':>7} {'vs chain@1s':>12}",
+    ]
+    for name, cpu, wall in rows:
+        lines.append(f"{name:<34} {cpu:7.3f} {dur / cpu:12.0f} {wall:7.3f} {base / cpu:11.2f}x")
+    ok = dur / base >= 500
+    lines.append(f"target: whole chain >= 500x real time on one core at 1 s blocks: {'met' if ok else 'NOT met'} ({dur / base:.0f}x)")
+    return "\n".join(lines)
