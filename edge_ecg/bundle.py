@@ -19,6 +19,7 @@ never run a model whose bytes are not the ones that were validated.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -89,9 +90,9 @@ class Bundle:
     provenance: dict[str, Any] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def spec(self):
-        """The ``RenderSpec`` this model was trained on (rebuilt from ``[render]``)."""
+        """The ``RenderSpec`` this model was trained on (rebuilt from ``[render]`` once)."""
         from edge_ecg.render import RenderSpec
 
         try:

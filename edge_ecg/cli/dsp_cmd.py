@@ -25,6 +25,8 @@ def register(cli) -> None:
     p.add_argument("folder", type=Path, help="folder with alarms.csv and WFDB records (e.g. ../shared/ecg/cinc2015-vt)")
     p.add_argument("--kind", default="ventricular_tachycardia", help="rhythm kind to score (default ventricular_tachycardia)")
     p.add_argument("--block-s", type=float, default=1.0)
+    p.add_argument("--lead-in-s", type=float, default=60.0, help="seconds streamed before the alarm window (default 60)")
+    p.add_argument("--whole", action="store_true", help="stream each whole record from its first sample instead")
     p.add_argument("--quiet", action="store_true", help="only the totals")
     p.set_defaults(func=_eval_alarms)
 
@@ -62,7 +64,7 @@ def _eval_alarms(args) -> int:
 
     if args.kind not in RHYTHM_KINDS:
         raise InputError("--kind", f"unknown rhythm kind {args.kind!r} (known: {', '.join(RHYTHM_KINDS)})")
-    report = evaluate_alarms(args.folder, kind=args.kind, block_s=args.block_s)
+    report = evaluate_alarms(args.folder, kind=args.kind, block_s=args.block_s, lead_in_s=None if args.whole else args.lead_in_s)
     print(report.format(per_record=not args.quiet))
     return 0
 

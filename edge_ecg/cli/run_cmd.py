@@ -35,6 +35,7 @@ def register(cli) -> None:
     p.add_argument("--bundle", type=Path, default=None, help="bundle to run (default: bundles/ tiny/rhythm if present)")
     p.add_argument("--hours", type=float, default=1.0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--hop", type=float, default=2.0)
     p.set_defaults(func=_soak)
 
 
@@ -86,7 +87,7 @@ def _soak(args) -> int:
     if not bench.is_file():
         print("edge-ecg: bench/bench_soak.py is part of the source checkout, not the installed package", file=sys.stderr)
         return 2
-    argv = [str(bench), "--hours", str(args.hours), "--threads", str(args.threads)]
+    argv = [str(bench), "--hours", str(args.hours), "--threads", str(args.threads), "--hop", str(args.hop)]
     if args.bundle:
         argv += ["--bundle", str(args.bundle)]
     sys.argv = argv

@@ -113,7 +113,13 @@ def open_runtime(bundle: "Bundle", backend: str = "auto", precision: str = "int8
     if chosen == "tensorrt":
         from edge_ecg.runtimes.tensorrt_runtime import TensorRTRuntime
 
-        return TensorRTRuntime.open(bundle, precision=precision, max_batch=max_batch)
+        try:
+            return TensorRTRuntime.open(bundle, precision=precision, max_batch=max_batch)
+        except Exception as exc:
+            if backend != "auto":
+                raise
+            # Degrade, don't die: a unit whose engine cannot be built still classifies on the CPU.
+            log.warning("TensorRT failed for %s (%s); falling back to onnxruntime", bundle.name, exc)
     from edge_ecg.runtimes.onnxruntime_runtime import OnnxRuntimeRuntime
 
     return OnnxRuntimeRuntime.open(bundle, precision=precision, threads=threads)

@@ -27,6 +27,8 @@ class Notifier:
         self._sock: socket.socket | None = None
         if self.address:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # never block on a full receiver queue: a stale ping delivered late would lie about health
+            self._sock.setblocking(False)
         self._lock = threading.Lock()
 
     @property
