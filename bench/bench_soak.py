@@ -90,7 +90,7 @@ def tiny_int8_bundle(out: Path, record) -> Path:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hours", type=float, default=1.0)
-    ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
+    ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (1 leaves the other core to the DSP)")
     ap.add_argument("--bundle", type=Path, default=None)
     ap.add_argument("--hop", type=float, default=2.0, help="hop in seconds (the bedside default, whatever the bundle says)")
     ap.add_argument("--make-bundle", type=Path, default=None, help=argparse.SUPPRESS)  # internal: build in a child process

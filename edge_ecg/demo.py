@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import datetime as dt
 import os
 import resource
 import subprocess

@@ -132,3 +132,23 @@ def test_leads_off_from_stream_is_technical(tmp_path):
     assert [e["kind"] for e in lo] == ["raised", "cleared"]
     assert lo[0]["evidence"]["leads"] == ["V1"] and lo[0]["category"] == "technical"
     assert 4.0 <= lo[0]["t"] <= 4.2 and 7.0 <= lo[1]["t"] <= 7.2
+
+
+def test_noise_is_a_technical_condition_from_signal_quality(tmp_path, mitdb_dir):
+    """MIT-BIH 101 with strong broadband noise from 10 s raises ``noise``; the clean part does not."""
+    pytest.importorskip("edge_ecg.dsp")
+    from edge_ecg.records import read_record
+    from edge_ecg.service.pipeline import make_analyzer
+
+    rec = read_record(mitdb_dir / "101").slice(0, 30 * 360)
+    sig = rec.signals.copy()
+    sig[10 * 360:] += np.random.default_rng(0).normal(0, 300, sig[10 * 360:].shape).astype(np.float32)
+    log = EventLog(tmp_path / "events.jsonl")
+    m = AlarmManager(on_event=lambda e: log.append(e.to_dict()))
+    p = Pipeline(ReplaySource(dataclasses.replace(rec, signals=sig), speed=0), m, analyzer_factory=make_analyzer)
+    p.start()
+    assert p.wait(60)
+    log.close()
+    noise = [e for e in read_events(tmp_path / "events.jsonl").events if e.get("alarm") == "noise"]
+    assert noise and noise[0]["kind"] == "raised" and noise[0]["category"] == "technical" and noise[0]["priority"] == "low"
+    assert 10.0 < noise[0]["t"] <= 16.0, noise[0]["t"]

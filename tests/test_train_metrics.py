@@ -76,3 +76,29 @@ def test_block_mask_ratio_and_blocks():
     neigh = pad[:-2, 1:-1] | pad[2:, 1:-1] | pad[1:-1, :-2] | pad[1:-1, 2:]
     assert (neigh[m]).mean() > 0.8
     assert np.array_equal(block_mask((8, 8), 0.4, np.random.default_rng(5)), block_mask((8, 8), 0.4, np.random.default_rng(5)))
+
+
+def test_int8_agreement_counts_flips_at_the_thresholds():
+    from export.train.build import agreement
+
+    fp32 = np.array([[2.0, -1.0], [0.1, -1.0], [-3.0, 1.0]])
+    int8 = np.array([[2.0, -1.0], [-0.1, -1.0], [-3.0, 0.5]])
+    a = agreement(fp32, int8, np.array([0.5, 0.5]))
+    assert a["top_label_agreement"] == 1.0  # argmax unchanged everywhere
+    assert abs(a["decision_agreement"] - 2 / 3) < 1e-4  # row 1 flips label 0 across p = 0.5
+    one = agreement(fp32[:, :1], int8[:, :1], np.array([0.5]))
+    assert one["top_label_agreement"] == one["decision_agreement"]
+
+
+def test_label_subset_keeps_a_positive_of_every_label():
+    from export.train.lowlabel import label_subset
+
+    rng = np.random.default_rng(0)
+    labels = (rng.random((500, 3)) < [0.3, 0.05, 0.01]).astype(np.float32)
+    train_idx = np.arange(100, 500)
+    sub = label_subset(train_idx, labels, 0.01, seed=0)
+    assert len(sub) == 4 and set(sub) <= set(train_idx)
+    for j in range(3):
+        if labels[train_idx, j].any():
+            assert labels[sub, j].any()
+    assert np.array_equal(label_subset(train_idx, labels, 1.0, 0), train_idx)

@@ -19,6 +19,7 @@ def register(cli) -> None:
     p = cli.subcommand("eval", "noise-stress", "QRS Se/+P on the MIT-BIH noise stress excerpts (118e24..118e00)")
     p.add_argument("folder", type=Path, help="folder with 118eNN.csv and 118eNN_ann.csv (e.g. ../shared/ecg/noise-stress)")
     p.add_argument("--block-s", type=float, default=1.0)
+    p.add_argument("--no-xqrs", action="store_true", help="skip the wfdb xqrs baseline")
     p.set_defaults(func=_eval_noise)
 
     p = cli.subcommand("eval", "alarms", "would the VT detector have raised each CinC 2015 alarm: TPR, TNR, challenge score")
@@ -46,14 +47,14 @@ def _eval_qrs(args) -> int:
     print(report.format())
     if args.noise_stress:
         print()
-        print(format_noise_stress(evaluate_noise_stress(args.noise_stress, block_s=args.block_s)))
+        print(format_noise_stress(evaluate_noise_stress(args.noise_stress, block_s=args.block_s, with_xqrs=not args.no_xqrs)))
     return 0
 
 
 def _eval_noise(args) -> int:
     from edge_ecg.eval.qrs_eval import evaluate_noise_stress, format_noise_stress
 
-    print(format_noise_stress(evaluate_noise_stress(args.folder, block_s=args.block_s)))
+    print(format_noise_stress(evaluate_noise_stress(args.folder, block_s=args.block_s, with_xqrs=not args.no_xqrs)))
     return 0
 
 

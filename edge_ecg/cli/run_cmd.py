@@ -34,7 +34,7 @@ def register(cli) -> None:
     p = cli.subcommand("bench", "soak", "replay >= 1 h of 12-lead 500 Hz input as fast as possible: real-time factor, CPU, RSS")
     p.add_argument("--bundle", type=Path, default=None, help="bundle to run (default: bundles/ tiny/rhythm if present)")
     p.add_argument("--hours", type=float, default=1.0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--hop", type=float, default=2.0)
     p.set_defaults(func=_soak)
 

@@ -94,6 +94,7 @@ class StreamAnalyzer:
         self.n_leads = len(self.leads)
         self._filter = MonitorFilter(self.fs, self.n_leads, self.config.filters)
         self._hold_last = np.zeros(self.n_leads)
+        self._pending: tuple[list, list] = ([], [])
         self._hist = _History(int(round(self.config.history_s * self.fs)), self.n_leads)
         self.rhythm = RhythmDetector(self.fs, self.config.rhythm)
         self._new_detector()
@@ -111,6 +112,7 @@ class StreamAnalyzer:
 
     def _new_detector(self) -> None:
         self.qrs = QrsDetector(self.fs, self.n_leads, self.config.qrs)
+        self.qrs.on_beat = self._on_detection
         self.classifier = BeatClassifier(self.fs, self.n_leads, self.qrs.pre)
         self._last_index = None
 
@@ -198,16 +200,23 @@ class StreamAnalyzer:
             p = np.asarray(block.pacer, dtype=np.int64)
             p = p[(p >= a) & (p < b)] - a
             pacer = p if len(p) else None
-        for det in self.qrs.process(held, start, pacer, broad=filt):
-            beat = self._beat(det)
-            beats.append(beat)
-            events += self.rhythm.on_beat(beat, self.quality_score)
+        self._pending = (beats, events)
+        self.qrs.process(held, start, pacer, broad=filt)  # beats arrive through _on_detection
         # asystole is a flat line: flatness must not withhold it, lead-off and artifact must
         lim = self.config.rhythm.min_quality
         trusted = any(not q.lead_off and (q.flat or q.score >= lim) for q in self.lead_quality)
         events += self.rhythm.on_tick(start + n - self.decision_delay, 1.0 if trusted else 0.0, not trusted)
         if "asystole" in self.rhythm.active:
             self._rr.clear()
+
+    def _on_detection(self, det) -> None:
+        """Classify each beat as the detector commits it, before its next decision: a fast
+        ventricular rhythm narrows the detector's peak window (VT at 250 bpm has 240 ms RR)."""
+        beats, events = self._pending
+        beat = self._beat(det)
+        beats.append(beat)
+        events += self.rhythm.on_beat(beat, self.quality_score)
+        self.qrs.fast = bool(beat.ventricular and beat.rr_s is not None and beat.rr_s < 0.6)
 
     def _beat(self, det) -> Beat:
         rr = None
@@ -226,9 +235,9 @@ class StreamAnalyzer:
         self._last_index = det.index
         self._last_label = label
         self.beats_total += 1
-        return Beat(index=det.index, decided_at=det.decided_at, ventricular=label == "V", label=label,
-                    rr_s=None if rr is None else round(rr, 4), width_s=round(feat.width_s, 4),
-                    correlation=round(feat.correlation, 3))
+        return Beat(index=int(det.index), decided_at=int(det.decided_at), ventricular=label == "V", label=label,
+                    rr_s=None if rr is None else round(float(rr), 4), width_s=round(float(feat.width_s), 4),
+                    correlation=round(float(feat.correlation), 3))
 
     def _quality_tick(self, t: int) -> None:
         sl, cov = self._hist.span(t - self._q_win, t)

@@ -50,6 +50,7 @@ class QrsConfig:
     max_delay_s: float = 0.30  # bound on decided_at - R peak index
     refractory_s: float = 0.20  # no second QRS this soon after one
     peak_window_s: float = 0.20  # an envelope peak must be the largest within this distance either side
+    fast_peak_window_s: float = 0.15  # ... or within this one while a fast ventricular rhythm runs
     twave_s: float = 0.36  # candidates this soon after a beat must beat the T-wave slope test
     threshold: float = 0.30  # fraction of the running QRS peak level a candidate must exceed
     noise_weight: float = 0.35  # threshold = noise + threshold * (signal - noise) style mixing

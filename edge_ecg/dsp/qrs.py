@@ -69,8 +69,14 @@ class QrsDetector:
         self.n_int = max(1, int(round(cfg.integration_s * self.fs)))
         self._mwi_tail = np.zeros((self.n_int, n_leads))  # last n_int squared slopes (moving sum state)
         self._prev_band = None  # last band-passed sample (for the first difference)
-        self.retro = int(round(cfg.peak_window_s * self.fs))
-        self.ahead = min(int(round(cfg.peak_window_s * self.fs)), int(round(cfg.lookahead_s * self.fs)))
+        # candidates: maxima within the narrow window; outside fast ventricular rhythm a candidate
+        # must also be the maximum within the wide one (T waves and noise next to a QRS)
+        self.retro = int(round(cfg.fast_peak_window_s * self.fs))
+        self.ahead = min(self.retro, int(round(cfg.lookahead_s * self.fs)))
+        self.wide_retro = int(round(cfg.peak_window_s * self.fs))
+        self.wide_ahead = min(self.wide_retro, int(round(cfg.lookahead_s * self.fs)))
+        self.fast = False  # set through on_beat by the analyzer: last beat ventricular and fast
+        self.on_beat = None  # callback(Detection) run as each beat is committed, before the next decision
         self.look = int(round(cfg.lookahead_s * self.fs))
         self.locate = int(round(cfg.locate_s * self.fs))
         self.pre = int(round(0.12 * self.fs))  # morphology segment before R
@@ -95,6 +101,7 @@ class QrsDetector:
         self.spk = 1.0
         self.npk = 0.1
         self.last_beat: int | None = None
+        self.last_t: int | None = None  # envelope peak of the last beat
         self.last_slope = 0.0
         self.rr = deque(maxlen=8)
         self.learned = False
@@ -251,8 +258,13 @@ class QrsDetector:
         if decayed:
             # time-decaying threshold: the missed-beat guard of searchback, without its delay
             thr *= max(0.5 ** (1.0 + (since - 1.5 * rr) / rr), 0.2)
-        if since is not None and since < self.refractory:
-            return None
+        if not self.fast:
+            bi0 = t - self.buf0
+            lo_w = max(bi0 - self.wide_retro, 0)
+            if self._fused[lo_w : bi0 + self.wide_ahead + 1].max() > amp:
+                return None
+        if self.last_t is not None and t - self.last_t < self.refractory:
+            return None  # refractory between envelope peaks: one wide QRS cannot count twice
         bi = t - self.buf0
         lo = max(bi - self.locate, 0)
         slope_now = float(((self._dsq[lo : bi + 1] / self._norm) @ w).max() * self.n_int)
@@ -282,6 +294,7 @@ class QrsDetector:
             if rr is None or 0.5 * rr < rri < 2.0 * rr or len(self.rr) < 2:
                 self.rr.append(rri)
         self.last_beat = r
+        self.last_t = t
         self.last_slope = slope_now
         rb = r - self.buf0
         pad = max(0, self.pre - rb)
@@ -290,7 +303,10 @@ class QrsDetector:
         if pad:
             seg = np.concatenate([np.repeat(seg[:1], pad, axis=0), seg])
             sl = np.concatenate([np.zeros(pad), sl])
-        return Detection(index=r, decided_at=t + self.look, amplitude=amp, segment=seg.copy(), slope=sl, lead_weights=w.copy())
+        det = Detection(index=r, decided_at=t + self.look, amplitude=amp, segment=seg.copy(), slope=sl, lead_weights=w.copy())
+        if self.on_beat is not None:
+            self.on_beat(det)
+        return det
 
     def _noise(self, amp: float, bi: int) -> None:
         self.npk = 0.125 * amp + 0.875 * self.npk

@@ -234,8 +234,10 @@ def read_csv_column(path: Path) -> np.ndarray:
         raise InputError(path, f"expected one number per line: {exc}") from exc
 
 
-def evaluate_noise_stress(folder: str | Path, block_s: float = 1.0, config: AnalyzerConfig | None = None) -> list[tuple[str, int, Score]]:
-    """(record, SNR dB, score) for each ``118eNN.csv`` with its ``118eNN_ann.csv`` R peaks."""
+def evaluate_noise_stress(
+    folder: str | Path, block_s: float = 1.0, config: AnalyzerConfig | None = None, with_xqrs: bool = False
+) -> list[tuple]:
+    """(record, SNR dB, our score[, xqrs score]) per ``118eNN.csv`` with its ``118eNN_ann.csv`` R peaks."""
     folder = Path(folder)
     out = []
     files = sorted(folder.glob("118e*.csv"))
@@ -250,12 +252,22 @@ def evaluate_noise_stress(folder: str | Path, block_s: float = 1.0, config: Anal
         ref = read_csv_column(ann).astype(np.int64)
         rec = Record(signals=x[:, None].astype(np.float32), fs=NOISE_STRESS_FS, leads=("II",), name=f.stem, source=str(f))
         beats, _ = stream_record(rec, block_s, config)
-        out.append((f.stem, int(f.stem[4:]), score(ref, [b.index for b in beats], rec.fs)))
+        row = (f.stem, int(f.stem[4:]), score(ref, [b.index for b in beats], rec.fs))
+        if with_xqrs:
+            row += (score(ref, xqrs_detect(rec), rec.fs),)
+        out.append(row)
     return out
 
 
-def format_noise_stress(rows: list[tuple[str, int, Score]]) -> str:
-    lines = [f"{'record':>8} {'SNR dB':>6} {'Se %':>7} {'+P %':>7} {'FN':>4} {'FP':>4}"]
-    for name, db, s in rows:
-        lines.append(f"{name:>8} {db:>6} {100 * s.se:7.2f} {100 * s.ppv:7.2f} {s.fn:>4} {s.fp:>4}")
+def format_noise_stress(rows: list[tuple]) -> str:
+    x = any(len(r) > 3 for r in rows)
+    head = f"{'record':>8} {'SNR dB':>6} | {'ours Se':>7} {'ours +P':>7} {'FN':>4} {'FP':>4}"
+    lines = [head + (f" | {'xqrs Se':>7} {'xqrs +P':>7} {'FN':>4} {'FP':>4}" if x else "")]
+    for row in rows:
+        name, db, s = row[:3]
+        line = f"{name:>8} {db:>6} | {100 * s.se:7.2f} {100 * s.ppv:7.2f} {s.fn:>4} {s.fp:>4}"
+        if len(row) > 3:
+            q = row[3]
+            line += f" | {100 * q.se:7.2f} {100 * q.ppv:7.2f} {q.fn:>4} {q.fp:>4}"
+        lines.append(line)
     return "\n".join(lines)

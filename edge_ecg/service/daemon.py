@@ -11,10 +11,8 @@ import logging
 import signal
 import sys
 import threading
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from edge_ecg.alarms.control import ControlServer, manager_handler
 from edge_ecg.alarms.event_log import EventLog
@@ -75,7 +73,6 @@ class Daemon:
     notifier: Notifier
     watchdog: Watchdog | None = None
     evidence_n: int = 0
-    listeners: list = field(default_factory=list)
 
     def close(self) -> None:
         self.notifier.stopping()

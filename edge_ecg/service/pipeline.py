@@ -27,12 +27,11 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from edge_ecg.alarms.conditions import MODEL_PREFIX, RHYTHM_CONDITIONS, Priority, model_condition
+from edge_ecg.alarms.conditions import MODEL_PREFIX, RHYTHM_CONDITIONS, model_condition
 from edge_ecg.alarms.manager import AlarmEvent, AlarmManager
 from edge_ecg.records import Record
 from edge_ecg.stream.block import SampleBlock, SourceState
@@ -65,7 +64,6 @@ class PipelineStats:
     coalesced: int = 0
     inference_errors: int = 0
     infer_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=512))
-    alarm_latency_s: list = field(default_factory=list)
     heart_rate: float | None = None
     started_wall: float = field(default_factory=time.monotonic)
 
@@ -162,6 +160,7 @@ class Pipeline:
         self._rhythm_evidence: dict[str, dict] = {}
         self._withheld_now: set[str] = set()
         self._clean_hops = 0
+        self._next_noise = 0
         self._stream_ended = False
         self._threads: list[threading.Thread] = []
         for slot in self.slots + ([self.triage_slot] if self.triage_slot else []):
@@ -312,6 +311,7 @@ class Pipeline:
             if update.heart_rate is not None or update.events:
                 st.heart_rate = update.heart_rate
             self._rhythm(update, t)
+        self._noise_tick()
         self.manager.advance(t)
         self._hops(t)
 
@@ -322,9 +322,7 @@ class Pipeline:
         self.analyzer = self.analyzer_factory(self.fs, self.leads, self.dsp_config)
         for slot in self.slots + ([self.triage_slot] if self.triage_slot else []):
             need = [l for l in slot.required_leads() if l not in self.leads]
-            if need and slot.bundle.spec.layout == "12lead":
-                from edge_ecg.records.leads import derive_limb_leads  # noqa: F401  (12 from 8 is derivable)
-            if need and not (slot.bundle.spec.layout == "12lead" and set(self.leads) >= {"I", "II", "V1", "V2", "V3", "V4", "V5", "V6"}):
+            if need:
                 raise RuntimeError(f"bundle {slot.name} needs leads {', '.join(need)}; the source has {', '.join(self.leads)}")
             self._next_stop[id(slot)] = int(round(slot.window_s * self.fs))
         self.first_block.set()
@@ -405,10 +403,11 @@ class Pipeline:
             nxt = self._next_stop[key]
             if self._stop_index < nxt:
                 continue
-            # several hops due at once (a fast replay, a burst after a stall): only the newest counts
+            # several hops due at once (a burst after a gap or stall): only the newest window is cut;
+            # the skipped ones are counted, not queued
             k = (self._stop_index - nxt) // hop
             stop = nxt + k * hop
-            self.stats.coalesced += k
+            self.stats.windows_skipped += k
             self._next_stop[key] = stop + hop
             self._submit(slot, stop - win, stop)
 
@@ -429,7 +428,6 @@ class Pipeline:
 
     def _submit(self, slot, start: int, stop: int) -> None:
         ok, quality = self._quality_ok(start, stop)
-        self._noise(ok, quality)
         window = self._window(start, stop, f"{slot.name}@{stop / self.fs:.1f}s") if ok else None
         if window is None:
             self.stats.windows_skipped += 1
@@ -453,11 +451,27 @@ class Pipeline:
             if self._clean_hops >= 3 and "overrun" in self.manager.active():
                 self.manager.set_condition("overrun", False, t)
 
-    def _noise(self, ok: bool, quality: dict) -> None:
-        off = self._lead_off_now.size > 0 and self._lead_off_now.any()
-        noisy = not ok and not off and quality != {}
+    def _noise_tick(self) -> None:
+        """Every 2 s of stream: the ``noise`` technical condition from the last 4 s of signal quality.
+
+        Noise means no lead is left that is both usable and free of noise, and at least one is
+        flagged noisy; leads off and flat lines are their own conditions (a flat trace with
+        electrodes on may be asystole), not noise.
+        """
+        step = int(2 * self.fs)
+        if self.analyzer is None or not hasattr(self.analyzer, "window_quality") or self._stop_index < self._next_noise:
+            return
+        self._next_noise = self._stop_index + step
+        q = self.analyzer.window_quality(max(0, self._stop_index - 2 * step), self._stop_index)
+        leads = q.leads
+        noisy = (
+            bool(leads)
+            and all(l.noisy or not l.usable for l in leads)
+            and any(l.noisy for l in leads)
+            and not (self._lead_off_now.size and self._lead_off_now.any())
+        )
         if noisy != ("noise" in self.manager.active()):
-            self.manager.set_condition("noise", noisy, self._t, quality)
+            self.manager.set_condition("noise", noisy, self._t, {"score": round(float(q.score), 3), "notes": list(q.notes)})
 
     def _submit_triage(self, alarm: str) -> None:
         slot = self.triage_slot

@@ -12,7 +12,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from typing import Callable, Mapping
 
 log = logging.getLogger(__name__)

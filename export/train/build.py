@@ -95,7 +95,13 @@ def train_and_evaluate(cfg: dict) -> dict:
         np.savez(run / "cv.npz", folds=cv.folds, oof=cv.oof, oof_threshold=cv.oof_threshold,
                  train_idx=tr, val_idx=va, test_idx=te)
         (run / "cv.json").write_text(json.dumps({"fold_thresholds": cv.fold_thresholds, "seconds": cv.seconds}))
-        save_checkpoint(model, run / "model.pt", extra={"bundle": cfg["bundle"]["name"], "fold": ship})
+        thr = cv.fold_thresholds[ship] if cv.fold_thresholds else [0.5] * len(names)
+        # the checkpoint convention of export/__init__.py, so `edge-ecg export bundle` can use it too
+        save_checkpoint(model, run / "model.pt", extra={
+            "name": cfg["bundle"]["name"], "fold": ship, "render": spec.to_dict(),
+            "labels": [{"name": n, "threshold": float(t), "priority": p} for n, t, p in zip(names, thr, prio)],
+            "window_s": float(cfg.get("data", {}).get("window_s", 10.0)),
+            "hop_s": float(cfg.get("bundle", {}).get("hop_s", 2.0))})
     n_boot = int(ev.get("n_boot", 1000))
     metrics = summarize_cv(cv, labels, groups, names, n_boot)
     return {"spec": spec, "td": td, "images": images, "names": names, "priorities": prio, "min_sensitivity": minsens,
