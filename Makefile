@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv bench clean system-deps
+.PHONY: demo test venv bench bundles clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
+
+# Rebuilds the committed demo bundles from ../shared/ecg with fixed seeds (tens of minutes on 2 cores).
+bundles: $(STAMP)
+	$(PY) -m edge_ecg train pretrain configs/pretrain.toml
+	for c in vt-triage rhythm 12lead-screen; do $(PY) -m edge_ecg train bundle configs/$$c.toml || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache out demo-out

@@ -86,3 +86,24 @@ def test_a_tampered_bundle_is_refused(tmp_path):
     (dst / "model.int8.onnx").write_bytes(bytes(data))
     with pytest.raises(BundleError, match="model.int8.onnx"):
         load_bundle(dst)
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_eval_model_prints_int8_fp32_agreement_on_held_out_windows(cinc_vt_dir, tmp_path):
+    """``edge-ecg eval model`` end to end on the smallest bundle, through the appliance runtime."""
+    import os
+    import subprocess
+    import sys
+
+    bundle = _bundle_dir("vt-triage")
+    cfg = (REPO / "configs" / "vt-triage.toml").read_text()
+    config = tmp_path / "vt-triage.toml"
+    config.write_text(cfg + f'\n[cache]\ndir = "{(tmp_path / "cache").as_posix()}"\n')
+    env = dict(os.environ, EDGE_ECG_SHARED=str(cinc_vt_dir.parent.parent), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "edge_ecg", "eval", "model", str(bundle), "--config", str(config),
+                           "--threads", "1", "--min-agreement", "0.0"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "held-out windows" in proc.stdout and "INT8 vs FP32: top-label agreement" in proc.stdout
+    assert "true_alarm" in proc.stdout

@@ -58,3 +58,18 @@ def test_a_short_gap_keeps_indices_and_is_flagged(rec):
     assert not any(10 * 360 + 100 < b.index < 12 * 360 for b in beats)
     assert any(b.index > 14 * 360 for b in beats)
     assert "asystole" not in an.rhythm.active
+
+
+def test_a_long_gap_restarts_detection_without_false_asystole(rec):
+    an = StreamAnalyzer(rec.fs, rec.leads)
+    events, beats = [], []
+    for a in range(0, 10 * 360, 360):
+        events += an.process(SampleBlock(a, rec.signals[a : a + 360], rec.fs, rec.leads)).events
+    resume = 25 * 360  # 15 s lost: beyond what is filled
+    for a in range(resume, 40 * 360, 360):
+        up = an.process(SampleBlock(a, rec.signals[a : a + 360], rec.fs, rec.leads, gap_before=15 * 360 if a == resume else 0))
+        events += up.events
+        beats += up.beats
+    assert not [e for e in events if e.kind == "asystole"]
+    assert len(beats) > 10 and min(b.index for b in beats) >= resume
+    assert an.window_quality(30 * 360, 35 * 360).coverage == 1.0

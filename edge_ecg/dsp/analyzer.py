@@ -146,6 +146,8 @@ class StreamAnalyzer:
                 self._new_detector()
                 self._rr.clear()
                 self._nn.clear()
+                self._hist = _History(self._hist.cap, self.n_leads)  # history must stay contiguous
+                self.rhythm.last_beat, self.rhythm.start = None, block.start  # no asystole across the gap
         self._run(block, beats, events)
         self._next = block.stop
         return AnalysisUpdate(

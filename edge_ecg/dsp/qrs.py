@@ -3,13 +3,16 @@
 Design (Pan-Tompkins / Hamilton family, made causal, block-vectorised and multi-lead):
 
 1. per lead: band-pass (QRS energy band, Butterworth SOS with carried state) -> first difference
-   -> square -> moving-window integration (FIR with carried state). All vectorised per block.
+   -> square -> moving-window integration (sliding sum with a carried tail). Vectorised per block.
 2. leads are fused by normalising each lead's envelope by its own running QRS level (so a small
    lead counts as much as a tall one) and weighting it by its running signal-to-noise ratio and
    lead-off flags (so a noisy or disconnected lead cannot create beats).
-3. candidates are envelope peaks that are the maximum over [t - retro, t + lookahead]; a
-   candidate is decided once ``lookahead`` samples after it have arrived, so the decision delay
-   after the R peak is bounded by ``locate_s + lookahead_s`` (<= ``max_delay_s``, 300 ms).
+3. candidates are envelope peaks that are the maximum within ``peak_window_s`` (200 ms) either
+   side, or within ``fast_peak_window_s`` (150 ms) while the last beat was ventricular and fast
+   (VT at 250 bpm has 240 ms RR; the analyzer classifies each beat through ``on_beat`` before
+   the next decision). A candidate is decided once ``lookahead_s`` of samples after it have
+   arrived, so the decision delay after the R peak is bounded by ``locate_s + lookahead_s``
+   (<= ``max_delay_s``, 300 ms).
 4. the sequential part (a Python loop over candidates only, a few per second) applies adaptive
    signal/noise levels, an RR-based refractory period, a T-wave test on the maximal slope, and a
    time-decaying threshold instead of Pan-Tompkins' searchback (searchback would decide a beat
@@ -85,7 +88,7 @@ class QrsDetector:
         self.refractory = int(round(cfg.refractory_s * self.fs))
         self.twave = int(round(cfg.twave_s * self.fs))
         self.learn = int(round(cfg.learn_s * self.fs))
-        self.keep = max(self.retro, self.locate + self.pre) + self.look + self.n_int + 8
+        self.keep = max(self.wide_retro, self.retro, self.locate + self.pre) + self.look + self.n_int + 8
         # buffers: absolute index of buf[0] is self.buf0
         self.buf0 = 0
         self._env = np.zeros((0, n_leads))  # per-lead integrated envelope

@@ -84,8 +84,8 @@ class RhythmDetector:
         else:
             self.rr_hist.append((beat.index, hr))
         self.last_beat = beat.index
-        out += self._rate_rule("extreme_bradycardia", lambda h: h < self.lim.brady_bpm, self.lim.brady_beats, beat, ok)
-        out += self._rate_rule("extreme_tachycardia", lambda h: h > self.lim.tachy_bpm, self.lim.tachy_beats, beat, ok)
+        out += self._rate_rule("extreme_bradycardia", lambda h: h < self.lim.brady_bpm, self.lim.brady_beats, beat, ok, quality)
+        out += self._rate_rule("extreme_tachycardia", lambda h: h > self.lim.tachy_bpm, self.lim.tachy_beats, beat, ok, quality)
         # ventricular tachycardia
         if beat.ventricular:
             self.v_run.append(beat)
@@ -106,11 +106,11 @@ class RhythmDetector:
                     "quality": round(quality, 3)}))
         return out
 
-    def _rate_rule(self, kind: str, cond, n: int, beat: Beat, ok: bool) -> list[RhythmEvent]:
+    def _rate_rule(self, kind: str, cond, n: int, beat: Beat, ok: bool, quality: float) -> list[RhythmEvent]:
         recent = list(self.rr_hist)[-n:]
         met = len(recent) >= n and all(cond(h) for _, h in recent)
         if met and kind not in self.active and ok:
-            return [self._on(kind, recent[0][0], {"beats": [i for i, _ in recent], "rates_bpm": [round(h, 1) for _, h in recent], "quality": None})]
+            return [self._on(kind, recent[0][0], {"beats": [i for i, _ in recent], "rates_bpm": [round(h, 1) for _, h in recent], "quality": round(quality, 3)})]
         if kind in self.active and recent and not cond(recent[-1][1]):
             return [self._off(kind, beat.index, {"beat": beat.index, "rate_bpm": round(recent[-1][1], 1)})]
         return []

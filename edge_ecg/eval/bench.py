@@ -18,8 +18,11 @@ from edge_ecg.records import Record, read_record
 
 
 def default_record() -> Path:
+    import os
+
     here = Path(__file__).resolve().parents[2]
-    folder = here.parent / "shared" / "ecg" / "mitdb-ds1"
+    shared = Path(os.environ.get("EDGE_ECG_SHARED", here.parent / "shared"))  # as tests/conftest.py
+    folder = shared / "ecg" / "mitdb-ds1"
     heads = sorted(folder.glob("*.hea"))
     if not heads:
         raise InputError(folder, "no record given and the default MIT-BIH DS1 folder is absent")
