@@ -48,16 +48,9 @@ class WindowSet:
 
 def record_paths(paths: Sequence[str | Path]) -> list[Path]:
     """Record files under ``paths`` (files or folders, recursive), sorted so the choice is reproducible."""
-    try:
-        from edge_ecg.records import find_records  # helper A's, when present
-    except ImportError:
-        find_records = None
-    if find_records is not None:
-        return sorted(Path(p) for p in find_records(paths))
-    out: list[Path] = []
-    for p in map(Path, paths):
-        out.extend(sorted(p.rglob("*.hea")) if p.is_dir() else [p])
-    return sorted(out)
+    from edge_ecg.records import find_records
+
+    return sorted(Path(p) for p in find_records(paths))
 
 
 def select_windows(paths: Sequence[str | Path], spec, n: int, window_s: float | None = None,

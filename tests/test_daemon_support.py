@@ -1,7 +1,7 @@
 """Shared helpers for the daemon/pipeline/demo tests (no tests here).
 
-``model_bundle`` gives a real bundle: F's committed ``bundles/rhythm`` when it exists, otherwise a
-tiny HeartBEiT with random weights exported to ONNX through the factory (C's export path), built
+``model_bundle`` gives a real bundle: the committed ``bundles/rhythm`` when it exists, otherwise a
+tiny HeartBEiT with random weights exported to ONNX through the factory's export path, built
 once per session. Random weights make its findings meaningless, so tests using it assert only
 pipeline behaviour (windows per hop, coalescing, evidence), never clinical findings.
 """

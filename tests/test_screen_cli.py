@@ -1,6 +1,6 @@
 """``edge-ecg screen`` end to end on real data: LUDB, converted formats, bad inputs, resume.
 
-The model is a tiny HeartBEiT built here with helper C's export tools (ONNX export -> INT8 QDQ
+The model is a tiny HeartBEiT built here with the factory's export tools (ONNX export -> INT8 QDQ
 -> bundle), untrained: these tests check the screening machinery (windows, batches, resume,
 reasons, report), not diagnostic accuracy. Its head is re-initialised so probabilities spread,
 and each label's threshold is the 90th percentile of its own calibration windows, so real
@@ -212,7 +212,7 @@ def test_bad_inputs_are_listed_and_good_ones_screened(tiny_bundle, ludb_dir, tmp
 
 
 def test_screens_every_supported_format(tiny_bundle, ludb_dir, tmp_path, capsys):
-    """LUDB records converted with helper A's writers (EDF, HL7 aECG, CSV; their sample-level
+    """LUDB records converted with the record writers (EDF, HL7 aECG, CSV; their sample-level
     round trips are tested in test_records_formats) screen like the WFDB originals."""
     from edge_ecg.cli import main
     from edge_ecg.records import read_record, write_record

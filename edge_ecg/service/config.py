@@ -215,12 +215,9 @@ def config_from_dict(data: Mapping[str, Any], origin: str = "<config>", base: Pa
     dsp = data.get("dsp", {})
     if not isinstance(dsp, Mapping):
         raise ConfigError(top.where("dsp"), "must be a table")
-    try:  # D's analyzer config validates its own keys and names them
-        from edge_ecg.dsp.config import AnalyzerConfig
+    from edge_ecg.dsp.config import AnalyzerConfig
 
-        AnalyzerConfig.from_dict(dsp, source=f"{origin}: dsp")
-    except ImportError:
-        pass
+    AnalyzerConfig.from_dict(dsp, source=f"{origin}: dsp")  # validates its own keys and names them
 
     a = _Table(origin, "alarms.", data.get("alarms", {}), {"audio_pause_s", "priorities", "triage", "signal_lost_s", "min_window_quality"})
     prio_raw = a.data.get("priorities", {})

@@ -28,17 +28,15 @@ log = logging.getLogger(__name__)
 
 
 def open_source(uri: str, where: str = "source"):
-    """``serial:DEVICE`` -> B's ``SerialSource``; ``replay:RECORD?...`` -> ``ReplaySource``."""
+    """``serial:DEVICE`` -> ``SerialSource``; ``replay:RECORD?...`` -> ``ReplaySource``."""
     kind, _, rest = uri.partition(":")
     if kind == "replay":
         from edge_ecg.stream.replay_source import ReplaySource
 
         return ReplaySource.from_uri(uri, where)
     if kind == "serial":
-        try:
-            from edge_ecg.stream.serial_source import SerialSource
-        except ImportError as exc:
-            raise ConfigError(where, f"serial sources need edge_ecg.stream.serial_source ({exc})") from None
+        from edge_ecg.stream.serial_source import SerialSource
+
         return SerialSource(rest)
     raise ConfigError(where, f"{uri!r} is not a source (allowed: serial:DEVICE, replay:RECORD)")
 
