@@ -114,3 +114,98 @@ def test_vf_features_tell_an_oscillation_from_sinus_beats(mitdb_dir):
     x = MonitorFilter(360, 2)(rec.signals.astype(float))[360 : 3 * 360]
     fdom, conc, leak = vf_features(x, 360)
     assert (leak > 0.7).all() or (conc < 0.45).all()
+
+
+def _feed_labels(det: RhythmDetector, labels: str, hr: float = 150.0, start: int = 0):
+    """Beats at ``hr`` labelled by the letters: V ventricular, a ambiguous normal, N confident normal."""
+    events, idx = [], start
+    for k, c in enumerate(labels):
+        idx += int(round(60.0 / hr * FS))
+        beat = Beat(index=idx, decided_at=idx + 50, ventricular=c == "V", label="V" if c == "V" else "N",
+                    rr_s=None if k == 0 else 60.0 / hr, ambiguous=c == "a")
+        events += det.on_beat(beat, 1.0)
+    return [e for e in events if e.kind == "ventricular_tachycardia"]
+
+
+def test_vt_run_may_bridge_one_ambiguous_beat_but_not_a_confident_normal_one():
+    # one loosely matching "normal" beat inside a fast ventricular run does not hide the VT ...
+    on = _feed_labels(RhythmDetector(FS), "NNNNVVaVVN")
+    assert [e.state for e in on] == ["onset", "offset"]
+    assert len(on[0].evidence["ambiguous_beats"]) == 1 and len(on[0].evidence["beats"]) == 5
+    assert _feed_labels(RhythmDetector(FS), "NNNaVVVVN")[0].state == "onset"  # run opened by an ambiguous beat
+    # ... a confidently normal beat ends the run, and two ambiguous beats within five are too many
+    assert not _feed_labels(RhythmDetector(FS), "NNNNVVNVVN")
+    assert not _feed_labels(RhythmDetector(FS), "NNNNVaVaVN")
+    assert not _feed_labels(RhythmDetector(FS), "NNNNaaaaaaN")  # ambiguous beats alone are no VT
+    # the tolerance is a limit like the others: 0 gives the strict CinC reading
+    assert not _feed_labels(RhythmDetector(FS, RhythmLimits(vt_ambiguous=0)), "NNNNVVaVVN")
+    # VT stays on through one ambiguous beat and ends at the next confident normal one
+    on = _feed_labels(RhythmDetector(FS), "NVVVVVVaVVN")
+    assert [e.state for e in on] == ["onset", "offset"] and on[1].index == on[0].index + 9 * 100
+
+
+def _events(mitdb_dir, name, a_s, b_s):
+    rec = read_record(mitdb_dir / f"{name}.hea").slice(int(a_s * 360), int(b_s * 360))
+    return stream_record(rec, 1.0)[1]
+
+
+def test_vf_needs_waves_without_discernible_qrs(mitdb_dir):
+    """Ventricular flutter in 207 raises VF; the fast VT runs of 203 and 205 (sinusoid-like to the
+    spectrum, but with steep QRS upstrokes) raise VT, not VF."""
+    fl = [e for e in _events(mitdb_dir, "207", 30, 64) if e.kind == "ventricular_fibrillation" and e.state == "onset"]
+    assert len(fl) == 2  # the flutter episodes at 40.7-51.0 s and 54.8-60.4 s
+    assert all(min(v["slope_ratio"] for v in e.evidence["leads"].values()) <= 2.4 for e in fl)
+    for name, a, b in (("205", 285, 315), ("205", 1450, 1485), ("203", 295, 315)):
+        kinds = {e.kind for e in _events(mitdb_dir, name, a, b) if e.state == "onset"}
+        assert "ventricular_fibrillation" not in kinds, (name, a)
+    assert "ventricular_tachycardia" in {e.kind for e in _events(mitdb_dir, "205", 285, 315)}
+
+
+def test_slope_ratio_is_one_for_a_sinusoid_and_large_for_qrs_complexes(mitdb_dir):
+    from edge_ecg.dsp.filters import MonitorFilter
+    from edge_ecg.dsp.rhythm import slope_ratio
+
+    t = np.arange(500) / 250.0
+    assert slope_ratio(np.sin(2 * np.pi * 4.0 * t), 250.0, np.array([4.0]))[0] == pytest.approx(1.0, abs=0.05)
+    x = MonitorFilter(360, 2)(read_record(mitdb_dir / "119.hea").slice(0, 4 * 360).signals.astype(float))[360 : 3 * 360]
+    fdom, _, _ = vf_features(x, 360)
+    assert (slope_ratio(x, 360, fdom) > 3.0).all()
+
+
+def _beat_shapes(fs: float = 250.0):
+    """A narrow upright QRS and a wide, inverted ventricular complex (2 leads), as cut by the detector."""
+    t = (np.arange(int(0.28 * fs)) - int(0.12 * fs)) / fs  # [R - 120 ms, R + 160 ms)
+    narrow = np.exp(-0.5 * (t / 0.012) ** 2)
+    wide = -np.exp(-0.5 * ((t - 0.03) / 0.035) ** 2) + 0.4 * np.exp(-0.5 * ((t + 0.02) / 0.02) ** 2)
+    return np.stack([narrow, 0.5 * narrow], axis=1), np.stack([wide, 0.7 * wide], axis=1)
+
+
+def _classify(clf, seg, prem):
+    slope = np.r_[0.0, np.diff(seg @ np.array([0.5, 0.5]))] ** 2
+    return clf.classify(seg, slope, np.array([0.5, 0.5]), prem)[0]
+
+
+def test_sustained_fast_ventricular_run_never_becomes_the_dominant_beat():
+    from edge_ecg.dsp.morphology import BeatClassifier
+
+    narrow, wide = _beat_shapes()
+    clf = BeatClassifier(250.0, 2, int(0.12 * 250))
+    assert {_classify(clf, narrow, 1.0) for _ in range(20)} - {"Q"} == {"N"}
+    # two minutes of VT at 150 bpm after sinus at 75: every beat stays ventricular
+    assert {_classify(clf, wide, 0.5) for _ in range(300)} == {"V"}
+    assert _classify(clf, narrow, 1.0) == "N"
+
+
+def test_a_lost_template_is_relearned_when_beats_keep_the_dominant_rate():
+    from edge_ecg.dsp.morphology import BeatClassifier
+
+    narrow, _ = _beat_shapes()
+    rng = np.random.default_rng(5)
+    clf = BeatClassifier(250.0, 2, int(0.12 * 250))
+    for _ in range(20):
+        _classify(clf, narrow, 1.0)
+    # a template that nothing matches any more (artifact-shaped beats at the old rate): it is
+    # dropped after a run of unmatched beats, so no endless "ventricular" run follows
+    labels = [_classify(clf, narrow * rng.normal(1, 0.05, narrow.shape) + rng.normal(0, 0.3, narrow.shape), 1.0)
+              for _ in range(40)]
+    assert "Q" in labels[25:35] and labels[:25].count("Q") == 0

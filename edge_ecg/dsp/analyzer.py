@@ -22,7 +22,7 @@ from edge_ecg.dsp.filters import MonitorFilter, hold_nan
 from edge_ecg.dsp.morphology import BeatClassifier
 from edge_ecg.dsp.qrs import QrsDetector
 from edge_ecg.dsp.quality import leads_quality, window_quality
-from edge_ecg.dsp.rhythm import RhythmDetector, vf_features
+from edge_ecg.dsp.rhythm import RhythmDetector, slope_ratio, vf_features
 from edge_ecg.dsp.types import AnalysisUpdate, Beat, LeadQuality, RhythmEvent, WindowQuality
 from edge_ecg.errors import InputError
 from edge_ecg.stream.block import SampleBlock
@@ -30,6 +30,9 @@ from edge_ecg.stream.block import SampleBlock
 log = logging.getLogger(__name__)
 
 _MAX_FILLED_GAP_S = 10.0  # longer gaps restart beat detection (levels would be stale anyway)
+# VF needs a lead whose waves are this smooth (rhythm.slope_ratio): flutter waves measure
+# <= 2.3 on MIT-BIH DS1 207, the QRS complexes of fast VT (203, 205) >= 2.56
+_VF_MAX_SLOPE_RATIO = 2.4
 
 
 class _History:
@@ -216,7 +219,11 @@ class StreamAnalyzer:
         ventricular rhythm narrows the detector's peak window (VT at 250 bpm has 240 ms RR)."""
         beats, events = self._pending
         beat = self._beat(det)
-        beats.append(beat)
+        if "ventricular_fibrillation" not in self.rhythm.active:
+            beats.append(beat)
+        # during VF/flutter the detections are fibrillation or flutter waves, not QRS complexes
+        # (the VF test requires that): they are not reported as beats, but still tell the rhythm
+        # logic that there is electrical activity (no asystole)
         events += self.rhythm.on_beat(beat, self.quality_score)
         self.qrs.fast = bool(beat.ventricular and beat.rr_s is not None and beat.rr_s < 0.6)
 
@@ -239,7 +246,7 @@ class StreamAnalyzer:
         self.beats_total += 1
         return Beat(index=int(det.index), decided_at=int(det.decided_at), ventricular=label == "V", label=label,
                     rr_s=None if rr is None else round(float(rr), 4), width_s=round(float(feat.width_s), 4),
-                    correlation=round(float(feat.correlation), 3))
+                    correlation=round(float(feat.correlation), 3), ambiguous=bool(feat.ambiguous))
 
     def _quality_tick(self, t: int) -> None:
         sl, cov = self._hist.span(t - self._q_win, t)
@@ -258,10 +265,14 @@ class StreamAnalyzer:
         votes, feats = [], {}
         use = [j for j, q in enumerate(self.lead_quality) if not (q.lead_off or q.flat or q.score < 0.3)]
         if use:
-            fdom, conc, leak = vf_features(h.filt[sl][:, use], self.fs)
+            x = h.filt[sl][:, use]
+            fdom, conc, leak = vf_features(x, self.fs)
+            sr = slope_ratio(x, self.fs, fdom)
             for i, j in enumerate(use):
                 feats[self.leads[j]] = {"dominant_hz": round(float(fdom[i]), 2), "concentration": round(float(conc[i]), 2),
-                                        "leakage": round(float(leak[i]), 2)}
+                                        "leakage": round(float(leak[i]), 2), "slope_ratio": round(float(sr[i]), 2)}
                 votes.append(bool(2.5 <= fdom[i] <= 8.0 and conc[i] >= 0.45 and leak[i] <= 0.7))
+            # no discernible QRS: at least one lead's waves are as smooth as a sinusoid (fast VT's are not)
+            votes.append(bool(np.min(sr) <= _VF_MAX_SLOPE_RATIO))
         is_vf = bool(votes) and all(votes) and self.quality_score >= self.config.rhythm.min_quality
         return self.rhythm.on_vf_window(t, is_vf, {"leads": feats, "quality": round(self.quality_score, 3)}, self._vf_win / self.fs)

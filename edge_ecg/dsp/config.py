@@ -25,6 +25,7 @@ class RhythmLimits:
     tachy_beats: int = 17  # ... for this many consecutive beats
     vt_bpm: float = 100.0  # ventricular tachycardia: ventricular beats faster than this ...
     vt_beats: int = 5  # ... at least this many in a row
+    vt_ambiguous: int = 1  # beats of a VT run that may be ambiguous (not confidently normal) instead of "V"
     vf_s: float = 4.0  # ventricular fibrillation/flutter: oscillatory waveform this long
     min_quality: float = 0.3  # below this window score, physiological alarms are withheld
 

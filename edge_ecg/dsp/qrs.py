@@ -313,4 +313,7 @@ class QrsDetector:
 
     def _noise(self, amp: float, bi: int) -> None:
         self.npk = 0.125 * amp + 0.875 * self.npk
-        self.lead_noise = 0.875 * self.lead_noise + 0.125 * np.maximum(self._env[bi], 1e-12)
+        # clipped at the lead's QRS level like the level itself: one artifact on one lead must not
+        # lift its noise above its beats and silence that lead's vote for the rest of the stream
+        pk = np.minimum(self._env[bi], self.lead_level)
+        self.lead_noise = 0.875 * self.lead_noise + 0.125 * np.maximum(pk, 1e-12)

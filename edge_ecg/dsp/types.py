@@ -30,6 +30,8 @@ class Beat:
     ``ventricular`` is the morphology class (wide or template-discordant premature beat);
     ``label`` is "V" or "N" (``"Q"`` while no dominant template exists yet). ``rr_s`` is the
     interval to the previous beat in seconds (None for the first beat or after a gap).
+    ``ambiguous`` marks a beat labelled "N" that does not confidently match the dominant beat
+    (low template correlation, wide, or an unusual amplitude): a ventricular run may bridge one.
     """
 
     index: int
@@ -39,6 +41,7 @@ class Beat:
     rr_s: float | None = None
     width_s: float | None = None
     correlation: float | None = None
+    ambiguous: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,7 +126,9 @@ class AnalysisUpdate:
     """What ``StreamAnalyzer.process(block)`` returns for one block.
 
     ``start``/``stop`` are the block's sample range; ``beats`` are beats newly committed while
-    processing it (their ``index`` may lie before ``start``, by at most the decision delay);
+    processing it (their ``index`` may lie before ``start``, by at most the decision delay;
+    detections while ventricular fibrillation/flutter is active are fibrillation or flutter waves,
+    not QRS complexes, and are not reported);
     ``heart_rate`` is the displayed rate in bpm (None until enough beats, or during asystole);
     ``quality`` is per lead over this block; ``events`` are rhythm onsets/offsets in order;
     ``active`` is the set of rhythm kinds currently on.
