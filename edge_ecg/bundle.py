@@ -101,6 +101,12 @@ class Bundle:
             raise BundleError(self.root / MANIFEST, f"[render] is not a valid RenderSpec: {exc}") from None
 
     @property
+    def input_leads(self) -> tuple[str, ...]:
+        """The leads the model was trained on, in order (``[input] leads``); empty = as the render
+        spec draws them. ``edge_ecg.records.lead_select.select_leads`` applies them before rendering."""
+        return tuple(self.manifest.get("input", {}).get("leads", ()))
+
+    @property
     def label_names(self) -> tuple[str, ...]:
         return tuple(l.name for l in self.labels)
 
@@ -245,6 +251,10 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
         provenance=dict(m.get("provenance", {})),
         manifest=m,
     )
+    inp = m.get("input", {})
+    if not isinstance(inp, dict) or not isinstance(inp.get("leads", []), list) \
+            or not all(isinstance(x, str) and x for x in inp.get("leads", [])):
+        raise BundleError(manifest_path, f"[input] leads must be a list of lead names, got {inp!r}")
     if bundle.window_s <= 0 or bundle.hop_s <= 0:
         raise BundleError(manifest_path, f"window_s {bundle.window_s} and hop_s {bundle.hop_s} must be > 0")
 

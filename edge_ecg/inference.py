@@ -32,9 +32,12 @@ class Classifier:
         return self.bundle.label_names
 
     def render(self, windows: Sequence) -> np.ndarray:
+        """Select the bundle's input leads (the factory's own function), then render with its spec."""
+        from edge_ecg.records.lead_select import select_leads
         from edge_ecg.render import render
 
-        return np.stack([render(w, self.spec) for w in windows])
+        leads = self.bundle.input_leads
+        return np.stack([render(select_leads(w, leads), self.spec) for w in windows])
 
     def predict_images(self, images: np.ndarray) -> np.ndarray:
         """uint8 (N,H,W,3) images already rendered with ``bundle.spec`` -> probabilities (N, labels)."""

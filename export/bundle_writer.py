@@ -62,6 +62,7 @@ def write_bundle(
     input_name: str = "images",
     output_name: str = "logits",
     overwrite: bool = False,
+    input_leads: Sequence[str] = (),
 ) -> Bundle:
     """Write and verify the bundle; returns it loaded (so a bundle that cannot load is never written)."""
     from edge_ecg.render import MEAN, STD, to_model_input
@@ -100,6 +101,9 @@ def write_bundle(
                 "output": "logits; probability = sigmoid(logit) per label",
             },
             "render": spec_dict,
+            **({"input": {"leads": [str(x) for x in input_leads],
+                          "rule": "edge_ecg.records.lead_select.select_leads: these leads in this order; "
+                                  "a missing one is filled by the record's next unused lead"}} if input_leads else {}),
             "labels": [l.to_dict() for l in labels],
             "files": files,
             "provenance": {"tools": tool_versions(), **dict(provenance or {})},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from export.train.masking import block_mask
@@ -102,3 +103,36 @@ def test_label_subset_keeps_a_positive_of_every_label():
         if labels[train_idx, j].any():
             assert labels[sub, j].any()
     assert np.array_equal(label_subset(train_idx, labels, 1.0, 0), train_idx)
+
+
+def test_within_fold_auroc_is_immune_to_uncalibrated_fold_models():
+    """Regression for the first demo bundles' "below chance" AUROCs: each fold's model ranks its own
+    test windows perfectly, but the fold with more positives has a model that outputs lower
+    probabilities. Pooling the k models into one ranking gives AUROC < 0.5; comparing only
+    windows of the same fold gives 1.0."""
+    from export.train.metrics import auprc_within, auroc_within
+
+    y = np.array([1, 1, 1, 0, 1, 0, 0, 0], dtype=bool)
+    fold = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    p = np.array([0.12, 0.11, 0.13, 0.10, 0.92, 0.90, 0.91, 0.905])
+    assert auroc(y, p) < 0.5
+    both = np.stack([p, fold], axis=1)
+    assert auroc_within(y, both) == pytest.approx(1.0)
+    assert auprc_within(y, both) == pytest.approx(1.0)
+    assert auroc_within(y, p) == pytest.approx(auroc(y, p))  # one stratum: plain AUROC
+    # pair-weighted: fold 0 has 3x1 pairs (all right), a worse fold 1 with 1x3 pairs (all wrong)
+    p2 = p.copy()
+    p2[4] = 0.80
+    assert auroc_within(y, np.stack([p2, fold], axis=1)) == pytest.approx(0.5)
+
+
+def test_label_metrics_reports_within_fold_and_pooled_auroc():
+    from export.train.evaluate import label_metrics
+
+    y = np.array([1, 1, 1, 0, 1, 0, 0, 0], dtype=np.float32)
+    fold = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    p = np.array([0.12, 0.11, 0.13, 0.10, 0.92, 0.90, 0.91, 0.905])
+    groups = np.array([f"r{i}" for i in range(8)])
+    m = label_metrics(y, p, groups, 0.5, n_boot=50, folds=fold)
+    assert m["auroc"]["value"] == pytest.approx(1.0)
+    assert m["auroc_pooled"] < 0.5 and m["auroc_per_fold"] == {"0": 1.0, "1": 1.0}

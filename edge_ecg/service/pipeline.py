@@ -89,13 +89,11 @@ class PipelineStats:
 
 
 def make_analyzer(fs: float, leads: tuple[str, ...], dsp_config: dict):
-    """D's ``StreamAnalyzer`` when it is importable; None (classical alarms off, logged) otherwise."""
-    try:
-        from edge_ecg.dsp import StreamAnalyzer
-        from edge_ecg.dsp.config import AnalyzerConfig
-    except ImportError as exc:
-        log.warning("streaming DSP unavailable (%s): classical rhythm alarms are OFF", exc)
-        return None
+    """The streaming DSP chain for this source's rate and leads (``analyzer_factory`` may return None
+    instead, which turns the classical rhythm alarms off: tests of the pipeline's own mechanics)."""
+    from edge_ecg.dsp import StreamAnalyzer
+    from edge_ecg.dsp.config import AnalyzerConfig
+
     return StreamAnalyzer(fs, leads, AnalyzerConfig.from_dict(dsp_config or {}))
 
 
@@ -420,7 +418,7 @@ class Pipeline:
         return Record(signals=data, fs=self.fs, leads=self.leads, name=name)
 
     def _quality_ok(self, start: int, stop: int) -> tuple[bool, dict]:
-        if self.analyzer is None or not hasattr(self.analyzer, "window_quality"):
+        if self.analyzer is None:
             return True, {}
         q = self.analyzer.window_quality(start, stop)
         ok = q.usable if self.min_window_quality is None else q.score >= self.min_window_quality
@@ -459,7 +457,7 @@ class Pipeline:
         electrodes on may be asystole), not noise.
         """
         step = int(2 * self.fs)
-        if self.analyzer is None or not hasattr(self.analyzer, "window_quality") or self._stop_index < self._next_noise:
+        if self.analyzer is None or self._stop_index < self._next_noise:
             return
         self._next_noise = self._stop_index + step
         q = self.analyzer.window_quality(max(0, self._stop_index - 2 * step), self._stop_index)

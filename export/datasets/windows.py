@@ -7,7 +7,6 @@ pixels come from ``export.datasets.cache.rendered`` which renders each window on
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -16,6 +15,7 @@ import numpy as np
 
 from edge_ecg.errors import RecordError
 from edge_ecg.records import Record, read_record
+from edge_ecg.records.lead_select import select_leads  # the appliance's own, so serving matches training
 
 
 @dataclass(frozen=True)
@@ -72,37 +72,6 @@ class WindowSet:
             "records": int(len(np.unique(self.groups))),
             "positives": {n: int(np.nansum(self.labels[:, j])) for j, n in enumerate(self.label_names)},
         }
-
-
-def select_leads(record: Record, leads: Sequence[str]) -> Record:
-    """The record restricted to ``leads``, standing in the record's other ECG leads where one is missing.
-
-    Two-lead monitor databases differ in their second lead (MIT-BIH: V1, V2, V4 or V5; CinC
-    2015: V, MCL, III, aVR, ...). A two-lead strip model is trained on "lead II + the monitor's
-    other lead", so a missing lead is filled, in order, by the first lead not otherwise used
-    (and ``meta["lead_substitutions"]`` says which). This is the documented contract of the
-    strip bundles; a 12-lead bundle asks for leads every source has.
-    """
-    wanted = list(leads)
-    have = list(record.leads)
-    present = [name for name in wanted if name in have]
-    spare = [name for name in have if name not in present]
-    cols, subs = [], {}
-    for name in wanted:
-        if name in have:
-            cols.append(have.index(name))
-        elif spare:
-            other = spare.pop(0)
-            cols.append(have.index(other))
-            subs[name] = other
-        else:
-            raise RecordError(record.source or record.name,
-                              f"needs {len(wanted)} ECG leads {tuple(wanted)}, has only {tuple(have)}")
-    meta = dict(record.meta)
-    meta.pop("other_signals", None)  # not needed by the renderer; keeps windows small
-    if subs:
-        meta["lead_substitutions"] = subs
-    return dataclasses.replace(record, signals=record.signals[:, cols], leads=tuple(wanted), meta=meta)
 
 
 def read_window(ref: WindowRef, leads: Sequence[str], record: Record | None = None) -> Record:

@@ -28,6 +28,10 @@ from export.train.tasks import build_task, shared_root
 
 log = logging.getLogger(__name__)
 
+# INT8 calibration windows, drawn from the shipped model's training records (the issue asks for
+# >= 500 where the data allow; 12lead-screen has only ~120 training windows per fold).
+CALIBRATION_WINDOWS = 512
+
 ATTRIBUTION = (
     "Derived from PhysioNet data (ODC-By 1.0): Goldberger et al., PhysioBank, PhysioToolkit, and PhysioNet, "
     "Circulation 101(23), 2000; Moody & Mark, IEEE EMB Magazine 20(3), 2001 (MIT-BIH Arrhythmia Database); "
@@ -139,10 +143,14 @@ def build_bundle(config_path: str | Path, out: str | Path | None = None, force: 
     r = train_and_evaluate(cfg)
     td, images, model, names, cv = r["td"], r["images"], r["model"], r["names"], r["cv"]
     tr, va, te = cv.fold_splits[r["ship"]]
-    thresholds = np.asarray(cv.fold_thresholds[r["ship"]] if cv.fold_thresholds else [0.5] * len(names), dtype=np.float64)
+    # rounded as bundle.toml stores them: agreement is measured at the thresholds the appliance uses
+    # (a threshold for TPR >= 0.95 sits exactly on a validation positive's score, so the unrounded
+    # value would count that window's 1e-7 float noise as a disagreement)
+    thresholds = np.round(np.asarray(cv.fold_thresholds[r["ship"]] if cv.fold_thresholds else [0.5] * len(names),
+                                     dtype=np.float64), 6)
     refs = td.windows.refs
     rng = np.random.default_rng(0)
-    calib_idx = np.sort(rng.choice(tr, size=min(128, len(tr)), replace=False))
+    calib_idx = np.sort(rng.choice(tr, size=min(CALIBRATION_WINDOWS, len(tr)), replace=False))
     val_idx = np.concatenate([va, te])  # the shipped model's held-out windows (validation + test records)
     ids = tuple(f"{Path(refs[i].path).stem}:{refs[i].start}:{refs[i].stop}" for i in calib_idx)
     calib = CalibrationSet(np.asarray(images[calib_idx]), ids, 0, tuple(sorted({refs[i].source for i in calib_idx})))
@@ -163,6 +171,7 @@ def build_bundle(config_path: str | Path, out: str | Path | None = None, force: 
                 "task": cfg["data"]["task"], "config": Path(config_path).name,
                 "data": td.windows.summary(), "leads": list(td.leads),
                 "init": "masked-image-pretrained (SimMIM pixel target, BEiT blockwise masking)" if r["init"] else "random",
+                "input_leads": list(td.input_leads),
                 "finetune": asdict(r["finetune"]), "folds": r["folds"], "shipped_fold": r["ship"],
                 "shipped_model_train_windows": int(len(tr)), "cv_seconds": round(float(cv.seconds), 1),
             },
@@ -188,7 +197,7 @@ def build_bundle(config_path: str | Path, out: str | Path | None = None, force: 
                               window_s=float(cfg["data"].get("window_s", 10.0)), hop_s=float(b.get("hop_s", 2.0)),
                               check_images=np.asarray(images[va[:check_n]]),
                               check_ids=[f"{Path(refs[i].path).stem}:{refs[i].start}:{refs[i].stop}" for i in va[:check_n]],
-                              provenance=provenance, overwrite=force)
+                              provenance=provenance, overwrite=force, input_leads=td.input_leads)
     size = sum(f.stat().st_size for f in Path(bundle.root).rglob("*") if f.is_file())
     report = {"bundle": str(bundle.root), "bytes": size, "metrics": r["metrics"], "int8_vs_fp32": agree,
               "vt_triage": extra, "seconds": round(time.monotonic() - t0, 1), "cv_seconds": round(float(cv.seconds), 1)}
@@ -218,10 +227,7 @@ def vt_operating_points(r: dict) -> dict:
     out = {"model_alone": {"alarms": int(len(y)), "true_alarms": int(y.sum()), "TP": tp, "TN": tn, "FP": fp, "FN": fn,
                            "TPR": round(tp / max(1, tp + fn), 4), "TNR": round(tn / max(1, tn + fp), 4),
                            "score": round(challenge_score(y, pred), 4)}}
-    try:
-        from export.train.vt_detector import vt_with_detector
-    except ImportError as exc:  # edge_ecg.dsp not ready
-        out["with_classical_detector"] = f"not computed: {exc}"
-        return out
+    from export.train.vt_detector import vt_with_detector
+
     out["with_classical_detector"] = vt_with_detector(td, cv, have)
     return out

@@ -13,7 +13,7 @@ import numpy as np
 from export.train.crossval import grouped_folds
 from export.train.finetune import FinetuneConfig, finetune, predict
 from export.train.metrics import (
-    auprc, auroc, bootstrap, challenge_score, sens_spec, threshold_for_sensitivity, threshold_youden,
+    auprc, auprc_within, auroc, auroc_within, bootstrap, challenge_score, sens_spec, threshold_for_sensitivity, threshold_youden,
 )
 
 log = logging.getLogger(__name__)
@@ -29,23 +29,34 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, min_sensitivity: float | None
 
 
 def label_metrics(y: np.ndarray, p: np.ndarray, groups: np.ndarray, threshold: float | np.ndarray,
-                  n_boot: int = 1000, seed: int = 0) -> dict:
+                  n_boot: int = 1000, seed: int = 0, folds: np.ndarray | None = None) -> dict:
     """AUROC, AUPRC (95% record-bootstrap intervals), sensitivity/specificity and the CinC score at
-    ``threshold`` (a scalar, or one per window when pooled from folds with their own thresholds)."""
+    ``threshold`` (a scalar, or one per window when pooled from folds with their own thresholds).
+
+    With ``folds`` (out-of-fold scores of k models), AUROC/AUPRC count only within-fold
+    comparisons (``metrics.auroc_within``); the naive pooled AUROC is kept as ``auroc_pooled``."""
     known = ~np.isnan(y)
-    y, p, groups = y[known].astype(bool), p[known], groups[known]
+    strata = np.zeros(len(y)) if folds is None else np.asarray(folds, dtype=np.float64)
+    y, p, groups, strata = y[known].astype(bool), p[known], groups[known], strata[known]
     thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), p.shape)[known] if np.ndim(threshold) else threshold
     pred = p >= thr
     tpr = float((pred & y).sum() / y.sum()) if y.any() else float("nan")
     tnr = float((~pred & ~y).sum() / (~y).sum()) if (~y).any() else float("nan")
-    return {
+    ps = np.stack([np.asarray(p, dtype=np.float64), strata], axis=1)
+    out = {
         "n": int(len(y)), "positives": int(y.sum()), "records": int(len(np.unique(groups))),
-        "auroc": bootstrap(auroc, y, p, groups, n_boot, seed).to_dict(),
-        "auprc": bootstrap(auprc, y, p, groups, n_boot, seed).to_dict(),
+        "auroc": bootstrap(auroc_within, y, ps, groups, n_boot, seed).to_dict(),
+        "auprc": bootstrap(auprc_within, y, ps, groups, n_boot, seed).to_dict(),
         "sensitivity": None if math.isnan(tpr) else round(tpr, 4),
         "specificity": None if math.isnan(tnr) else round(tnr, 4),
         "challenge_score": round(challenge_score(y, pred), 4),
     }
+    if folds is not None and len(np.unique(strata)) > 1:
+        a = auroc(y, p)
+        out["auroc_pooled"] = None if math.isnan(a) else round(a, 4)
+        per = {str(int(k)): auroc(y[strata == k], p[strata == k]) for k in np.unique(strata)}
+        out["auroc_per_fold"] = {k: round(v, 4) for k, v in per.items() if not math.isnan(v)}  # TOML has no null
+    return out
 
 
 @dataclass
@@ -144,7 +155,8 @@ def summarize_cv(cv: CrossValResult, labels: np.ndarray, groups: np.ndarray, nam
     out = {}
     have = ~np.isnan(cv.oof[:, 0])
     for j, name in enumerate(names):
-        out[name] = label_metrics(labels[have, j], cv.oof[have, j], groups[have], cv.oof_threshold[have, j], n_boot)
+        out[name] = label_metrics(labels[have, j], cv.oof[have, j], groups[have], cv.oof_threshold[have, j], n_boot,
+                                  folds=cv.folds[have])
     return out
 
 

@@ -36,6 +36,8 @@ def evaluate_bundle(bundle_path: str | Path, config_path: str | Path | None = No
     td = build_task(str(data["task"]), shared_root(data.get("shared")), float(data.get("window_s", 10.0)))
     if td.windows.label_names != bundle.label_names:
         raise ConfigError(config_path, f"task labels {td.windows.label_names} != bundle labels {bundle.label_names}")
+    if bundle.input_leads and tuple(bundle.input_leads) != tuple(td.leads):
+        raise ConfigError(config_path, f"task leads {td.leads} != the bundle's [input] leads {bundle.input_leads}")
     images = rendered(td.windows, bundle.spec, Path(cfg.get("cache", {}).get("dir", ".cache/windows")), leads=td.leads)
     training = bundle.provenance.get("training", {})
     k, ship = int(training.get("folds", cfg["eval"]["folds"])), int(training.get("shipped_fold", 0))

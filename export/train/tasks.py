@@ -41,6 +41,13 @@ class TaskData:
     eval_mask: np.ndarray       # bool: windows that may be validated/tested on
     always_train: np.ndarray    # bool: extra windows only ever used for training
 
+    @property
+    def input_leads(self) -> tuple[str, ...]:
+        """The bundle's ``[input] leads``: what ``Classifier`` selects before rendering. Strip tasks
+        need it (monitors differ in their second lead and its position); the 12-lead layout names
+        its leads itself and derives limb leads, so it needs none."""
+        return self.leads if self.leads == STRIP_LEADS else ()
+
 
 def build_task(task: str, root: Path, window_s: float = 10.0) -> TaskData:
     """Windows of ``task`` (``vt-triage``, ``rhythm``, ``12lead-screen``) from the shared folders."""
