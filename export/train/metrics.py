@@ -62,29 +62,25 @@ def auroc_within(y: np.ndarray, score: np.ndarray) -> float:
     within-fold pairs is the pair-weighted mean of the per-fold AUROCs. ``score`` is (N, 2) =
     (score, fold) or (N,) for one stratum (then it is plain AUROC).
     """
-    y = np.asarray(y).astype(bool)
-    s, strata = _strata_split(score)
-    num = den = 0.0
-    for k in np.unique(strata):
-        sel = strata == k
-        a = auroc(y[sel], s[sel])
-        if not np.isnan(a):
-            w = float(y[sel].sum()) * float((~y[sel]).sum())
-            num, den = num + a * w, den + w
-    return num / den if den else float("nan")
+    return _weighted_within(auroc, y, score, lambda pos, neg: pos * neg)
 
 
 def auprc_within(y: np.ndarray, score: np.ndarray) -> float:
     """Average precision per stratum (fold), averaged with weights = positives (see ``auroc_within``)."""
+    return _weighted_within(auprc, y, score, lambda pos, neg: pos)
+
+
+def _weighted_within(metric, y: np.ndarray, score: np.ndarray, weight) -> float:
+    """``metric`` per stratum (fold), averaged with ``weight(positives, negatives)`` per stratum."""
     y = np.asarray(y).astype(bool)
     s, strata = _strata_split(score)
     num = den = 0.0
     for k in np.unique(strata):
         sel = strata == k
-        a = auprc(y[sel], s[sel])
-        if not np.isnan(a):
-            w = float(y[sel].sum())
-            num, den = num + a * w, den + w
+        value = metric(y[sel], s[sel])
+        if not np.isnan(value):
+            w = weight(float(y[sel].sum()), float((~y[sel]).sum()))
+            num, den = num + value * w, den + w
     return num / den if den else float("nan")
 
 
