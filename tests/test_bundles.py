@@ -27,6 +27,14 @@ def _bundle_dir(name: str) -> Path:
     return path
 
 
+def _any_bundle_dir() -> Path:
+    """The first committed bundle, for tests that need one but not a particular one."""
+    for name in NAMES:
+        if (REPO / "bundles" / name / "bundle.toml").is_file():
+            return REPO / "bundles" / name
+    pytest.skip("no bundle built yet")
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_bundle_loads_verified_with_provenance(name):
     path = _bundle_dir(name)
@@ -72,13 +80,7 @@ def test_int8_agrees_with_fp32_on_the_check_windows(name):
 
 
 def test_a_tampered_bundle_is_refused(tmp_path):
-    src = None
-    for name in NAMES:
-        if (REPO / "bundles" / name / "bundle.toml").is_file():
-            src = REPO / "bundles" / name
-            break
-    if src is None:
-        pytest.skip("no bundle built yet")
+    src = _any_bundle_dir()
     dst = tmp_path / src.name
     shutil.copytree(src, dst)
     data = bytearray((dst / "model.int8.onnx").read_bytes())
@@ -132,13 +134,7 @@ def test_classifier_selects_the_training_leads_before_rendering(mitdb_dir, tmp_p
     from export.bundle_writer import write_bundle
     from export.datasets.windows import WindowRef, read_window
 
-    src = None
-    for n in NAMES:
-        if (REPO / "bundles" / n / "bundle.toml").is_file():
-            src = load_bundle(REPO / "bundles" / n)
-            break
-    if src is None:
-        pytest.skip("no bundle built yet")
+    src = load_bundle(_any_bundle_dir())
     spec = RenderSpec(layout="strips", width=src.spec.width, height=src.spec.height, mm_per_mv=40.0)
     b = write_bundle(tmp_path / "b", name="leads-check", spec=spec, labels=list(src.labels),
                      fp32_onnx=src.onnx_path("fp32"), int8_onnx=src.onnx_path("int8"),
@@ -158,13 +154,7 @@ def test_classifier_selects_the_training_leads_before_rendering(mitdb_dir, tmp_p
 
 
 def test_a_bundle_with_malformed_input_leads_is_refused(tmp_path):
-    src = None
-    for n in NAMES:
-        if (REPO / "bundles" / n / "bundle.toml").is_file():
-            src = REPO / "bundles" / n
-            break
-    if src is None:
-        pytest.skip("no bundle built yet")
+    src = _any_bundle_dir()
     dst = tmp_path / src.name
     shutil.copytree(src, dst)
     import re
