@@ -29,6 +29,14 @@ def _header_info(hea: Path) -> tuple[float, int]:
         raise RecordError(hea, f"cannot read fs and length from the header's record line ({exc})") from None
 
 
+def _annotated_records(folder: Path):
+    """(header, fs, n_samples, annotations) of every record under ``folder`` that has a ``.atr``."""
+    for hea in wfdb_records(folder):
+        if hea.with_suffix(".atr").is_file():
+            fs, n = _header_info(hea)
+            yield hea, fs, n, read_mit_annotations(hea, n)
+
+
 def wfdb_records(folder: Path) -> list[Path]:
     """Every WFDB header under ``folder`` (recursive), sorted; an empty folder is an error."""
     folder = Path(folder)
@@ -43,11 +51,7 @@ def wfdb_records(folder: Path) -> list[Path]:
 def mitdb_rhythm_windows(folder: Path, window_s: float = 10.0, hop_s: float = 10.0) -> WindowSet:
     """Windows tiling each MIT-BIH record, labelled af / ventricular_ectopy / ventricular_run / artifact."""
     refs, labels = [], []
-    for hea in wfdb_records(folder):
-        if not hea.with_suffix(".atr").is_file():
-            continue
-        fs, n = _header_info(hea)
-        ann = read_mit_annotations(hea, n)
+    for hea, fs, n, ann in _annotated_records(folder):
         w, h = int(round(window_s * fs)), int(round(hop_s * fs))
         for start in range(0, n - w + 1, h):
             lab = mit_window_labels(ann, start, start + w)
@@ -92,11 +96,7 @@ def mitdb_vt_windows(folder: Path, window_s: float = 10.0, per_kind: int = 6, ru
     record, spread evenly over the record, so no single record dominates.
     """
     refs, labels = [], []
-    for hea in wfdb_records(folder):
-        if not hea.with_suffix(".atr").is_file():
-            continue
-        fs, n = _header_info(hea)
-        ann = read_mit_annotations(hea, n)
+    for hea, fs, n, ann in _annotated_records(folder):
         w = int(round(window_s * fs))
         pos_ends, ect_ends = [], []
         v = ann.beat_ventricular
