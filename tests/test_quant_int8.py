@@ -31,7 +31,10 @@ def test_only_matmul_gemm_conv_run_in_int8(arts):
     consumers = {n.op_type for n in g.node for i in n.input if i in dq_out}
     assert consumers <= {"MatMul", "Gemm", "Conv"}, consumers
     cfg = arts.model.cfg
-    assert sum(n.op_type == "MatMul" for n in g.node if any(i in dq_out for i in n.input)) >= 6 * cfg.depth
+    assert sum(n.op_type == "MatMul" for n in g.node if any(i in dq_out for i in n.input)) >= 4 * cfg.depth
+    # attention's Q.K^T and softmax.V (two activations, no weight) stay float: see export/quantize.py
+    attn = [n for n in g.node if n.op_type == "MatMul" and "/attn/" in n.name and not any(i in dq_out for i in n.input)]
+    assert len(attn) == 2 * cfg.depth
     float_ops = {"LayerNormalization", "Softmax", "Erf"}
     for n in g.node:
         if n.op_type in float_ops:
