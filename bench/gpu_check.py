@@ -4,7 +4,7 @@
 
 In one run of well under 5 minutes it reports:
 1. the GPU (torch's view: name, compute capability, memory);
-2. the torch CUDA reference latency of HeartBEiT ``base`` (random weights; latency does not
+2. the torch CUDA reference latency of HeartBEiT ``base`` (and ``tiny``, the demo bundles' size) (random weights; latency does not
    depend on them) in FP16 and FP32, batch 1 and 8, p50/p99 from CUDA events, and the FP16 vs
    FP32 max logit difference;
 3. pycuda, if it imports (it needs the CUDA toolkit to build): the exact calls the TensorRT
@@ -33,7 +33,7 @@ def _pct(ms: list[float]) -> dict:
     return {"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3)}
 
 
-def torch_cuda(runs: int, deadline: float) -> dict:
+def torch_cuda(runs: int, deadline: float, size: str = "base") -> dict:
     try:
         import torch
     except ImportError as exc:
@@ -49,7 +49,7 @@ def torch_cuda(runs: int, deadline: float) -> dict:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
-    model = create_model("base", num_classes=5).eval().to(dev)
+    model = create_model(size, num_classes=5).eval().to(dev)
     torch.nn.init.normal_(model.head.weight, std=1.0)
     x8 = torch.randn(8, 3, 224, 224, device=dev)
     with torch.inference_mode():
@@ -123,6 +123,7 @@ def main(argv=None) -> int:
     except ImportError:
         report["tensorrt"] = "not importable (expected on this machine)"
     report["torch_cuda_base"] = torch_cuda(args.runs, t0 + args.budget_s)
+    report["torch_cuda_tiny"] = torch_cuda(args.runs, t0 + args.budget_s, "tiny")  # the demo bundles' size
     report["pycuda"] = pycuda_buffers()
     report["wall_s"] = round(time.monotonic() - t0, 1)
     text = json.dumps(report, indent=1, default=str)

@@ -25,6 +25,7 @@ def _runs(out: Path) -> list[tuple[str, list[str]]]:
         ("decode", py + [str(REPO / "bench" / "bench_decode.py")]),
         ("dsp", py + [str(REPO / "bench" / "bench_dsp.py")]),
         ("infer (untrained base, latency only)", py + [str(REPO / "bench" / "bench_infer.py"), "--make-base", str(out / "base-random"), "--threads", "1", "--runs", "20"]),
+        ("train (throughput of the configs, make bundles estimate)", py + [str(REPO / "bench" / "bench_train.py")]),
         ("soak (1 h of 12-lead 500 Hz)", py + [str(REPO / "bench" / "bench_soak.py"), "--hours", "1", "--threads", "1"]),
     ]
     if (ECG / "ludb").is_dir() and (REPO / "bundles" / "12lead-screen").is_dir():
@@ -35,7 +36,7 @@ def _runs(out: Path) -> list[tuple[str, list[str]]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--only", help="comma-separated names to run (render, decode, dsp, infer, soak, screen)")
+    ap.add_argument("--only", help="comma-separated names to run (render, decode, dsp, infer, train, soak, screen)")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "bench")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

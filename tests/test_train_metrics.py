@@ -57,6 +57,14 @@ def test_threshold_for_sensitivity_reaches_the_target():
     for target in (0.8, 0.95, 1.0):
         t = threshold_for_sensitivity(y, s, target)
         assert sens_spec(y, s, t)[0] >= target
+        assert not np.any(s == t)  # between scores, never on one
+
+
+def test_threshold_for_sensitivity_sits_midway_below_the_weakest_caught_positive():
+    y = np.array([1, 1, 0, 0, 1])
+    s = np.array([0.9, 0.6, 0.2, 0.7, 0.5])
+    assert threshold_for_sensitivity(y, s, 1.0) == pytest.approx((0.5 + 0.2) / 2)
+    assert threshold_for_sensitivity(y, s, 0.6) == pytest.approx((0.6 + 0.5) / 2)
 
 
 def test_challenge_score_weights_misses_five_times():

@@ -39,15 +39,52 @@ def test_pretrain_two_steps_checkpoints_and_resumes(few_windows, tmp_path):
     cfg = PretrainConfig(size="tiny", img_size=64, steps=2, batch_size=4, warmup_steps=1, threads=1, checkpoint_every=1)
     path = pretrain(images, cfg, tmp_path)
     state = torch.load(tmp_path / "last.pt", weights_only=False)
-    assert state["step"] == 2 and len(state["history"]) == 2
+    assert state["step"] == 2 and state["history"][-1]["step"] == 2
     assert np.isfinite([h["loss"] for h in state["history"]]).all()
     cfg.steps = 3  # resume continues from step 2, not from scratch
     pretrain(images, cfg, tmp_path, resume=True)
-    assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == 3
+    state = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert state["step"] == 3 and [h["step"] for h in state["history"]] == [2, 3]
     from export.models.heartbeit import load_checkpoint
 
     model, extra = load_checkpoint(path)
     assert extra["pretrain"]["mask_ratio"] == 0.4 and model.cfg.img_size == 64
+
+
+def test_gpu_side_normalisation_is_bit_identical_to_the_renderers(few_windows):
+    """Training on a GPU converts uint8 pixels there (``model_input_torch``); it must give the very
+    floats ``to_model_input`` gives serving, for RGB and for the grey images packs hold."""
+    from edge_ecg.render import to_model_input
+    from export.train.common import ImageStore, model_input_torch, resolve_device
+
+    _, images = few_windows
+    rgb = np.array(images)  # a writable copy: torch.from_numpy warns on the read-only cache
+    expect = to_model_input(rgb)
+    assert np.array_equal(model_input_torch(torch.from_numpy(rgb)).numpy(), expect)
+    assert np.array_equal(model_input_torch(torch.from_numpy(rgb[..., 0].copy())).numpy(), expect)
+    store = ImageStore(rgb[..., 0].copy(), resolve_device("cpu"))
+    assert np.array_equal(store.batch(np.array([1, 3])).numpy(), expect[[1, 3]])
+
+
+def test_asking_for_a_gpu_that_is_not_there_is_a_config_error():
+    from edge_ecg.errors import ConfigError
+    from export.train.common import resolve_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"
+
+
+def test_mask_bank_keeps_the_block_masking_ratio():
+    from export.train.masking import MaskBank
+
+    rng = np.random.default_rng(0)
+    bank = MaskBank((14, 14), 0.4, rng, size=64)
+    m = bank.sample(32, rng)
+    assert m.shape == (32, 196) and (m.sum(axis=1) == round(0.4 * 196)).all()
+    assert len({r.tobytes() for r in m}) > 16  # sampled from many different masks
 
 
 def test_masked_loss_ignores_unmasked_patches():

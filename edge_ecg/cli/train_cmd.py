@@ -1,4 +1,4 @@
-"""``edge-ecg train pretrain|finetune|bundle|lowlabel`` and ``edge-ecg eval model``: the factory's training side.
+"""``edge-ecg train pack|pretrain|finetune|bundle|lowlabel`` and ``edge-ecg eval model``: the factory's training side.
 
 Thin handlers over ``export.train`` (Polygraphy style); torch is imported only when they run.
 """
@@ -11,8 +11,16 @@ import json
 def _pretrain(args) -> int:
     from export.train.pipeline import run_pretrain
 
-    path = run_pretrain(args.config, resume=not args.restart, steps=args.steps)
+    path = run_pretrain(args.config, resume=not args.restart, steps=args.steps, pack=args.pack)
     print(path)
+    return 0
+
+
+def _pack(args) -> int:
+    from export.train.pipeline import write_packs
+
+    for path in write_packs(args.configs, args.out):
+        print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 
@@ -22,7 +30,12 @@ def _finetune(args) -> int:
     from export.train.evaluate import format_metrics
 
     cfg = load_config(args.config)
-    r = train_and_evaluate(cfg)
+    prepared = None
+    if args.pack:
+        from export.train.pipeline import prepared_from_pack
+
+        prepared = prepared_from_pack(args.pack)
+    r = train_and_evaluate(cfg, prepared)
     print(f"{r['folds']}-fold record-grouped cross-validation of {cfg['bundle']['name']} (out-of-fold), run in {r['run_dir']}:")
     print(format_metrics(r["metrics"]))
     return 0
@@ -38,7 +51,13 @@ def _bundle(args) -> int:
 def _lowlabel(args) -> int:
     from export.train.lowlabel import run_lowlabel
 
-    run_lowlabel(args.config, fractions=[float(f) for f in args.fractions.split(",")], steps=args.steps)
+    prepared = None
+    if args.pack:
+        from export.train.pipeline import prepared_from_pack
+
+        prepared = prepared_from_pack(args.pack)
+    run_lowlabel(args.config, fractions=[float(f) for f in args.fractions.split(",")], steps=args.steps,
+                 prepared=prepared)
     return 0
 
 
@@ -57,10 +76,17 @@ def register(cli) -> None:
     p.add_argument("config", help="pretraining config (e.g. configs/pretrain.toml)")
     p.add_argument("--steps", type=int, default=None, help="override [pretrain] steps")
     p.add_argument("--restart", action="store_true", help="ignore the checkpoint in the output folder and start over")
+    p.add_argument("--pack", default=None, help="read the images from this pack instead of the records")
     p.set_defaults(func=_pretrain)
+
+    p = cli.subcommand("train", "pack", "render configs' windows into portable packs, to train on a machine without the records")
+    p.add_argument("configs", nargs="+", help="bundle and/or pretraining configs")
+    p.add_argument("--out", default=".cache/packs", help="folder for the <config>.pack files")
+    p.set_defaults(func=_pack)
 
     p = cli.subcommand("train", "finetune", "record-grouped cross-validated fine-tuning of a bundle config (no export)")
     p.add_argument("config", help="bundle config (e.g. configs/rhythm.toml)")
+    p.add_argument("--pack", default=None, help="read windows and labels from this pack instead of the records")
     p.set_defaults(func=_finetune)
 
     p = cli.subcommand("train", "bundle", "fine-tune, evaluate, export FP32 + INT8 ONNX and write the bundle of a config")
@@ -72,6 +98,7 @@ def register(cli) -> None:
     p.add_argument("config", help="bundle config of the task to study")
     p.add_argument("--fractions", default="0.01,0.1,0.25,1.0", help="comma-separated label fractions")
     p.add_argument("--steps", type=int, default=None, help="override [finetune] steps (same for every run)")
+    p.add_argument("--pack", default=None, help="read windows and labels from this pack instead of the records")
     p.set_defaults(func=_lowlabel)
 
     p = cli.subcommand("eval", "model", "a bundle's FP32 and INT8 graphs on its held-out windows: metrics and INT8/FP32 agreement")

@@ -136,8 +136,9 @@ def ludb_windows(folder: Path, window_s: float = 10.0) -> WindowSet:
 
 
 def unlabeled_windows(folders: Iterable[Path], window_s: float = 10.0, per_record: int = 20,
-                      min_leads: int = 1) -> WindowSet:
-    """Unlabeled windows for masked-image pretraining: up to ``per_record`` evenly spaced per record."""
+                      min_leads: int = 1, hop_s: float | None = None) -> WindowSet:
+    """Unlabeled windows for masked-image pretraining: up to ``per_record`` evenly spaced per record,
+    or, with ``hop_s``, one every ``hop_s`` seconds."""
     refs = []
     for folder in folders:
         for hea in wfdb_records(folder):
@@ -145,7 +146,10 @@ def unlabeled_windows(folders: Iterable[Path], window_s: float = 10.0, per_recor
             w = int(round(window_s * fs))
             if n < w:
                 continue
-            starts = np.unique(np.linspace(0, n - w, per_record).astype(np.int64))
+            if hop_s:
+                starts = np.arange(0, n - w + 1, max(1, int(round(hop_s * fs))), dtype=np.int64)
+            else:
+                starts = np.unique(np.linspace(0, n - w, per_record).astype(np.int64))
             for s in starts:
                 refs.append(WindowRef(str(hea), int(s), int(s) + w, f"{Path(folder).name}:{hea.stem}", Path(folder).name))
     return WindowSet(refs, np.zeros((len(refs), 0), dtype=np.float32), ())

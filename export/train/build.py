@@ -66,12 +66,15 @@ def _run_dir(cfg: dict, ft: FinetuneConfig, init: str | None) -> Path:
     return Path(".cache") / "runs" / f"{cfg['bundle']['name']}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
-def train_and_evaluate(cfg: dict) -> dict:
-    """Cross-validate (cached in ``.cache/runs``), returning everything the bundle step needs."""
-    import torch
+def train_and_evaluate(cfg: dict, prepared: tuple | None = None) -> dict:
+    """Cross-validate (cached in ``.cache/runs``), returning everything the bundle step needs.
+
+    ``prepared`` is ``(spec, TaskData, images)`` when they come from a pack (training on a machine
+    without the records); otherwise they are built from the shared folders and the render cache.
+    """
     from export.models.heartbeit import load_checkpoint, save_checkpoint
 
-    spec, td, images = task_images(cfg)
+    spec, td, images = prepared if prepared is not None else task_images(cfg)
     names = td.windows.label_names
     prio, minsens = label_settings(cfg, names)
     ft = dataclass_from(FinetuneConfig, cfg.get("finetune"), f"{cfg['_path']}: [finetune]")
@@ -186,6 +189,8 @@ def build_bundle(config_path: str | Path, out: str | Path | None = None, force: 
             "parity_fp32": {"windows": parity.n, "max_abs_logit_diff": parity.max_abs_diff,
                             "top_label_agreement": parity.top_label_agreement},
         }
+        if r["init"]:
+            provenance["training"]["pretraining"] = pretraining_provenance(r["init"])
         extra = vt_operating_points(r) if cfg["data"]["task"] == "vt-triage" else None
         if extra:
             provenance["vt_triage"] = extra
@@ -210,6 +215,18 @@ def build_bundle(config_path: str | Path, out: str | Path | None = None, force: 
     if extra:
         print(json.dumps(extra, indent=1))
     return report
+
+
+def pretraining_provenance(checkpoint: str | Path) -> dict:
+    """What the backbone was pretrained on and how, from the checkpoint ``pretrain`` wrote."""
+    from export.models.heartbeit import load_checkpoint
+
+    _, extra = load_checkpoint(checkpoint)
+    keep = ("steps", "batch_size", "lr", "mask_ratio", "img_size", "size", "seed")
+    cfg = extra.get("pretrain", {})
+    return {"objective": "SimMIM-style pixel regression (L1, norm-pix targets), BEiT blockwise masking",
+            "images": extra.get("images"), "final_loss": extra.get("final_loss"), "device": extra.get("device", "cpu"),
+            **{k: cfg[k] for k in keep if k in cfg}}
 
 
 def vt_operating_points(r: dict) -> dict:

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from export.train.common import Progress, batches, cosine_lr, seed_everything, set_threads, to_tensor
+from export.train.common import (
+    ImageStore, Progress, adamw, autocast, batches, cosine_lr, resolve_device, seed_everything, set_threads, to_tensor,
+)
 from export.train.metrics import auroc
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,8 @@ class FinetuneConfig:
     max_pos_weight: float = 20.0
     seed: int = 0
     threads: int | None = 2
+    device: str = "auto"       # "auto": the GPU when torch sees one, else the CPU
+    amp: bool = True           # bf16 autocast on a GPU (ignored on the CPU)
 
 
 def _param_groups(model, cfg: FinetuneConfig):
@@ -68,15 +72,22 @@ def pos_weights(labels: np.ndarray, cap: float) -> np.ndarray:
     return np.clip(w, 1.0, cap).astype(np.float32)
 
 
-def predict(model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Sigmoid probabilities (N, K) for uint8 images (N, H, W, 3)."""
+def predict(model, images: np.ndarray, batch_size: int | None = None, device: str = "auto") -> np.ndarray:
+    """Sigmoid probabilities (N, K) for uint8 images (N, H, W, 3) or grey (N, H, W), in float32 on
+    ``device`` (the GPU when there is one); the model goes back where it was afterwards."""
     import torch
 
     model.eval()
+    home = next(model.parameters()).device
+    dev = resolve_device(device)
+    batch_size = batch_size or (256 if dev.type == "cuda" else 64)
+    model.to(dev)
     out = []
     with torch.inference_mode():
         for i in range(0, len(images), batch_size):
-            out.append(torch.sigmoid(model(to_tensor(images[i:i + batch_size]))).numpy())
+            x = to_tensor(images[i:i + batch_size]).to(dev)
+            out.append(torch.sigmoid(model(x).float()).cpu().numpy())
+    model.to(home)
     return np.concatenate(out) if out else np.zeros((0, model.num_classes), dtype=np.float32)
 
 
@@ -111,6 +122,7 @@ def finetune(train_images: np.ndarray, train_labels: np.ndarray, val_images: np.
     from export.models.heartbeit import create_model, load_checkpoint
 
     set_threads(cfg.threads)
+    device = resolve_device(cfg.device)
     rng = seed_everything(cfg.seed)
     k = train_labels.shape[1]
     if init:
@@ -120,34 +132,43 @@ def finetune(train_images: np.ndarray, train_labels: np.ndarray, val_images: np.
         model.reset_classifier(k)
     else:
         model = create_model(cfg.size, num_classes=k, img_size=cfg.img_size)
+    model.to(device)
     groups = _param_groups(model, cfg)
-    opt = torch.optim.AdamW(groups, lr=cfg.lr)
-    pw = torch.from_numpy(pos_weights(train_labels, cfg.max_pos_weight))
+    opt = adamw(groups, cfg.lr, device)
+    pw = torch.from_numpy(pos_weights(train_labels, cfg.max_pos_weight)).to(device)
     bce = torch.nn.BCEWithLogitsLoss(pos_weight=pw, reduction="none")
+    store = ImageStore(train_images, device)
+    y_all = torch.from_numpy(np.asarray(train_labels, dtype=np.float32)).to(device)
     it = batches(len(train_images), min(cfg.batch_size, len(train_images)), rng)
     best = (-float("inf"), 0, copy.deepcopy(model.state_dict()))
     history, bad = [], 0
     progress = Progress(cfg.steps, desc, every=10)
     t0 = time.monotonic()
     step = 0
+    pending = 0
     while step < cfg.steps:
         model.train()
         idx = next(it)
-        x = to_tensor(train_images[idx])
-        y = torch.from_numpy(np.asarray(train_labels[idx], dtype=np.float32))
+        x = store.batch(idx)
+        y = y_all[torch.from_numpy(idx).to(device)]
         known = ~torch.isnan(y)
         lr = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup_steps)
         for g in opt.param_groups:
             g["lr"] = lr * g["scale"]
-        loss = (bce(model(x), torch.nan_to_num(y)) * known).sum() / known.sum().clamp(min=1)
+        with autocast(device, cfg.amp):
+            logits = model(x)
+        loss = (bce(logits.float(), torch.nan_to_num(y)) * known).sum() / known.sum().clamp(min=1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 3.0)
         opt.step()
         step += 1
-        progress.update(step, len(idx), loss=loss.item())
+        pending += len(idx)
+        if step % progress.every == 0 or step == cfg.steps:  # reading the loss waits for the GPU
+            progress.update(step, pending, loss=loss.item())
+            pending = 0
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            p = predict(model, val_images)
+            p = predict(model, val_images, device=str(device))
             score = _val_score(np.asarray(val_labels), p)
             history.append({"step": step, "train_loss": round(loss.item(), 5), "val_score": round(score, 5)})
             log.info("%s step %d: validation score %.4f (best %.4f at %d)", desc, step, score, best[0], best[1])
@@ -159,5 +180,6 @@ def finetune(train_images: np.ndarray, train_labels: np.ndarray, val_images: np.
                     log.info("%s: early stop at step %d (no improvement for %d evaluations)", desc, step, bad)
                     break
     model.load_state_dict(best[2])
+    model.cpu()  # callers export, save and predict on the CPU
     model.eval()
     return FinetuneResult(model, best[1], best[0], history, time.monotonic() - t0)

@@ -1,6 +1,7 @@
 """The low-label study (HeartBEiT's central table, at our scale): fine-tune from the MIM-pretrained
 backbone and from random initialisation on 1/10/25/100% of the training labels, same seeds, same
-step budget, same held-out test records; AUROC per label with record-bootstrap intervals."""
+step budget, same held-out test records (every record once, over the cross-validation folds);
+AUROC per label with record-bootstrap intervals."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from edge_ecg.errors import ConfigError
 from export.train.config import dataclass_from, load_config
 from export.train.evaluate import fold_assignment, label_metrics, split_for_fold
 from export.train.finetune import FinetuneConfig, finetune, predict
@@ -37,63 +39,101 @@ def label_subset(train_idx: np.ndarray, labels: np.ndarray, fraction: float, see
 
 
 def run_lowlabel(config_path: str | Path, fractions: Sequence[float] = (0.01, 0.1, 0.25, 1.0),
-                 steps: int | None = None, fold: int = 0, out: str | Path = ".cache/results") -> dict:
-    """Run the study on one fold of the config's task; writes ``<out>/lowlabel-<name>.json`` and
-    prints a table (mean AUROC over labels and per label, 95% record-bootstrap intervals)."""
-    from export.train.build import label_settings, task_images
+                 steps: int | None = None, folds: Sequence[int] | None = None, out: str | Path = ".cache/results",
+                 prepared: tuple | None = None, inits: Sequence[str] = ("pretrained", "random")) -> dict:
+    """Run the study on the config's task; writes ``<out>/lowlabel-<name>.json`` and prints a table.
+
+    Every fold of the record-grouped cross-validation (``folds``: all by default) is test once, so
+    the table covers every record of the task, not the few of one fold; each fold trains on the
+    same label subset for both initialisations. AUROC counts only within-fold pairs (out-of-fold
+    scores of different models are not comparable), with 95% intervals by resampling records.
+    ``inits`` runs one arm alone (a GPU can run both arms at once in two processes);
+    ``merge_lowlabel`` joins the halves.
+    """
+    from export.train.build import task_images
 
     cfg = load_config(config_path)
-    spec, td, images = task_images(cfg)
+    spec, td, images = prepared if prepared is not None else task_images(cfg)
     ft = dataclass_from(FinetuneConfig, cfg.get("finetune"), f"{config_path}: [finetune]")
     if steps:
         ft.steps = int(steps)
     init = cfg.get("init", {}).get("pretrained")
+    if "pretrained" in inits and not (init and Path(init).is_file()):
+        raise ConfigError(f"{config_path}: [init] pretrained",
+                          f"the study compares against a pretrained backbone, and {init or 'none'} is not a file")
     names = td.windows.label_names
     labels, groups = td.windows.labels, td.windows.groups
     k = int(cfg.get("eval", {}).get("folds", 4))
-    folds = fold_assignment(groups, labels, td.eval_mask, td.always_train, k, ft.seed)
-    tr, va, te = split_for_fold(folds, fold, groups, labels, td.eval_mask, td.always_train, ft.seed)
+    fold_of = fold_assignment(groups, labels, td.eval_mask, td.always_train, k, ft.seed)
+    folds = list(range(k)) if folds is None else list(folds)
+    splits = {f: split_for_fold(fold_of, f, groups, labels, td.eval_mask, td.always_train, ft.seed) for f in folds}
+    test = np.concatenate([splits[f][2] for f in folds])
     images = np.asarray(images)
     rows = []
     for frac in fractions:
-        sub = label_subset(tr, labels, frac, ft.seed)
-        for kind, start in (("pretrained", init), ("random", None)):
+        for kind in inits:
+            start = init if kind == "pretrained" else None
             t0 = time.monotonic()
-            res = finetune(images[sub], labels[sub], images[va], labels[va], ft, start, desc=f"{kind} {frac:.0%}")
-            p = predict(res.model, images[te])
-            per = {n: label_metrics(labels[te, j], p[:, j], groups[te], 0.5, n_boot=500)["auroc"] for j, n in enumerate(names)}
-            mean = _bootstrap_mean_auroc(labels[te], p, groups[te])
-            rows.append({"fraction": frac, "train_windows": int(len(sub)), "init": kind, "mean_auroc": mean,
-                         "auroc": per, "best_step": res.best_step, "seconds": round(time.monotonic() - t0, 1)})
-            log.info("low-label %s %.0f%% (%d windows): mean AUROC %s", kind, frac * 100, len(sub), mean)
-    report = {"task": cfg["data"]["task"], "fold": fold, "test_windows": int(len(te)),
-              "test_records": int(len(np.unique(groups[te]))), "steps": ft.steps, "batch_size": ft.batch_size,
-              "seed": ft.seed, "rows": rows}
+            p = np.full((len(labels), len(names)), np.nan, dtype=np.float32)
+            n_train, best = [], []
+            for f in folds:
+                tr, va, te = splits[f]
+                sub = label_subset(tr, labels, frac, ft.seed + f)
+                fcfg = FinetuneConfig(**{**ft.__dict__, "seed": ft.seed + f})
+                res = finetune(images[sub], labels[sub], images[va], labels[va], fcfg, start,
+                               desc=f"{kind} {frac:.0%} fold {f + 1}/{k}")
+                p[te] = predict(res.model, images[te])
+                n_train.append(int(len(sub)))
+                best.append(res.best_step)
+            y, pt, g, fo = labels[test], p[test], groups[test], fold_of[test]
+            per = {n: label_metrics(y[:, j], pt[:, j], g, 0.5, n_boot=500, folds=fo)["auroc"] for j, n in enumerate(names)}
+            mean = _bootstrap_mean_auroc(y, pt, g, fo)
+            rows.append({"fraction": frac, "train_windows": int(np.mean(n_train)), "init": kind, "mean_auroc": mean,
+                         "auroc": per, "best_step": best, "seconds": round(time.monotonic() - t0, 1)})
+            log.info("low-label %s %.0f%% (%d windows per fold): mean AUROC %s", kind, frac * 100, np.mean(n_train), mean)
+    report = {"task": cfg["data"]["task"], "folds": folds, "test_windows": int(len(test)),
+              "test_records": int(len(np.unique(groups[test]))), "steps": ft.steps, "batch_size": ft.batch_size,
+              "seed": ft.seed, "pretrained": init if "pretrained" in inits else None, "rows": rows}
     Path(out).mkdir(parents=True, exist_ok=True)
-    Path(out, f"lowlabel-{cfg['bundle']['name']}.json").write_text(json.dumps(report, indent=1))
-    print(format_lowlabel(report))
+    suffix = "" if len(inits) == 2 else f"-{inits[0]}"
+    Path(out, f"lowlabel-{cfg['bundle']['name']}{suffix}.json").write_text(json.dumps(report, indent=1))
+    if len(inits) == 2:
+        print(format_lowlabel(report))
     return report
 
 
-def _auc(y, s):
-    from export.train.metrics import auroc
+def merge_lowlabel(parts: Sequence[dict]) -> dict:
+    """One report from the single-arm reports of the same task, folds and budget."""
+    first = parts[0]
+    for r in parts[1:]:
+        for key in ("task", "folds", "steps", "batch_size", "seed", "test_windows"):
+            if r[key] != first[key]:
+                raise ValueError(f"low-label halves differ in {key}: {first[key]!r} vs {r[key]!r}")
+    merged = dict(first)
+    merged["pretrained"] = next((r["pretrained"] for r in parts if r.get("pretrained")), None)
+    merged["rows"] = sorted((row for r in parts for row in r["rows"]), key=lambda row: (row["fraction"], row["init"]))
+    return merged
 
-    known = ~np.isnan(y)
-    return auroc(y[known], s[known])
 
+def _bootstrap_mean_auroc(y: np.ndarray, p: np.ndarray, groups: np.ndarray, folds: np.ndarray) -> dict:
+    """Mean over labels of the within-fold AUROC, with a 95% interval resampling records."""
+    from export.train.metrics import auroc_within, bootstrap
 
-def _bootstrap_mean_auroc(y: np.ndarray, p: np.ndarray, groups: np.ndarray) -> dict:
-    from export.train.metrics import bootstrap
+    def mean_auc(_, ii):
+        ii = ii.astype(int)
+        vals = []
+        for j in range(y.shape[1]):
+            known = ~np.isnan(y[ii, j])
+            vals.append(auroc_within(y[ii, j][known], np.stack([p[ii, j], folds[ii]], axis=1)[known]))
+        return float(np.nanmean(vals)) if not np.all(np.isnan(vals)) else float("nan")
 
-    idx = np.arange(len(y))
-    iv = bootstrap(lambda yy, ii: float(np.nanmean([_auc(y[ii.astype(int), j], p[ii.astype(int), j]) for j in range(y.shape[1])])),
-                   np.zeros(len(y)), idx.astype(float), groups, n_boot=500)
-    return iv.to_dict()
+    return bootstrap(mean_auc, np.zeros(len(y)), np.arange(len(y), dtype=float), groups, n_boot=500).to_dict()
 
 
 def format_lowlabel(report: dict) -> str:
-    lines = [f"low-label study, task {report['task']}: fold {report['fold']} test = {report['test_windows']} windows of "
-             f"{report['test_records']} records; {report['steps']} steps x batch {report['batch_size']}, seed {report['seed']}",
+    lines = [f"low-label study, task {report['task']}: every record tested once over folds {report['folds']} = "
+             f"{report['test_windows']} windows of {report['test_records']} records; {report['steps']} steps x batch "
+             f"{report['batch_size']}, seed {report['seed']} (+ fold); mean within-fold AUROC over labels [95% CI]",
              f"{'labels':>8} {'windows':>8} {'pretrained: mean AUROC [95% CI]':>34} {'random init: mean AUROC [95% CI]':>34}"]
     by = {}
     for r in report["rows"]:
@@ -102,5 +142,7 @@ def format_lowlabel(report: dict) -> str:
         def cell(r):
             m = r["mean_auroc"]
             return "n/a" if m["value"] is None else f"{m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}]"
-        lines.append(f"{frac:>8.0%} {d['pretrained']['train_windows']:>8} {cell(d['pretrained']):>34} {cell(d['random']):>34}")
+        any_row = next(iter(d.values()))
+        lines.append(f"{frac:>8.0%} {any_row['train_windows']:>8} {cell(d['pretrained']) if 'pretrained' in d else '-':>34} "
+                     f"{cell(d['random']) if 'random' in d else '-':>34}")
     return "\n".join(lines)

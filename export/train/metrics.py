@@ -153,16 +153,22 @@ def challenge_score(y: np.ndarray, pred: np.ndarray) -> float:
 
 
 def threshold_for_sensitivity(y: np.ndarray, score: np.ndarray, min_tpr: float) -> float:
-    """The highest threshold whose sensitivity on (y, score) is at least ``min_tpr``.
+    """A threshold whose sensitivity on (y, score) is at least ``min_tpr``, as high as that allows.
 
     Used on validation data for alarm-style labels, where a miss costs more than a false alarm.
+    The threshold sits midway between the lowest positive that must be caught and the next lower
+    score, not on that positive's score: on new data a true alarm scoring a hair below the
+    validation's weakest one is then still caught, at no cost on validation.
     """
     y = np.asarray(y).astype(bool)
-    pos = np.sort(np.asarray(score, dtype=np.float64)[y])
+    score = np.asarray(score, dtype=np.float64)
+    pos = np.sort(score[y])
     if len(pos) == 0:
         return 0.5
     k = int(np.floor((1.0 - min_tpr) * len(pos) + 1e-9))  # positives we may miss
-    return float(pos[min(k, len(pos) - 1)])
+    t = float(pos[min(k, len(pos) - 1)])
+    below = score[score < t]
+    return (t + float(below.max())) / 2 if len(below) else t
 
 
 def threshold_youden(y: np.ndarray, score: np.ndarray) -> float:

@@ -15,6 +15,7 @@ import numpy as np
 from edge_ecg.errors import ConfigError
 
 from export.datasets.cache import rendered
+from export.datasets.pack import load_pack, save_pack
 from export.train.config import dataclass_from, load_config
 from export.train.pretrain import PretrainConfig, pretrain
 from export.train.tasks import pretrain_corpus, shared_root
@@ -22,12 +23,13 @@ from export.train.tasks import pretrain_corpus, shared_root
 log = logging.getLogger(__name__)
 
 
-def pretrain_images(root: Path, window_s: float, per_record: int, specs: dict, cache_dir: Path) -> np.ndarray:
+def pretrain_images(root: Path, window_s: float, per_record: int, specs: dict, cache_dir: Path,
+                    hop_s: float | None = None) -> np.ndarray:
     """All unlabeled windows rendered (each folder with its layout's spec from ``specs``), concatenated."""
     from edge_ecg.render import RenderSpec
 
     parts = []
-    for windows, layout, leads in pretrain_corpus(root, window_s, per_record):
+    for windows, layout, leads in pretrain_corpus(root, window_s, per_record, hop_s):
         if layout not in specs:
             raise ConfigError("render", f"the pretraining config has no [render.{layout}] table")
         spec = RenderSpec.from_dict(specs[layout])
@@ -36,17 +38,61 @@ def pretrain_images(root: Path, window_s: float, per_record: int, specs: dict, c
     return np.concatenate(parts)
 
 
-def run_pretrain(config_path: str | Path, resume: bool = True, steps: int | None = None) -> Path:
-    """``edge-ecg train pretrain CONFIG``: render the corpus (cached), pretrain, return the checkpoint."""
-    cfg = load_config(config_path)
+def config_images(cfg: dict) -> np.ndarray:
+    """The pretraining corpus of a pretraining config, rendered (or read from the render cache)."""
     data = cfg.get("data", {})
+    cache = Path(cfg.get("cache", {}).get("dir", ".cache/windows"))
+    return pretrain_images(shared_root(data.get("shared")), float(data.get("window_s", 10.0)),
+                           int(data.get("per_record", 20)), cfg.get("render", {}), cache,
+                           hop_s=data.get("hop_s"))
+
+
+def run_pretrain(config_path: str | Path, resume: bool = True, steps: int | None = None,
+                 pack: str | Path | None = None) -> Path:
+    """``edge-ecg train pretrain CONFIG``: render the corpus (cached), pretrain, return the checkpoint.
+
+    With ``pack`` (written by ``write_packs``) the images come from it instead of the records.
+    """
+    cfg = load_config(config_path)
     pcfg = dataclass_from(PretrainConfig, cfg.get("pretrain"), f"{config_path}: [pretrain]")
     if steps is not None:
         pcfg.steps = int(steps)
-    cache = Path(cfg.get("cache", {}).get("dir", ".cache/windows"))
     t0 = time.monotonic()
-    images = pretrain_images(shared_root(data.get("shared")), float(data.get("window_s", 10.0)),
-                             int(data.get("per_record", 20)), cfg.get("render", {}), cache)
+    images = load_pack(pack).images if pack else config_images(cfg)
     log.info("pretraining on %d images (%.0f s to load/render)", len(images), time.monotonic() - t0)
     out = Path(cfg.get("output", {}).get("dir", f".cache/pretrain/{pcfg.size}-{pcfg.img_size}"))
     return pretrain(images, pcfg, out, resume=resume)
+
+
+def pack_name(config_path: str | Path) -> str:
+    return f"{Path(config_path).stem}.pack"
+
+
+def write_packs(config_paths, out_dir: str | Path) -> list[Path]:
+    """``edge-ecg train pack``: each config's rendered windows (and labels, for a bundle config) in
+    one portable file under ``out_dir``, so a GPU machine without the records or wfdb can train."""
+    from export.train.build import task_images
+
+    written = []
+    for path in config_paths:
+        cfg = load_config(path)
+        if "pretrain" in cfg:
+            images, spec, task = config_images(cfg), cfg.get("render", {}), None
+        else:
+            spec_obj, task, images = task_images(cfg)
+            spec = spec_obj.to_dict()
+        target = save_pack(Path(out_dir) / pack_name(path), np.asarray(images), spec, task,
+                           meta={"config": Path(path).name, "windows": int(len(images))})
+        log.info("%s: %d windows -> %s (%.1f MB)", path, len(images), target, target.stat().st_size / 1e6)
+        written.append(target)
+    return written
+
+
+def prepared_from_pack(pack: str | Path) -> tuple:
+    """``(spec, TaskData, images)`` of a bundle config's pack, as ``train_and_evaluate`` takes them."""
+    from edge_ecg.render import RenderSpec
+
+    p = load_pack(pack)
+    if p.task is None:
+        raise ConfigError(pack, "this pack holds a pretraining corpus, not a task's labelled windows")
+    return RenderSpec.from_dict(p.spec), p.task, p.images

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from export.train.common import Progress, batches, cosine_lr, seed_everything, set_threads, to_tensor
-from export.train.masking import batch_masks
+from export.train.common import (
+    ImageStore, Progress, adamw, autocast, batches, cosine_lr, resolve_device, seed_everything, set_threads,
+)
+from export.train.masking import MaskBank
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,9 @@ class PretrainConfig:
     seed: int = 0
     threads: int | None = 2
     checkpoint_every: int = 50
+    device: str = "auto"       # "auto": the GPU when torch sees one, else the CPU
+    amp: bool = True           # bf16 autocast on a GPU (ignored on the CPU)
+    mask_bank: int = 4096      # block masks drawn once and sampled per batch (see masking.MaskBank)
     extra: dict = field(default_factory=dict)
 
 
@@ -70,7 +75,7 @@ def mim_loss(model, decoder, x, mask):
 
 
 def pretrain(images: np.ndarray, cfg: PretrainConfig, out_dir: Path | str, resume: bool = True) -> Path:
-    """Pretrain a HeartBEiT backbone on ``images`` (uint8 (N, H, W, 3)); returns the checkpoint path.
+    """Pretrain a HeartBEiT backbone on ``images`` (uint8 (N, H, W, 3), or grey (N, H, W)).
 
     ``out_dir/last.pt`` holds model, decoder, optimiser, step and generator states every
     ``checkpoint_every`` steps; with ``resume`` a run continues from it (same result as an
@@ -83,14 +88,21 @@ def pretrain(images: np.ndarray, cfg: PretrainConfig, out_dir: Path | str, resum
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     set_threads(cfg.threads)
+    device = resolve_device(cfg.device)
     rng = seed_everything(cfg.seed)
     model = create_model(cfg.size, num_classes=0, img_size=cfg.img_size)
     decoder = _mim_decoder(model)
+    model.to(device)
+    decoder.to(device)
     params = list(model.parameters()) + list(decoder.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    opt = adamw(params, cfg.lr, device, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     step = 0
     last = out / "last.pt"
     history: list[dict] = []
+    if images.shape[1] != cfg.img_size or images.shape[2] != cfg.img_size:
+        raise ValueError(f"images are {images.shape[1:3]}, the model takes {cfg.img_size}x{cfg.img_size}")
+    grid = (cfg.img_size // model.cfg.patch_size,) * 2
+    bank = MaskBank(grid, cfg.mask_ratio, rng, cfg.mask_bank)
     if resume and last.is_file():
         state = torch.load(last, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
@@ -101,38 +113,54 @@ def pretrain(images: np.ndarray, cfg: PretrainConfig, out_dir: Path | str, resum
         torch.set_rng_state(state["torch_rng"])
         history = state.get("history", [])
         log.info("resumed pretraining from %s at step %d", last, step)
-    grid = (cfg.img_size // model.cfg.patch_size,) * 2
     n = len(images)
-    if images.shape[1] != cfg.img_size or images.shape[2] != cfg.img_size:
-        raise ValueError(f"images are {images.shape[1:3]}, the model takes {cfg.img_size}x{cfg.img_size}")
+    store = ImageStore(images, device)
     it = batches(n, min(cfg.batch_size, n), rng)
-    progress = Progress(cfg.steps, "pretrain", every=5)
+    every = max(5, cfg.steps // 50)
+    progress = Progress(cfg.steps, f"pretrain ({device.type})", every=every)
     progress.update(step, 0)
     model.train()
     decoder.train()
     t_start = time.monotonic()
+    running = torch.zeros((), device=device)
+    since = 0
     while step < cfg.steps:
         idx = next(it)
-        x = to_tensor(images[idx])
-        mask = torch.from_numpy(batch_masks(len(idx), grid, cfg.mask_ratio, rng))
+        x = store.batch(idx)
+        mask = torch.from_numpy(bank.sample(len(idx), rng)).to(device)
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup_steps)
-        loss = mim_loss(model, decoder, x, mask)
+        with autocast(device, cfg.amp):
+            loss = mim_loss(model, decoder, x, mask)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 3.0)
         opt.step()
         step += 1
-        history.append({"step": step, "loss": round(loss.item(), 5)})
-        progress.update(step, len(idx), loss=loss.item())
+        running += loss.detach().float()
+        since += 1
+        if step % every == 0 or step == cfg.steps:  # reading the loss waits for the GPU: not every step
+            mean = running.item() / since
+            history.append({"step": step, "loss": round(mean, 5)})
+            progress.update(step, len(idx) * since, loss=mean)
+            running.zero_()
+            since = 0
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             torch.save({"model": model.state_dict(), "decoder": decoder.state_dict(), "optimizer": opt.state_dict(),
                         "step": step, "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                         "history": history, "config": asdict(cfg)}, out / "last.tmp.pt")
             (out / "last.tmp.pt").replace(last)
-    extra = {"pretrain": asdict(cfg), "images": int(n), "final_loss": float(np.mean([h["loss"] for h in history[-20:]])),
-             "seconds_this_run": round(time.monotonic() - t_start, 1)}
+    seconds = time.monotonic() - t_start
+    model.cpu()
+    extra = {"pretrain": asdict(cfg), "images": int(n), "final_loss": float(np.mean([h["loss"] for h in history[-3:]])),
+             "seconds_this_run": round(seconds, 1), "device": _device_name(device)}
     path = save_checkpoint(model, out / "pretrained.pt", extra=extra)
     (out / "history.json").write_text(json.dumps(history))
     log.info("pretrained backbone -> %s (final loss %.4f)", path, extra["final_loss"])
     return path
+
+
+def _device_name(device) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"

@@ -66,16 +66,18 @@ def build_task(task: str, root: Path, window_s: float = 10.0) -> TaskData:
     raise ConfigError("data.task", f"unknown task {task!r} (known: vt-triage, rhythm, 12lead-screen)")
 
 
-def pretrain_corpus(root: Path, window_s: float = 10.0, per_record: int = 20) -> list[tuple[WindowSet, str, tuple[str, ...]]]:
+def pretrain_corpus(root: Path, window_s: float = 10.0, per_record: int = 20,
+                    hop_s: float | None = None) -> list[tuple[WindowSet, str, tuple[str, ...]]]:
     """Unlabeled windows of every folder with the layout its leads allow: (windows, layout, leads).
 
     Two-lead monitor data (MIT-BIH, CinC 2015) become strips, 12-lead LUDB the clinical layout,
-    so the backbone sees both kinds of image the three bundles use.
+    so the backbone sees both kinds of image the three bundles use. ``hop_s`` tiles each record
+    (overlapping when shorter than ``window_s``) instead of taking ``per_record`` windows.
     """
     out = []
     for name in ("mitdb-ds1", "cinc2015-vt"):
         if (root / name).is_dir():
-            out.append((unlabeled_windows([root / name], window_s, per_record), "strips", STRIP_LEADS))
+            out.append((unlabeled_windows([root / name], window_s, per_record, hop_s=hop_s), "strips", STRIP_LEADS))
     if (root / "ludb").is_dir():
         out.append((unlabeled_windows([root / "ludb" / "data"], window_s, 1), "12lead", STANDARD_12))
     if not out:
