@@ -30,7 +30,8 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run_all.py
 
-# Rebuilds the committed demo bundles from ../shared/ecg with fixed seeds (tens of minutes on 2 cores).
+# Rebuilds the committed demo bundles from ../shared/ecg with fixed seeds: ~12 min of training on a
+# CUDA GPU (device = "auto"), at most ~28 h of training steps on 2 CPU cores (bench/bench_train.py).
 bundles: $(STAMP)
 	$(PY) -m edge_ecg train pretrain configs/pretrain.toml
 	for c in vt-triage rhythm 12lead-screen; do $(PY) -m edge_ecg train bundle configs/$$c.toml || exit 1; done
