@@ -12,6 +12,7 @@ import pytest
 from edge_ecg.stream import SourceState
 from edge_ecg.stream.serial_source import SerialSource
 from firmware_bridge.cart_sim import spawn_cart_sim
+from source_helpers import drain_after_exit
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,10 +39,7 @@ def test_whole_mitdb_record_round_trips_exactly(mitdb_dir, tmp_path):
                 blocks.append(block)
             elif proc.poll() is not None:
                 # the cart exited after its last frame was read; drain what the reader holds
-                while src.state not in (SourceState.LOST, SourceState.CLOSED) and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                while (block := src.read(timeout=0.5)) is not None:
-                    blocks.append(block)
+                blocks += drain_after_exit(src, deadline)
                 break
         hello = src.hello
     finally:

@@ -13,6 +13,7 @@ import pytest
 from edge_ecg.stream import SourceState
 from edge_ecg.stream.serial_source import SerialSource
 from firmware_bridge.cart_sim import spawn_cart_sim
+from source_helpers import drain_after_exit
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,10 +50,7 @@ def test_unplug_replug_reconnects_within_2s_and_reports_the_gap(ludb_dir, tmp_pa
                 link_back = time.monotonic()
                 new_path = os.path.realpath(link)
             if proc.poll() is not None:
-                while src.state not in (SourceState.LOST, SourceState.CLOSED) and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                while (block := src.read(timeout=0.5)) is not None:
-                    blocks.append(block)
+                blocks += drain_after_exit(src, deadline)
                 break
     finally:
         src.close()

@@ -73,8 +73,8 @@ def model_input_torch(x_uint8):
 class ImageStore:
     """Training images where the model runs. On the CPU they stay a (memory-mapped) numpy array
     converted per batch by ``to_tensor``; on a GPU the uint8 pixels are uploaded once (a quarter of
-    float32's size, a third again when grey) and each batch is indexed and converted there, so the
-    GPU never waits on host copies."""
+    float32's size; grey images a third of that) and each batch is indexed and converted there, so
+    the GPU never waits on host copies."""
 
     def __init__(self, images: np.ndarray, device) -> None:
         import torch
