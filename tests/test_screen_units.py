@@ -174,3 +174,23 @@ def test_results_of_another_bundle_are_recognised(tmp_path):
     other = BundleId("test", "2.0", "cd" * 32)
     assert "bundle test 1.0 (sha256 abababababab)" in foreign_results(path, LABELS, other)
     assert "other labels (LVH, ischemia)" in foreign_results(path, ("AF",), BID)
+
+
+def test_monitor_quality_check_names_unusable_windows_and_noisy_leads(ludb_dir):
+    """The daemon's own signal-quality check, on a real LUDB record: silent on the clean record,
+    a note per unusable window naming the flat leads, and the noisy lead of usable windows once."""
+    import dataclasses
+
+    from edge_ecg.screen.prepare import signal_quality_notes
+
+    rec = read_record(ludb_dir / "data" / "1.hea")
+    half = rec.n_samples // 2
+    assert signal_quality_notes(rec, [0, half], half) == []
+    flat = np.zeros_like(rec.signals)  # electrodes off: every lead flat
+    notes = signal_quality_notes(dataclasses.replace(rec, signals=flat), [0, half], half)
+    assert [n.split(",")[0] for n in notes] == ["signal quality 0.00 at 0 s", "signal quality 0.00 at 5 s"]
+    assert all("below the 0.3 the monitor trusts: flat line in I, II, III, aVR" in n for n in notes)
+    noisy = rec.signals.copy()
+    noisy[:, 0] += np.random.default_rng(0).normal(0.0, 300.0, rec.n_samples)  # lead I only
+    assert signal_quality_notes(dataclasses.replace(rec, signals=noisy), [0, half], half) == [
+        "monitor quality check: high-frequency noise in I"]

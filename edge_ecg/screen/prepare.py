@@ -121,6 +121,54 @@ def quality_notes(record: Record) -> list[str]:
     return notes
 
 
+def signal_quality_notes(record: Record, starts: Sequence[int], window: int, min_score: float = 0.3) -> list[str]:
+    """The bedside daemon's own signal-quality check (``edge_ecg.dsp.quality``) over each window.
+
+    The same monitor filter and per-lead tests (lead off, flat, clipping, high-frequency noise,
+    baseline drift) that make the daemon withhold rhythm alarms; a window scoring below
+    ``min_score`` (the daemon's default) gets a note, and per-lead findings of usable windows
+    are listed once per kind with their leads. So a clinic sees "noisy" where the daemon would have
+    said "noise", instead of a probability that looks as trustworthy as any other.
+    """
+    from edge_ecg.dsp.filters import MonitorFilter, hold_nan
+    from edge_ecg.dsp.quality import window_quality
+
+    n_leads = record.signals.shape[1]
+    held = hold_nan(np.asarray(record.signals, dtype=np.float64), np.zeros(n_leads))
+    first = np.nan_to_num(held[0])
+    # the filter starts at rest: take each lead's first value off, so a DC offset is no step
+    filt = MonitorFilter(record.fs, n_leads)(held - first[None, :])
+    notes: list[str] = []
+    found: dict[str, list[str]] = {}  # kind of finding -> leads, over the usable windows
+    for s in starts:
+        q = window_quality(tuple(record.leads), held[s:s + window], filt[s:s + window], None, record.fs,
+                           s, s + window, min_score)
+        kinds = _by_kind(q.leads)
+        if not q.usable:
+            why = "; ".join(f"{k} in {', '.join(leads)}" for k, leads in kinds.items()) or "no lead usable"
+            notes.append(f"signal quality {q.score:.2f} at {s / record.fs:.0f} s, below the {min_score:g} "
+                         f"the monitor trusts: {why}")
+            continue
+        for k, leads in kinds.items():
+            found.setdefault(k, [])
+            found[k] += [lead for lead in leads if lead not in found[k]]
+    if found:
+        notes.append("monitor quality check: " + "; ".join(f"{k} in {', '.join(leads)}" for k, leads in found.items()))
+    return notes
+
+
+def _by_kind(leads_quality) -> dict[str, list[str]]:
+    """Per-lead notes ("II: high-frequency noise (index 0.18)") grouped as kind -> leads."""
+    out: dict[str, list[str]] = {}
+    for lq in leads_quality:
+        for n in lq.notes:
+            words = n.split(":", 1)[-1].split("(")[0].split()
+            cut = next((i for i, w in enumerate(words) if any(c.isdigit() for c in w)), len(words))
+            kind = " ".join(words[:cut])  # "saturated 3% of samples" -> "saturated"
+            out.setdefault(kind, []).append(lq.lead)
+    return out
+
+
 def prepare(record: Record, bundle, spec=None) -> Prepared:
     """Conform ``record`` to ``bundle`` and cut it into the bundle's windows."""
     spec = spec if spec is not None else bundle.spec
@@ -142,6 +190,7 @@ def prepare(record: Record, bundle, spec=None) -> Prepared:
     starts = window_starts(record.n_samples, window, int(round(bundle.hop_s * fs)))
     windows = [record.slice(s, s + window) for s in starts]
     notes += quality_notes(record)
+    notes += signal_quality_notes(record, starts, window)
     if len(windows) > 1:
         notes.append(f"{len(windows)} windows of {bundle.window_s:g} s (hop {bundle.hop_s:g} s)")
     return Prepared(record=record, windows=windows, starts=starts, notes=notes)
