@@ -157,15 +157,18 @@ def signal_quality_notes(record: Record, starts: Sequence[int], window: int, min
     return notes
 
 
+# LeadQuality's flags, named as edge_ecg.dsp.quality's notes name them
+_FINDINGS = (("lead_off", "lead off"), ("flat", "flat line"), ("saturated", "saturated"),
+             ("noisy", "high-frequency noise"), ("baseline_unstable", "unstable baseline"))
+
+
 def _by_kind(leads_quality) -> dict[str, list[str]]:
-    """Per-lead notes ("II: high-frequency noise (index 0.18)") grouped as kind -> leads."""
+    """Per-lead findings grouped as kind -> leads ("high-frequency noise" -> ["II", "aVF"])."""
     out: dict[str, list[str]] = {}
     for lq in leads_quality:
-        for n in lq.notes:
-            words = n.split(":", 1)[-1].split("(")[0].split()
-            cut = next((i for i, w in enumerate(words) if any(c.isdigit() for c in w)), len(words))
-            kind = " ".join(words[:cut])  # "saturated 3% of samples" -> "saturated"
-            out.setdefault(kind, []).append(lq.lead)
+        for flag, kind in _FINDINGS:
+            if getattr(lq, flag):
+                out.setdefault(kind, []).append(lq.lead)
     return out
 
 
