@@ -20,6 +20,33 @@ class SourceState(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class AuxChannel:
+    """A non-ECG waveform that travels beside the leads at its own rate: a pulse (``PLETH``, ``ABP``).
+
+    ``start`` is the channel's own running sample index, aligned with the ECG so that
+    ``start / fs`` is the same stream time as the block's ``start / fs`` of the leads (a source that
+    sends pleth at 125 Hz beside ECG at 500 Hz yields a quarter as many pleth samples per block).
+    ``samples`` are float32 in the channel's native unit (``unit``: "NU" for pleth, "mmHg" for
+    ABP); NaN marks samples that never arrived. The DSP uses a pulse as evidence (a normal pulse
+    that continues through a "VT" is artifact), never as an ECG lead.
+    """
+
+    name: str  # canonical: "PLETH" or "ABP"
+    fs: float
+    start: int
+    samples: np.ndarray  # float32 (n,)
+    unit: str = "NU"
+
+    @property
+    def n(self) -> int:
+        return int(self.samples.shape[0])
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.n
+
+
+@dataclass(frozen=True)
 class SampleBlock:
     """Consecutive samples of all leads, placed in the stream by their running sample index.
 
@@ -37,6 +64,7 @@ class SampleBlock:
     lead_off: np.ndarray | None = None  # bool (n, n_leads); None = all on
     pacer: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     gap_before: int = 0
+    aux: tuple[AuxChannel, ...] = ()  # pulse channels at their own rates, when the source has them
 
     @property
     def n(self) -> int:
