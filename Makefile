@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[build,dev]'
+	# timm, for the HeartBEiT parity test only: without its dependencies, because PyPI's
+	# torchvision does not load beside the CPU torch build (tests stand it in, see tests/helpers)
+	$(PY) -m pip install -q --no-deps timm==1.0.31
 	touch $(STAMP)
 
 venv: $(STAMP)
