@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv bench bundles clean system-deps
+.PHONY: demo test venv bench bundles results clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
+
+# Regenerates every results table in docs/ from docs/results/*.json (no figure is typed by hand).
+results: $(STAMP)
+	$(PY) scripts/make_results.py
 
 # Rebuilds the committed demo bundles from ../shared/ecg with fixed seeds: ~12 min of training on a
 # CUDA GPU (device = "auto"), at most ~28 h of training steps on 2 CPU cores (bench/bench_train.py).

@@ -1,0 +1,86 @@
+"""Markdown tables for docs/, made from result files (see ``edge_ecg.results``).
+
+Each renderer takes the envelopes of the result files it needs and returns Markdown lines;
+``render`` adds one line saying which command, commit, machine and date produced the figures.
+``scripts/make_results.py`` (``make results``) puts the output between a page's
+``<!-- results: NAME -->`` and ``<!-- /results -->`` markers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from edge_ecg.results import RESULTS_DIR, read_result
+
+Renderer = Callable[[Callable[[str], dict[str, Any]]], list[str]]
+RENDERERS: dict[str, Renderer] = {}
+
+
+def renderer(name: str) -> Callable[[Renderer], Renderer]:
+    def register(fn: Renderer) -> Renderer:
+        RENDERERS[name] = fn
+        return fn
+
+    return register
+
+
+def provenance(env: dict[str, Any]) -> str:
+    """One line: what produced a result file, on what, when."""
+    m = env.get("machine") or {}
+    sha = (env.get("commit") or "unknown")[:9] + (" (uncommitted changes)" if env.get("dirty") else "")
+    where = f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores" + (f", {m['gpu']}" if m.get("gpu") else "")
+    return f"<sub>`{env.get('command', '?')}` at commit {sha} on {where}, {str(env.get('date', '?'))[:10]}; from `docs/results/{env.get('name')}.json`.</sub>"
+
+
+def render(name: str, results_dir: str | Path | None = None) -> str:
+    """The Markdown for table ``name``, with a provenance line per result file it read."""
+    if name not in RENDERERS:
+        raise KeyError(f"no results table named {name!r} (known: {', '.join(sorted(RENDERERS))})")
+    used: dict[str, dict[str, Any]] = {}
+
+    def load(result: str) -> dict[str, Any]:
+        if result not in used:
+            used[result] = read_result(result, results_dir if results_dir is not None else RESULTS_DIR)
+        return used[result]
+
+    lines = RENDERERS[name](load)
+    lines += [""] + [provenance(env) for env in used.values()]
+    return "\n".join(lines) + "\n"
+
+
+# -- helpers for renderers ------------------------------------------------------------------------
+
+def pct(x: float | None, digits: int = 1) -> str:
+    """A fraction as a percentage that never rounds up to 100 (or down to 0) when it is not."""
+    if x is None:
+        return "-"
+    v = 100.0 * float(x)
+    s = f"{v:.{digits}f}"
+    if float(s) >= 100.0 and v < 100.0:
+        s = f"{100.0 - 10 ** -digits:.{digits}f}"
+    elif float(s) <= 0.0 and v > 0.0:
+        s = f"{10 ** -digits:.{digits}f}"
+    return s
+
+
+def num(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{float(x):.{digits}f}"
+
+
+def interval(est: dict[str, Any] | float | None, digits: int = 3) -> str:
+    """``{"value", "low", "high"}`` as ``0.912 [0.871, 0.944]``; a bare number as itself."""
+    if est is None:
+        return "-"
+    if isinstance(est, dict):
+        v, lo, hi = est.get("value"), est.get("low"), est.get("high")
+        if lo is None or hi is None:
+            return num(v, digits)
+        return f"{num(v, digits)} [{num(lo, digits)}, {num(hi, digits)}]"
+    return num(est, digits)
+
+
+def table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return out
