@@ -72,6 +72,7 @@ TECHNICAL_CONDITIONS = (
     ConditionSpec("noise", Category.TECHNICAL, Priority.LOW, "signal too noisy to analyse"),
     ConditionSpec("inference_failure", Category.TECHNICAL, Priority.MEDIUM, "the model runtime failed"),
     ConditionSpec("overrun", Category.TECHNICAL, Priority.LOW, "inference fell behind; windows coalesced"),
+    ConditionSpec("audio_failure", Category.TECHNICAL, Priority.MEDIUM, "alarm sound cannot be played (no sound device)"),
 )
 
 CATALOG: dict[str, ConditionSpec] = {c.name: c for c in RHYTHM_CONDITIONS + TECHNICAL_CONDITIONS}

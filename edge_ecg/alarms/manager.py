@@ -178,8 +178,11 @@ class AlarmManager:
             return self._emit([event])
 
     # -- operator actions ---------------------------------------------------------------
-    def acknowledge(self, t: float | None = None, name: str | None = None) -> list[AlarmEvent]:
-        """Acknowledge one alarm (or all): silence until its condition ends; resets latched alarms."""
+    def acknowledge(self, t: float | None = None, name: str | None = None, origin: Mapping[str, Any] | None = None) -> list[AlarmEvent]:
+        """Acknowledge one alarm (or all): silence until its condition ends; resets latched alarms.
+
+        ``origin`` (who asked: ``{"via": "display", "remote": ...}``) is logged with each event."""
+        by = {"origin": dict(origin)} if origin else {}
         with self._lock:
             t = self._now if t is None else t
             events = self._advance(t)
@@ -190,14 +193,15 @@ class AlarmManager:
                 state = self._alarms[n]
                 if state.latched:
                     del self._alarms[n]
-                    events.append(self._event("reset", t, state, {"by": "acknowledge"}))
+                    events.append(self._event("reset", t, state, {"by": "acknowledge", **by}))
                 elif not state.acknowledged:
                     state.acknowledged = True
-                    events.append(self._event("acknowledged", t, state, {}))
+                    events.append(self._event("acknowledged", t, state, dict(by)))
             return self._emit(events)
 
-    def pause_audio(self, t: float | None = None, seconds: float | None = None) -> list[AlarmEvent]:
-        """Pause all audio for ``seconds`` (default and maximum: ``audio_pause_s``)."""
+    def pause_audio(self, t: float | None = None, seconds: float | None = None, origin: Mapping[str, Any] | None = None) -> list[AlarmEvent]:
+        """Pause all audio for ``seconds`` (default and maximum: ``audio_pause_s``); ``origin`` is logged."""
+        by = {"origin": dict(origin)} if origin else {}
         with self._lock:
             t = self._now if t is None else t
             events = self._advance(t)
@@ -205,7 +209,7 @@ class AlarmManager:
             if seconds <= 0:
                 raise ValueError("pause seconds must be > 0")
             self._paused_until = t + seconds
-            events.append(AlarmEvent("audio_paused", t, evidence={"until": round(self._paused_until, 4), "seconds": seconds}, audio=self._audio_locked()))
+            events.append(AlarmEvent("audio_paused", t, evidence={"until": round(self._paused_until, 4), "seconds": seconds, **by}, audio=self._audio_locked()))
             return self._emit(events)
 
     def advance(self, t: float) -> list[AlarmEvent]:

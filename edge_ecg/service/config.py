@@ -92,9 +92,11 @@ class DaemonConfig:
     sinks: SinkConfig = field(default_factory=SinkConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     origin: str = "<config>"
+    display: Any = None  # edge_ecg.display.settings.DisplayConfig (None = no [display] table: no display)
+    audio: Any = None  # edge_ecg.sound.SoundConfig (None = no [audio] table: silent)
 
 
-_TOP = {"source", "bundle", "dsp", "alarms", "sinks", "service"}
+_TOP = {"source", "bundle", "dsp", "alarms", "sinks", "service", "display", "audio"}
 
 
 class _Table:
@@ -274,7 +276,12 @@ def config_from_dict(data: Mapping[str, Any], origin: str = "<config>", base: Pa
     longest = max([b.window_s or 10.0 for b in bundles] + [10.0])
     if service.ring_s < longest + 2:
         raise ConfigError(sv.where("ring_s"), f"{service.ring_s} s cannot hold the longest window ({longest} s) plus a hop")
-    return DaemonConfig(source=source, bundles=tuple(bundles), dsp=dict(dsp), alarms=alarms, sinks=sinks, service=service, origin=origin)
+    from edge_ecg.display.settings import AUDIO_KEYS, DISPLAY_KEYS, parse_audio, parse_display
+
+    display = parse_display(_Table(origin, "display.", data["display"], DISPLAY_KEYS), base, _path) if "display" in data else None
+    audio = parse_audio(_Table(origin, "audio.", data["audio"], AUDIO_KEYS)) if "audio" in data else None
+    return DaemonConfig(source=source, bundles=tuple(bundles), dsp=dict(dsp), alarms=alarms, sinks=sinks, service=service, origin=origin,
+                        display=display, audio=audio)
 
 
 def load_config(path: str | os.PathLike[str]) -> DaemonConfig:

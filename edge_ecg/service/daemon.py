@@ -53,6 +53,11 @@ def check_config(cfg: DaemonConfig) -> list[str]:
     for slot in load_slots(cfg):
         lines.append(f"bundle {slot.name} {slot.bundle.version}: verified, {slot.backend} {slot.cfg.precision}, role {slot.cfg.role}, window {slot.window_s:g} s, hop {slot.hop_s:g} s, labels {', '.join(slot.labels)}")
     lines.append(f"state: {cfg.sinks.state_dir} (events {cfg.sinks.event_log}), control socket {cfg.sinks.socket_path}")
+    if cfg.display is not None and cfg.display.enabled:
+        cfg.display.secret()
+        lines.append(f"display: {cfg.display.listen} (or a socket from systemd), actions {'need the secret' if cfg.display.pin or cfg.display.token_file else 'disabled'}")
+    if cfg.audio is not None and cfg.audio.enabled:
+        lines.append(f"audio: ALSA device {cfg.audio.device} via aplay, bursts at {cfg.audio.level_dbfs:g} dBFS")
     return lines
 
 
@@ -71,11 +76,17 @@ class Daemon:
     notifier: Notifier
     watchdog: Watchdog | None = None
     evidence_n: int = 0
+    display: Any = None  # edge_ecg.display.Display when [display] is configured
+    sounder: Any = None  # edge_ecg.sound.AlarmSounder when [audio] is enabled
 
     def close(self) -> None:
         self.notifier.stopping()
+        if self.display is not None:
+            self.display.close()
         self.pipeline.stop()
         self.pipeline.join(10)
+        if self.sounder is not None:
+            self.sounder.close()
         if self.watchdog is not None:
             self.watchdog.stop()
         if self.control is not None:
@@ -141,12 +152,32 @@ def build_daemon(cfg: DaemonConfig, *, slots: list | None = None, source: Any = 
     control = ControlServer(cfg.sinks.socket_path, manager_handler(manager, lambda: pipeline.stats.summary(pipeline.fs)))
     d = Daemon(cfg, manager, pipeline, sinks, event_log, evidence, hooks, control, notifier or Notifier())
     daemon_ref["d"] = d
+    attach_outputs(d)
     sinks.note("started", source=cfg.source, bundles=[f"{s.name}:{s.cfg.role}:{s.backend}:{s.cfg.precision}" for s in slots], recovered_torn_bytes=event_log.recovered_torn_bytes)
     return d
 
 
+def attach_outputs(d: Daemon) -> None:
+    """The bedside display and the alarm sound, when the config has ``[display]`` / ``[audio]``."""
+    cfg = d.cfg
+    if cfg.audio is not None and cfg.audio.enabled:
+        from edge_ecg.sound import AlarmSounder
+
+        d.sounder = AlarmSounder(d.manager, cfg.sinks.state_dir / "sounds", cfg.audio)
+        d.sinks.listeners.append(d.sounder.on_event)
+    if cfg.display is not None and cfg.display.enabled:
+        from edge_ecg.display import create_display
+
+        d.display = create_display(cfg.display, d.manager, d.pipeline, d.sinks, cfg.sinks.state_dir,
+                                   d.evidence.folder if d.evidence is not None else None, d.sounder)
+
+
 def start_daemon(d: Daemon, ready_timeout_s: float = 30.0) -> None:
     """Start the threads, wait for the first samples (source up), then ``READY=1`` and the watchdog."""
+    if d.sounder is not None:
+        d.sounder.start()
+    if d.display is not None:
+        d.display.start()
     d.pipeline.start()
     d.pipeline.first_block.wait(ready_timeout_s)
     state = "streaming" if d.pipeline.first_block.is_set() else "waiting for the cart"

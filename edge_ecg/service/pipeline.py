@@ -161,6 +161,8 @@ class Pipeline:
         self._next_noise = 0
         self._stream_ended = False
         self._threads: list[threading.Thread] = []
+        self.observers: list[Any] = []  # the bedside display: see add_observer
+        self._observer_errors = 0
         for slot in self.slots + ([self.triage_slot] if self.triage_slot else []):
             for i, (label, prio) in enumerate(zip(slot.labels, slot.priorities)):
                 if slot.cfg.role == "findings" and prio != "none":
@@ -227,6 +229,29 @@ class Pipeline:
         hr = s["heart_rate"]
         active = ",".join(self.manager.active()) or "none"
         return f"t={self._t:.0f}s HR={hr if hr is not None else '--'} windows={s['windows']} coalesced={s['coalesced']} audio={self.manager.audio()} alarms={active}"
+
+    # -- observers (the bedside display), kept apart from the alarm path ------------------
+    def add_observer(self, observer: Any) -> None:
+        """Something beside the alarm path that wants every block and findings result.
+
+        ``observer.on_block(block, update)`` runs on the analysis thread after the alarm manager
+        has seen the block; ``observer.on_findings(bundle, labels, probs, smoothed, thresholds,
+        priorities, window)`` after a findings window. Both must return at once (append to a
+        bounded queue); an exception is logged (rate-limited) and swallowed, never propagated.
+        """
+        self.observers.append(observer)
+
+    def _notify(self, method: str, *args: Any) -> None:
+        for obs in self.observers:
+            fn = getattr(obs, method, None)
+            if fn is None:
+                continue
+            try:
+                fn(*args)
+            except Exception:
+                self._observer_errors += 1
+                if self._observer_errors in (1, 10) or self._observer_errors % 1000 == 0:
+                    log.exception("pipeline observer %s.%s failed (%d times)", type(obs).__name__, method, self._observer_errors)
 
     # -- reader thread ------------------------------------------------------------------
     def _read(self) -> None:
@@ -312,6 +337,8 @@ class Pipeline:
         self._noise_tick()
         self.manager.advance(t)
         self._hops(t)
+        if self.observers:
+            self._notify("on_block", block, update)
 
     def _init_stream(self, block: SampleBlock) -> None:
         self.fs, self.leads = float(block.fs), tuple(block.leads)
@@ -543,6 +570,9 @@ class Pipeline:
                 self.manager.set_condition(name, True, t, ev)
             elif not on and name in self.manager.active():
                 self.manager.set_condition(name, False, t, {"p": round(float(smoothed[i]), 4)})
+        if self.observers:
+            self._notify("on_findings", slot.name, slot.labels, probs, smoothed, slot.thresholds, slot.priorities,
+                         [round(job.start / self.fs, 2), round(job.stop / self.fs, 2)])
 
     def _triage_result(self, job: WindowJob, probs: np.ndarray, t: float) -> None:
         slot = job.slot

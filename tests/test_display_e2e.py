@@ -1,0 +1,240 @@
+"""The bedside display end to end, in a real headless Chromium driven by Selenium.
+
+``edge-ecg cart-sim`` streams MIT-BIH 205 (a real record; the annotated VT run at 299 s of the
+record is at 18 s of the excerpt) on a pty at real time, with electrodes off at 25 s; the daemon
+runs as its own process (``edge-ecg run``) with the display on a free loopback port, a PIN, and
+its alarm sound going through the real ``aplay`` into ALSA's ``file`` plugin (the speaker is
+the one thing that cannot exist here; the file plugin stands where it would be). The page is
+loaded once and the scenario runs in order; each test below checks one part of what it saw.
+
+Screenshots go to ``$EDGE_ECG_SCREENSHOTS`` when set (that is how ``docs/display/*.png`` were made:
+``EDGE_ECG_SCREENSHOTS=docs/display pytest tests/test_display_e2e.py``), else to tmp.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_daemon_support import REPO, cli_env, write_wfdb
+
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
+
+START_S, STOP_S = 281.0, 311.0  # of record 205: VT run annotated at 299 s -> 18 s of the excerpt
+VT_AT = 18.0
+LEADOFF = "leadoff@25+5:RA"
+PIN = "7351"
+
+
+def _post(url: str, body: dict, headers: dict | None = None) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+FLASH_PROBE = """
+const done = arguments[arguments.length - 1];
+const b = document.getElementById('banner'); const t0 = performance.now(); let last = null; const changes = [];
+function tick(){ const c = getComputedStyle(b).backgroundColor; const t = performance.now() - t0;
+  if (last !== null && c !== last) changes.push(t); last = c;
+  if (t < 3000) requestAnimationFrame(tick); else done({changes: changes, cls: b.className, color: c}); }
+requestAnimationFrame(tick);
+"""
+
+
+def flash_hz(probe: dict) -> float:
+    """Flashes per second from the colour changes the probe saw (two changes per flash cycle)."""
+    ch = probe["changes"]
+    assert len(ch) >= 3, probe
+    return (len(ch) - 1) / 2 / ((ch[-1] - ch[0]) / 1000)
+
+
+@pytest.fixture(scope="module")
+def scenario(mitdb_dir, tmp_path_factory):
+    pytest.importorskip("selenium")
+    from edge_ecg.display.browser import Browser, find_chromium
+    from edge_ecg.records import read_record
+
+    if find_chromium() is None:
+        pytest.skip("chromium and chromium-driver are not installed (`make test` installs them as root)")
+    tmp = tmp_path_factory.mktemp("display")
+    shots = Path(os.environ["EDGE_ECG_SCREENSHOTS"]) if os.environ.get("EDGE_ECG_SCREENSHOTS") else tmp / "shots"
+    rec = read_record(mitdb_dir / "205")
+    excerpt = rec.slice(int(START_S * rec.fs), int(STOP_S * rec.fs))
+    wfdb_path = write_wfdb(excerpt, tmp / "record", "mitdb205")
+    state = tmp / "state"
+    speaker = tmp / "speaker.wav"
+    audio = f'[audio]\ndevice = "file:FILE={speaker},FORMAT=wav"\n' if shutil.which("aplay") else ""
+    cfg = tmp / "edge-ecg.toml"
+    out: dict = {"shots": shots, "speaker": speaker if audio else None, "state": state}
+    # the real `edge-ecg cart-sim` command, with electrodes off at 25 s
+    cart_proc = subprocess.Popen([sys.executable, "-m", "edge_ecg", "cart-sim", str(wfdb_path), "--speed", "1", "--faults", LEADOFF,
+                                  "--link", str(tmp / "cart.tty")], cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    daemon = browser = None
+    try:
+        pty = cart_proc.stdout.readline().strip()
+        assert pty.startswith("/"), "cart-sim printed no device path"
+        cfg.write_text(f'source = "serial:{tmp / "cart.tty"}"\n[alarms]\nsignal_lost_s = 2.0\n'
+                       f'[sinks]\nstate_dir = "{state}"\nstdout = false\n'
+                       f'[display]\nlisten = "127.0.0.1:0"\npin = "{PIN}"\n{audio}')
+        daemon = subprocess.Popen([sys.executable, "-m", "edge_ecg", "run", "--config", str(cfg)], cwd=REPO, env=cli_env(),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        url_file = state / "display.url"
+        end = time.monotonic() + 60
+        while not url_file.exists() and time.monotonic() < end and daemon.poll() is None:
+            time.sleep(0.05)
+        assert url_file.exists(), f"the daemon wrote no display.url: {daemon.stderr.read() if daemon.poll() is not None else ''}"
+        url = url_file.read_text().strip()
+        out["url"] = url
+        browser = Browser(url, tmp / "chromium-profile", 1280, 720)
+        b = out["browser"] = browser
+
+        # 1. normal: the trace moves, HR shown
+        b.wait_for("return window.edgeEcg.stats.samplesDrawn > 500 && window.edgeEcg.stats.lastHr", 30, what="trace and HR")
+        x1, n1 = b.js("return [window.edgeEcg.stats.sweepX, window.edgeEcg.stats.samplesDrawn]")
+        time.sleep(1.0)
+        x2, n2 = b.js("return [window.edgeEcg.stats.sweepX, window.edgeEcg.stats.samplesDrawn]")
+        out["sweep"] = (x1, x2, n1, n2)
+        out["hr_text"] = b.js("return document.getElementById('hr').textContent")
+        out["canvas_lit"] = b.js("""const c = document.getElementById('waves'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let lit = 0; for (let i = 1; i < d.length; i += 4) if (d[i] > 150 && d[i-1] < 120) lit++; return lit;""")
+        b.screenshot(shots / "normal.png")
+
+        # 2. VT -> red flashing banner
+        b.wait_for("const b = document.getElementById('banner'); return b.dataset.alarm === 'ventricular_tachycardia' && b.className.includes('high')",
+                   45, what="VT banner")
+        out["vt_banner"] = b.js("const b = document.getElementById('banner'); return {cls: b.className, text: b.textContent}")
+        out["flash"] = b.driver.execute_async_script(FLASH_PROBE)
+        b.screenshot(shots / "high-priority-alarm.png")
+        out["alarm_lat"] = b.js("return window.edgeEcg.stats.alarmLat")
+
+        # 3. acknowledge: refused without the secret (direct POST and a wrong PIN), accepted with it
+        out["post_no_secret"] = _post(url + "api/ack", {})
+        out["post_wrong"] = _post(url + "api/ack", {"secret": "0000"})
+        b.js("document.getElementById('ack').click()")
+        b.wait_for("return document.getElementById('pin-dialog').open", 5, what="PIN dialog")
+        b.js("document.getElementById('pin-input').value = '1111'; document.getElementById('pin-ok').click()")
+        out["ui_wrong"] = b.wait_for("return document.getElementById('pin-msg').textContent", 5, what="refusal message")
+        still = b.js("return document.getElementById('banner').dataset.alarm")
+        out["banner_after_wrong"] = still
+        b.js(f"document.getElementById('pin-input').value = '{PIN}'; document.getElementById('pin-ok').click()")
+        b.wait_for("return !document.getElementById('pin-dialog').open", 5, what="dialog closed after the right PIN")
+        out["after_ack"] = b.wait_for("""const s = window.edgeEcg.S.state; const vt = (s.alarms || []).find(a => a.alarm === 'ventricular_tachycardia');
+            return (!vt || vt.acknowledged) ? {banner: document.getElementById('banner').className, vt: vt || null} : null""", 5, what="VT acknowledged")
+
+        # 4. electrodes off at 25 s
+        out["leads_off"] = b.wait_for("""const s = window.edgeEcg.S; return s.off.some(x => x) && (s.state.alarms || []).some(a => a.alarm === 'leads_off')
+            && {off: s.off, source: document.getElementById('source').textContent, banner: document.getElementById('banner').className}""", 20, what="leads off")
+        time.sleep(0.5)
+        b.screenshot(shots / "leads-off.png")
+        out["stats"] = b.stats()
+        out["errors"] = b.console_errors()
+        out["history_kinds"] = b.js("return Array.from(document.querySelectorAll('#history-list li')).map(li => li.dataset.kind)")
+        out["external"] = b.js("return performance.getEntriesByType('resource').map(e => e.name).filter(n => !n.startsWith(location.origin))")
+    finally:
+        if browser is not None:
+            browser.close()
+        if daemon is not None:
+            daemon.terminate()
+            try:
+                out["daemon_rc"] = daemon.wait(20)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                out["daemon_rc"] = daemon.wait()
+            out["daemon_err"] = daemon.stderr.read()
+            daemon.stderr.close()
+        if cart_proc.poll() is None:
+            cart_proc.terminate()
+            cart_proc.wait(5)
+        cart_proc.stdout.close()
+    return out
+
+
+def _events(scenario) -> list[dict]:
+    from edge_ecg.alarms import read_events
+
+    return read_events(scenario["state"] / "events.jsonl").events
+
+
+def test_trace_moves_and_heart_rate_is_shown(scenario):
+    x1, x2, n1, n2 = scenario["sweep"]
+    assert n2 - n1 > 100, "about 180 display samples a second are drawn"
+    assert x1 != x2, "the sweep position moves"
+    assert scenario["canvas_lit"] > 1000, "green trace pixels on the canvas"
+    assert scenario["hr_text"].isdigit() and 40 <= int(scenario["hr_text"]) <= 200, scenario["hr_text"]
+    assert scenario["external"] == [], "everything comes from the daemon"
+    # no script errors (the refused acknowledges' 401/403 responses are logged as failed loads)
+    assert not [e for e in scenario["errors"] if "Failed to load resource" not in e], scenario["errors"]
+
+
+def test_vt_raises_a_red_flashing_banner_within_500_ms(scenario):
+    assert "high" in scenario["vt_banner"]["cls"] and "flash" in scenario["vt_banner"]["cls"]
+    assert "VENTRICULAR TACHYCARDIA" in scenario["vt_banner"]["text"] and "PATIENT" in scenario["vt_banner"]["text"]
+    lat = [a["ms"] for a in scenario["alarm_lat"] if a["alarm"] == "ventricular_tachycardia"]
+    assert lat and max(lat) <= 500, f"alarm event -> banner on the page: {lat} ms"
+    hz = flash_hz(scenario["flash"])
+    assert 1.4 <= hz <= 2.8, f"high priority flashes at {hz:.2f} Hz (IEC 60601-1-8: 1.4-2.8 Hz)"
+    vt = [e for e in _events(scenario) if e.get("kind") == "raised" and e.get("alarm") == "ventricular_tachycardia"]
+    assert vt and VT_AT - 1 <= vt[0]["t"] <= VT_AT + 10, "raised within 10 s of the annotated onset"
+
+
+def test_samples_reach_the_page_within_250_ms_p95(scenario):
+    st = scenario["stats"]
+    draw = np.percentile(st["drawLat"], 95)
+    assert len(st["drawLat"]) > 200
+    assert draw <= 250, f"pipeline sample -> drawn on the page p95 {draw:.0f} ms"
+
+
+def test_acknowledge_needs_the_secret_and_every_attempt_is_logged(scenario):
+    code, reply = scenario["post_no_secret"]
+    assert code == 401 and not reply["ok"]
+    code, reply = scenario["post_wrong"]
+    assert code == 403 and "wrong secret" in reply["error"]
+    assert "Refused" in scenario["ui_wrong"]
+    assert scenario["banner_after_wrong"] == "ventricular_tachycardia", "a refused acknowledge changes nothing"
+    events = _events(scenario)
+    actions = [e for e in events if e.get("kind") == "operator_action" and e["action"] == "ack"]
+    refused = [e for e in actions if not e["accepted"]]
+    accepted = [e for e in actions if e["accepted"]]
+    assert len(refused) == 3 and len(accepted) == 1, actions
+    assert all(e["origin"]["via"] == "display" and e["origin"]["remote"] == "127.0.0.1" for e in actions)
+    assert {e["reason"] for e in refused} == {"secret required", "wrong secret"}
+    vt_ack = [e for e in events if e.get("alarm") == "ventricular_tachycardia" and e["kind"] in ("acknowledged", "reset")]
+    assert vt_ack and vt_ack[0]["evidence"]["origin"]["via"] == "display", "the manager's event carries the origin"
+    assert "operator_action" in scenario["history_kinds"], "the page's history lists the actions"
+
+
+def test_leads_off_shows_on_the_page(scenario):
+    lo = scenario["leads_off"]
+    assert any(lo["off"]) and "LEADS OFF" in lo["source"]
+    raised = [e for e in _events(scenario) if e.get("kind") == "raised" and e.get("alarm") == "leads_off"]
+    assert raised and raised[0]["category"] == "technical"
+
+
+def test_the_daemon_sounded_the_high_priority_burst_and_stopped_cleanly(scenario):
+    assert scenario["daemon_rc"] == 0, scenario["daemon_err"][-2000:]
+    if scenario["speaker"] is None:
+        pytest.skip("aplay (alsa-utils) is not installed")
+    from edge_ecg.sound.measure import measure
+    from edge_ecg.sound.tones import read_wav
+
+    assert scenario["speaker"].exists(), "aplay wrote the burst to the ALSA file sink"
+    x, rate = read_wav(scenario["speaker"])
+    m = measure(x, rate)
+    # the last burst written: leads off (medium, 3 pulses) or the VT's high burst (10 pulses)
+    assert len(m.pulses) in (3, 10), len(m.pulses)
+    assert not [e for e in _events(scenario) if e.get("alarm") == "audio_failure"]
