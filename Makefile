@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian packages the test suite drives for real (headless Chromium for the screening report).
+# Debian packages the test suite drives for real (headless Chromium + chromium-driver for the screening
+# report and the bedside display, alsa-utils' aplay for the alarm sound).
 system-deps:
 	@bash scripts/system-deps.sh
 

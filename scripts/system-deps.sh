@@ -5,6 +5,8 @@ set -u
 need=()
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)  # Selenium drives the bedside display page
+command -v aplay >/dev/null 2>&1 || need+=(alsa-utils)  # the alarm sound's player (ALSA)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

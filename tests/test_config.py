@@ -80,7 +80,7 @@ def test_good_config_parses_with_paths_relative_to_file(tmp_path):
         ('source = "serial:/dev/ttyACM0"\n[sinks]\nstdout = "yes"', "sinks.stdout", "true or false"),
         ('source = "serial:/dev/ttyACM0"\n[service]\nqueue_blocks = 1.5', "service.queue_blocks", "integer"),
         ('source = "serial:/dev/ttyACM0"\nsinks = 3', "sinks", "must be a table"),
-        ('source = "serial:/dev/ttyACM0"\nsink = {}', "sink", "allowed: alarms, bundle, dsp, service, sinks, source"),
+        ('source = "serial:/dev/ttyACM0"\nsink = {}', "sink", "allowed: alarms, audio, bundle, display, dsp, service, sinks, source"),
     ],
 )
 def test_errors_name_key_and_allowed_values(tmp_path, text, key, words):

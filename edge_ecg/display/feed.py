@@ -19,6 +19,7 @@ import logging
 import math
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -94,7 +95,7 @@ def sse(event: str, payload: Mapping[str, Any]) -> bytes:
 class Decimator:
     """Blocks at the source rate -> rows at the display rate, keeping QRS peaks.
 
-    Each group of ``k`` samples becomes the sample farthest from the group's mean (a plain
+    Each group of ``k`` samples becomes the sample farthest from the block's median (a plain
     1-in-k pick would shave R waves); NaN (no sample) stays a gap. Display row ``j`` is source
     sample ``j * k``, so a gap in the source is a jump in the display index.
     """
@@ -123,9 +124,10 @@ class Decimator:
         g = data[:n].reshape(n // self.k, self.k, data.shape[1])
         if self.k == 1:
             return j0, g[:, 0, :]
-        with np.errstate(invalid="ignore"):
-            mean = np.nanmean(g, axis=1, keepdims=True) if np.isnan(g).any() else g.mean(axis=1, keepdims=True)
-            dev = np.abs(g - mean)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            base = np.nanmedian(data, axis=0) if np.isnan(data).any() else np.median(data, axis=0)
+        dev = np.abs(g - base[None, None, :])
         dev = np.where(np.isnan(dev), -1.0, dev)
         pick = np.argmax(dev, axis=1)
         rows = np.take_along_axis(g, pick[:, None, :], axis=1)[:, 0, :]

@@ -207,6 +207,9 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         try:
             self.connection.settimeout(10.0)
+            # a small kernel buffer: a page that stops reading fills it within seconds, then its
+            # own queue drops the oldest frames (fresh data when it recovers, bounded memory)
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-store")

@@ -67,7 +67,7 @@ def _crossing(env: np.ndarray, i: int, level: float, step: int) -> float:
 
 def _spectrum(x: np.ndarray, rate: int) -> tuple[float, tuple[float, ...]]:
     """Fundamental (strongest peak in 150-1000 Hz) and harmonic levels in 300-4000 Hz, dB re it."""
-    n = int(2 ** np.ceil(np.log2(max(x.size, 2) * 8)))
+    n = int(2 ** np.ceil(np.log2(max(x.size, 2) * (8 if x.size < 65536 else 1))))  # zero-pad short pulses for resolution
     mag = np.abs(np.fft.rfft(x * np.hanning(x.size), n))
     freqs = np.fft.rfftfreq(n, 1.0 / rate)
     band = (freqs >= 150) & (freqs <= 1000)
