@@ -149,7 +149,7 @@ def find_bundles(leads: tuple[str, ...]) -> tuple[list[dict], list[str]]:
     return found, notes
 
 
-def toml_config(source: str, state: Path, bundles: list[dict]) -> str:
+def toml_config(source: str, state: Path, bundles: list[dict], pin: str | None = None) -> str:
     lines = [f'source = "{source}"', ""]
     for b in bundles:
         lines += ["[[bundle]]"] + [f"{k} = {v!r}".replace("'", '"') for k, v in b.items()] + [""]
@@ -157,6 +157,8 @@ def toml_config(source: str, state: Path, bundles: list[dict]) -> str:
     # and logged, and never lowers a VT alarm
     lines += ["[alarms]", "signal_lost_s = 1.0", "", "[alarms.triage]", "annotate_only = true", "", "[sinks]", f'state_dir = "{state}"', "stdout = false", "evidence = true", ""]
     lines += ["[service]", "stall_s = 30.0", ""]
+    if pin:  # the bedside display on a free loopback port (docs/display.md)
+        lines += ["[display]", 'listen = "127.0.0.1:0"', f'pin = "{pin}"', ""]
     return "\n".join(lines)
 
 
@@ -225,12 +227,17 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"cart on {pty} (stable link {link})")
         state = out / "state"
-        cfg_text = toml_config(f"serial:{link}", state, bundles)
+        import secrets
+
+        pin = f"{secrets.randbelow(10 ** 4):04d}"
+        cfg_text = toml_config(f"serial:{link}", state, bundles, pin)
         (out / "edge-ecg.toml").write_text(cfg_text)
         cfg = config_from_dict(tomllib.loads(cfg_text), origin=str(out / "edge-ecg.toml"), base=out)
         t_load = time.monotonic()
         d = build_daemon(cfg)
         print(f"daemon: config {out / 'edge-ecg.toml'}, {len(bundles)} bundle(s) loaded in {time.monotonic() - t_load:.1f} s, events -> {cfg.sinks.event_log}")
+        if d.display is not None:
+            print(f"display: open {d.display.url} in a browser on this machine (PIN {pin} for acknowledge / audio pause)")
         raised: list[dict] = []
         lines: collections.deque = collections.deque()
 

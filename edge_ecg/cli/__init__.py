@@ -25,6 +25,7 @@ _MODULES = (
     "edge_ecg.cli.train_cmd",
     "edge_ecg.cli.run_cmd",
     "edge_ecg.cli.screen_cmd",
+    "edge_ecg.cli.sound_cmd",
 )
 
 _GROUP_HELP = {
@@ -34,6 +35,7 @@ _GROUP_HELP = {
     "engine": "device: build and verify the TensorRT engine of a bundle",
     "train": "factory: masked-image pretraining, fine-tuning, demo bundles",
     "alarms": "talk to a running daemon's alarm manager over its control socket",
+    "sound": "the IEC 60601-1-8 alarm bursts: write, play on ALSA, measure",
 }
 
 

@@ -42,6 +42,8 @@ class Browser:
         opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         self.driver = webdriver.Chrome(service=Service(executable_path=drv), options=opts)
         self.driver.set_window_size(width, height)
+        # the page's viewport exactly width x height (a headless window's size includes its frame)
+        self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
         self.driver.get(url)
 
     def js(self, script: str, *args: Any) -> Any:

@@ -204,6 +204,7 @@ class Handler(BaseHTTPRequestHandler):
         if app.feed.clients >= app.cfg.max_clients:
             return self._json(503, {"ok": False, "error": f"{app.cfg.max_clients} pages are open already"})
         sub = app.feed.subscribe(self.remote)
+        threading.current_thread().name = "edge-ecg-sse"  # counted as display CPU by bench/bench_display.py
         self.close_connection = True
         try:
             self.connection.settimeout(10.0)

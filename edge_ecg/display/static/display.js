@@ -7,7 +7,7 @@
   const GAP = -32768;
   const MM_PER_S = 25, MM_PER_MV = 10;
   const RING = 8192;              // display samples kept per lead (>= 32 s at 250 Hz)
-  const LAG_S = 0.06;             // playout buffer: absorbs frame jitter, keeps the sweep smooth
+  const LAG_S = 0.05;             // playout buffer: absorbs frame jitter, keeps the sweep smooth
   const LABEL_W = 44, ERASE_W = 16;
   const stats = { rafFrames: 0, rafMissed: 0, rafStart: 0, drawLat: [], recvLat: [], alarmLat: [], framesRecv: 0,
                   samplesDrawn: 0, sweepX: 0, waveMessages: 0, stateMessages: 0, connects: 0, lastHr: null };
@@ -118,7 +118,7 @@
     if (geom && S.drawJ !== null && S.recvJ !== null) {
       let target = S.drawJ + S.rate * dtS;
       const lag = S.recvJ - target, want = S.rate * LAG_S;
-      if (lag > want * 2) target += (lag - want) * 0.08;     // behind: catch up gently
+      if (lag > want * 1.5) target += (lag - want) * 0.15;   // behind: catch up within a few frames
       if (target > S.recvJ) target = S.recvJ;                // never draw what has not arrived
       S.drawJ = Math.max(S.drawJ, target);
       draw(Math.floor(S.drawJ));
