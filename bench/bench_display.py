@@ -151,10 +151,11 @@ def main() -> None:
         a = run(path, args.seconds, True, size, tmp)
         b = run(path, args.seconds, False, size, tmp)
     m = machine()
+    load = [round(x, 2) for x in os.getloadavg()]
     page = a["page"]
     serving_pct = 100.0 * a["display_threads_cpu_s"] / a["wall_s"]
     ab_pct = 100.0 * (a["process_cpu_s"] - b["process_cpu_s"]) / a["wall_s"]
-    print(f"machine: {m}")
+    print(f"machine: {m}; load average after the runs {load}")
     print(f"input: {n} LUDB 12-lead 500 Hz records concatenated, cart-sim at 1x, leads off 2 s every 10 s; {args.seconds:.0f} s per run; page {args.size}")
     print("| measure | median / value | target |")
     print("|---|---|---|")
@@ -165,7 +166,7 @@ def main() -> None:
     print(f"| daemon CPU for serving (display threads) | {serving_pct:.2f}% of one core | < 5% |")
     print(f"| daemon CPU, display+page minus no display | {ab_pct:.2f}% of one core ({a['process_cpu_s']} vs {b['process_cpu_s']} CPU-s in {a['wall_s']} s) | < 5% |")
     results = {"input": f"LUDB 12-lead 500 Hz ({n} records concatenated) via edge-ecg cart-sim at 1x, leads off 2 s every 10 s",
-               "seconds": args.seconds, "page_size": args.size, "with_display": a, "without_display": b,
+               "seconds": args.seconds, "page_size": args.size, "load_average_after": load, "with_display": a, "without_display": b,
                "serving_cpu_pct_of_core_threads": round(serving_pct, 2), "serving_cpu_pct_of_core_a_minus_b": round(ab_pct, 2),
                "targets": {"draw_ms_p95": 250, "alarm_ms": 500, "dropped_frames_pct": 5, "serving_cpu_pct": 5}}
     if not args.no_write:

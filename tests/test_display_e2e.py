@@ -1,7 +1,7 @@
 """The bedside display end to end, in a real headless Chromium driven by Selenium.
 
 ``edge-ecg cart-sim`` streams MIT-BIH 205 (a real record; the annotated VT run at 299 s of the
-record is at 18 s of the excerpt) on a pty at real time, with electrodes off at 25 s; the daemon
+record is at 18 s of the excerpt) on a pty at real time, with electrodes off at 26-34 s; the daemon
 runs as its own process (``edge-ecg run``) with the display on a free loopback port, a PIN, and
 its alarm sound going through the real ``aplay`` into ALSA's ``file`` plugin (the speaker is
 the one thing that cannot exist here; the file plugin stands where it would be). The page is
@@ -30,9 +30,9 @@ from test_daemon_support import REPO, cli_env, write_wfdb
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
-START_S, STOP_S = 281.0, 313.0  # of record 205: VT run annotated at 299 s -> 18 s of the excerpt
+START_S, STOP_S = 281.0, 318.0  # of record 205: VT run annotated at 299 s -> 18 s of the excerpt
 VT_AT = 18.0
-LEADOFF = "leadoff@25+6:RA"
+LEADOFF = "leadoff@26+8:RA"
 PIN = "7351"
 
 
@@ -48,7 +48,7 @@ def _post(url: str, body: dict, headers: dict | None = None) -> tuple[int, dict]
 
 FLASH_PROBE = """
 const done = arguments[arguments.length - 1]; const dur = arguments[0];
-const b = document.getElementById('banner'); const t0 = performance.now(); let last = null; const changes = [];
+const b = document.querySelector(arguments[1]); const t0 = performance.now(); let last = null; const changes = [];
 function tick(){ const c = getComputedStyle(b).backgroundColor; const t = performance.now() - t0;
   if (last !== null && c !== last) changes.push(t); last = c;
   if (t < dur) requestAnimationFrame(tick); else done({changes: changes, cls: b.className, color: c}); }
@@ -81,7 +81,7 @@ def scenario(mitdb_dir, tmp_path_factory):
     audio = f'[audio]\ndevice = "file:FILE={speaker},FORMAT=wav"\n' if shutil.which("aplay") else ""
     cfg = tmp / "edge-ecg.toml"
     out: dict = {"shots": shots, "speaker": speaker if audio else None, "state": state}
-    # the real `edge-ecg cart-sim` command, with electrodes off at 25 s
+    # the real `edge-ecg cart-sim` command, with electrodes off at 26-34 s
     cart_proc = subprocess.Popen([sys.executable, "-m", "edge_ecg", "cart-sim", str(wfdb_path), "--speed", "1", "--faults", LEADOFF,
                                   "--link", str(tmp / "cart.tty")], cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     daemon = browser = None
@@ -126,7 +126,7 @@ def scenario(mitdb_dir, tmp_path_factory):
         b.wait_for("const b = document.getElementById('banner'); return b.dataset.alarm === 'ventricular_tachycardia' && b.className.includes('high')",
                    45, what="VT banner")
         out["vt_banner"] = b.js("const b = document.getElementById('banner'); return {cls: b.className, text: b.textContent}")
-        out["flash"] = b.driver.execute_async_script(FLASH_PROBE, 2500)
+        out["flash"] = b.driver.execute_async_script(FLASH_PROBE, 2000, "#banner")
         b.screenshot(shots / "high-priority-alarm.png")
         out["alarm_lat"] = b.js("return window.edgeEcg.stats.alarmLat")
 
@@ -144,7 +144,8 @@ def scenario(mitdb_dir, tmp_path_factory):
         out["after_ack"] = b.wait_for("""const s = window.edgeEcg.S.state; const vt = (s.alarms || []).find(a => a.alarm === 'ventricular_tachycardia');
             return (!vt || vt.acknowledged) ? {banner: document.getElementById('banner').className, vt: vt || null} : null""", 5, what="VT acknowledged")
 
-        # 4. electrodes off at 25 s
+        # 4. electrodes off at 26 s
+        out["t_before_leads_off"] = b.js("return window.edgeEcg.S.streamT")
         out["leads_off"] = b.wait_for("""const s = window.edgeEcg.S; return s.off.some(x => x) && (s.state.alarms || []).some(a => a.alarm === 'leads_off')
             && {off: s.off, source: document.getElementById('source').textContent, banner: document.getElementById('banner').className}""", 20, what="leads off")
         # the VT alarm latched when every lead went off (rhythm alarms are withheld then):
@@ -153,9 +154,10 @@ def scenario(mitdb_dir, tmp_path_factory):
             out["ack_vt"] = _post(url + "api/ack", {"secret": PIN, "alarm": "ventricular_tachycardia"})
         out["leads_off_banner"] = b.wait_for("""const b = document.getElementById('banner'); const lo = document.querySelector('[data-alarm="leads_off"]');
             return lo && lo.className""", 5, what="leads-off alarm on the page")
-        out["flash_medium"] = b.driver.execute_async_script(FLASH_PROBE, 3500)
+        out["flash_medium"] = b.driver.execute_async_script(FLASH_PROBE, 3500, '[data-alarm="leads_off"]')
         b.screenshot(shots / "leads-off.png")
         out["stats"] = b.stats()
+        out["load"] = os.getloadavg()[0]
         out["findings"] = b.js("return Array.from(document.querySelectorAll('#findings-list li')).map(li => li.textContent)")
         out["errors"] = b.console_errors()
         out["history_kinds"] = b.js("return Array.from(document.querySelectorAll('#history-list li')).map(li => li.dataset.kind)")
@@ -209,9 +211,15 @@ def test_vt_raises_a_red_flashing_banner_within_500_ms(scenario):
 
 def test_samples_reach_the_page_within_250_ms_p95(scenario):
     st = scenario["stats"]
+    if scenario["load"] > 3 * (os.cpu_count() or 1):
+        # the browser, the daemon and the cart share the cores with whatever else runs: past this
+        # the page's own frame clock starves and the figure measures the machine, not the display
+        pytest.skip(f"machine overloaded during the run (load {scenario['load']:.1f} on {os.cpu_count()} cores); see bench/bench_display.py")
     draw = np.percentile(st["drawLat"], 95)
     assert len(st["drawLat"]) > 200
-    assert draw <= 250, f"pipeline sample -> drawn on the page p95 {draw:.0f} ms"
+    recv = np.percentile(st["recvLat"], 95)
+    dropped = st["rafMissed"] / max(1, st["rafFrames"] + st["rafMissed"])
+    assert draw <= 250, f"pipeline sample -> drawn on the page p95 {draw:.0f} ms (received p95 {recv:.0f} ms, {100 * dropped:.1f}% frames dropped, load {os.getloadavg()})"
 
 
 def test_acknowledge_needs_the_secret_and_every_attempt_is_logged(scenario):

@@ -57,7 +57,9 @@ class Browser:
             if value:
                 return value
             if time.monotonic() > end:
-                raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what or script}")
+                seen = self.js("const S = window.edgeEcg && window.edgeEcg.S; return S ? {t: S.streamT, off: S.off, "
+                               "alarms: ((S.state || {}).alarms || []).map(a => a.alarm), source: (S.state || {}).source} : null")
+                raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what or script}; the page had {seen}")
             time.sleep(poll_s)
 
     def stats(self) -> dict:
