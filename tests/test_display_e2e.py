@@ -1,7 +1,7 @@
 """The bedside display end to end, in a real headless Chromium driven by Selenium.
 
 ``edge-ecg cart-sim`` streams MIT-BIH 205 (a real record; the annotated VT run at 299 s of the
-record is at 18 s of the excerpt) on a pty at real time, with electrodes off at 26-34 s; the daemon
+record is at 28 s of the excerpt) on a pty at real time, with electrodes off at 10-16 s; the daemon
 runs as its own process (``edge-ecg run``) with the display on a free loopback port, a PIN, and
 its alarm sound going through the real ``aplay`` into ALSA's ``file`` plugin (the speaker is
 the one thing that cannot exist here; the file plugin stands where it would be). The page is
@@ -30,9 +30,9 @@ from test_daemon_support import REPO, cli_env, write_wfdb
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
-START_S, STOP_S = 281.0, 318.0  # of record 205: VT run annotated at 299 s -> 18 s of the excerpt
-VT_AT = 18.0
-LEADOFF = "leadoff@26+8:RA"
+START_S, STOP_S = 271.0, 311.0  # of record 205: VT run annotated at 299 s -> 28 s of the excerpt
+VT_AT = 28.0
+LEADOFF = "leadoff@10+6:RA"
 PIN = "7351"
 
 
@@ -81,10 +81,13 @@ def scenario(mitdb_dir, tmp_path_factory):
     audio = f'[audio]\ndevice = "file:FILE={speaker},FORMAT=wav"\n' if shutil.which("aplay") else ""
     cfg = tmp / "edge-ecg.toml"
     out: dict = {"shots": shots, "speaker": speaker if audio else None, "state": state}
-    # the real `edge-ecg cart-sim` command, with electrodes off at 26-34 s
+    # Chromium first (its start-up is the slowest part on a loaded machine), on a blank page until
+    # the daemon says where the display is, so the page is up before the electrodes come off
+    browser = Browser("about:blank", tmp / "chromium-profile", 1280, 720)
+    # the real `edge-ecg cart-sim` command, with electrodes off at 10-16 s
     cart_proc = subprocess.Popen([sys.executable, "-m", "edge_ecg", "cart-sim", str(wfdb_path), "--speed", "1", "--faults", LEADOFF,
                                   "--link", str(tmp / "cart.tty")], cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    daemon = browser = None
+    daemon = None
     try:
         pty = cart_proc.stdout.readline().strip()
         assert pty.startswith("/"), "cart-sim printed no device path"
@@ -106,13 +109,21 @@ def scenario(mitdb_dir, tmp_path_factory):
         assert url_file.exists(), f"the daemon wrote no display.url: {daemon.stderr.read() if daemon.poll() is not None else ''}"
         url = url_file.read_text().strip()
         out["url"] = url
-        browser = Browser(url, tmp / "chromium-profile", 1280, 720)
-        b = out["browser"] = browser
+        browser.driver.get(url)
+        b = browser
 
-        # 1. normal: the trace moves, HR shown
-        b.wait_for("return window.edgeEcg.stats.samplesDrawn > 500 && window.edgeEcg.stats.lastHr", 30, what="trace and HR")
-        # a fuller sweep for the screenshot, if the VT (at 18 s) leaves time for it
-        b.wait_for("return window.edgeEcg.stats.samplesDrawn > 1500 || document.getElementById('banner').className.includes('high')", 15)
+        # 1. electrodes off at 10-16 s: per-lead LEAD OFF, the medium technical alarm flashing yellow
+        out["leads_off"] = b.wait_for("""const s = window.edgeEcg.S; return s.off.some(x => x) && (s.state.alarms || []).some(a => a.alarm === 'leads_off')
+            && {off: s.off, source: document.getElementById('source').textContent, banner: document.getElementById('banner').className}""", 30, what="leads off")
+        out["leads_off_banner"] = b.wait_for("const b = document.getElementById('banner'); return b.dataset.alarm === 'leads_off' && b.className",
+                                             5, what="leads-off banner")
+        out["flash_medium"] = b.driver.execute_async_script(FLASH_PROBE, 3500, "#banner")
+        b.screenshot(shots / "leads-off.png")
+
+        # 2. normal again: the trace moves, HR shown (a whole sweep of clean signal for the screenshot)
+        b.wait_for("return !window.edgeEcg.S.off.some(x => x) && window.edgeEcg.stats.lastHr", 20, what="leads back on and HR")
+        mark = b.js("return window.edgeEcg.stats.samplesDrawn")
+        b.wait_for(f"return window.edgeEcg.stats.samplesDrawn > {mark} + 1800 || document.getElementById('banner').className.includes('high')", 15)
         x1, n1 = b.js("return [window.edgeEcg.stats.sweepX, window.edgeEcg.stats.samplesDrawn]")
         time.sleep(1.0)
         x2, n2 = b.js("return [window.edgeEcg.stats.sweepX, window.edgeEcg.stats.samplesDrawn]")
@@ -122,7 +133,7 @@ def scenario(mitdb_dir, tmp_path_factory):
             let lit = 0; for (let i = 1; i < d.length; i += 4) if (d[i] > 150 && d[i-1] < 120) lit++; return lit;""")
         b.screenshot(shots / "normal.png")
 
-        # 2. VT -> red flashing banner
+        # 3. VT at 28 s -> red flashing banner
         b.wait_for("const b = document.getElementById('banner'); return b.dataset.alarm === 'ventricular_tachycardia' && b.className.includes('high')",
                    45, what="VT banner")
         out["vt_banner"] = b.js("const b = document.getElementById('banner'); return {cls: b.className, text: b.textContent}")
@@ -130,34 +141,25 @@ def scenario(mitdb_dir, tmp_path_factory):
         b.screenshot(shots / "high-priority-alarm.png")
         out["alarm_lat"] = b.js("return window.edgeEcg.stats.alarmLat")
 
-        # 3. acknowledge: refused without the secret (direct POST and a wrong PIN), accepted with it
+        # 4. acknowledge: refused without the secret (direct POST and a wrong PIN), accepted with it
         out["post_no_secret"] = _post(url + "api/ack", {})
         out["post_wrong"] = _post(url + "api/ack", {"secret": "0000"})
         b.js("document.getElementById('ack').click()")
         b.wait_for("return document.getElementById('pin-dialog').open", 5, what="PIN dialog")
         b.js("document.getElementById('pin-input').value = '1111'; document.getElementById('pin-ok').click()")
         out["ui_wrong"] = b.wait_for("return document.getElementById('pin-msg').textContent", 5, what="refusal message")
-        still = b.js("return document.getElementById('banner').dataset.alarm")
-        out["banner_after_wrong"] = still
+        out["banner_after_wrong"] = b.js("return document.getElementById('banner').dataset.alarm")
         b.js(f"document.getElementById('pin-input').value = '{PIN}'; document.getElementById('pin-ok').click()")
         b.wait_for("return !document.getElementById('pin-dialog').open", 5, what="dialog closed after the right PIN")
         out["after_ack"] = b.wait_for("""const s = window.edgeEcg.S.state; const vt = (s.alarms || []).find(a => a.alarm === 'ventricular_tachycardia');
             return (!vt || vt.acknowledged) ? {banner: document.getElementById('banner').className, vt: vt || null} : null""", 5, what="VT acknowledged")
-
-        # 4. electrodes off at 26 s
-        out["t_before_leads_off"] = b.js("return window.edgeEcg.S.streamT")
-        out["leads_off"] = b.wait_for("""const s = window.edgeEcg.S; return s.off.some(x => x) && (s.state.alarms || []).some(a => a.alarm === 'leads_off')
-            && {off: s.off, source: document.getElementById('source').textContent, banner: document.getElementById('banner').className}""", 20, what="leads off")
-        # the VT alarm latched when every lead went off (rhythm alarms are withheld then):
-        # acknowledge it alone, so the technical leads-off alarm leads the banner
-        if b.js("return (window.edgeEcg.S.state.alarms || []).some(a => a.alarm === 'ventricular_tachycardia' && a.latched)"):
-            out["ack_vt"] = _post(url + "api/ack", {"secret": PIN, "alarm": "ventricular_tachycardia"})
-        out["leads_off_banner"] = b.wait_for("""const b = document.getElementById('banner'); const lo = document.querySelector('[data-alarm="leads_off"]');
-            return lo && lo.className""", 5, what="leads-off alarm on the page")
-        out["flash_medium"] = b.driver.execute_async_script(FLASH_PROBE, 3500, '[data-alarm="leads_off"]')
-        b.screenshot(shots / "leads-off.png")
         out["stats"] = b.stats()
         out["load"] = os.getloadavg()[0]
+        # the evidence snapshot of the VT alarm, from the history
+        b.js("document.querySelector('#history-list li[data-alarm=\"ventricular_tachycardia\"] button').click()")
+        out["evidence"] = b.wait_for("""const i = document.getElementById('evidence-img');
+            return document.getElementById('evidence-dialog').open && i.complete && i.naturalWidth > 0 && {w: i.naturalWidth, h: i.naturalHeight, src: i.src}""",
+                                     10, what="evidence snapshot")
         out["findings"] = b.js("return Array.from(document.querySelectorAll('#findings-list li')).map(li => li.textContent)")
         out["errors"] = b.console_errors()
         out["history_kinds"] = b.js("return Array.from(document.querySelectorAll('#history-list li')).map(li => li.dataset.kind)")
@@ -233,12 +235,17 @@ def test_acknowledge_needs_the_secret_and_every_attempt_is_logged(scenario):
     actions = [e for e in events if e.get("kind") == "operator_action" and e["action"] == "ack"]
     refused = [e for e in actions if not e["accepted"]]
     accepted = [e for e in actions if e["accepted"]]
-    assert len(refused) == 3 and 1 <= len(accepted) <= 2, actions  # the page's (then the test's targeted one)
+    assert len(refused) == 3 and len(accepted) == 1, actions
     assert all(e["origin"]["via"] == "display" and e["origin"]["remote"] == "127.0.0.1" for e in actions)
     assert {e["reason"] for e in refused} == {"secret required", "wrong secret"}
     vt_ack = [e for e in events if e.get("alarm") == "ventricular_tachycardia" and e["kind"] in ("acknowledged", "reset")]
     assert vt_ack and vt_ack[0]["evidence"]["origin"]["via"] == "display", "the manager's event carries the origin"
     assert "operator_action" in scenario["history_kinds"], "the page's history lists the actions"
+
+
+def test_alarm_history_opens_the_evidence_snapshot(scenario):
+    ev = scenario["evidence"]
+    assert ev["w"] > 300 and ev["h"] > 100 and "/evidence/" in ev["src"] and "ventricular_tachycardia" in ev["src"]
 
 
 def test_model_findings_are_listed_apart_from_alarms(scenario):
@@ -253,7 +260,6 @@ def test_model_findings_are_listed_apart_from_alarms(scenario):
 def test_leads_off_shows_on_the_page_as_a_medium_technical_alarm(scenario):
     lo = scenario["leads_off"]
     assert any(lo["off"]) and "LEADS OFF" in lo["source"]
-    assert scenario.get("ack_vt", (200,))[0] == 200
     cls = scenario["leads_off_banner"]
     assert "medium" in cls and "technical" in cls and "flash" in cls, cls
     hz = flash_hz(scenario["flash_medium"])

@@ -71,6 +71,7 @@ def test_page_and_assets_are_served_with_a_strict_policy(daemon):
     assert "default-src 'none'" in csp and "connect-src 'self'" in csp
     code, body = _request(url + "static/display.js")
     assert code == 200 and b"EventSource" in body
+    assert b"setInterval" not in body and b"setTimeout" not in body, "pushed, never polled"
     assert _request(url + "static/../../etc/passwd")[0] == 404
     assert _request(url + "evidence/..%2Fevents.jsonl")[0] == 404
 
@@ -265,3 +266,42 @@ def test_socket_activation_serves_the_page_from_a_socket_systemd_passed(tmp_path
         proc.terminate()
         proc.wait(20)
         proc.stderr.close()
+
+
+def test_units_verify_and_install_stages_the_display(tmp_path):
+    """The socket unit and the service verify together; install.sh stages the socket, the kiosk user
+    unit and a root-only PIN, and the shipped config's [display]/[audio] are valid."""
+    from edge_ecg.service.config import load_config
+
+    env = dict(os.environ, DESTDIR=str(tmp_path / "root"), SKIP_VENV="1")
+    out = subprocess.run(["sh", str(REPO / "systemd" / "install.sh"), "--no-start"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    root = tmp_path / "root"
+    token = root / "etc/edge-ecg/display.token"
+    assert token.read_text().strip().isdigit() and len(token.read_text().strip()) == 6
+    assert token.stat().st_mode & 0o077 == 0, "the PIN file is root-only"
+    assert (root / "etc/systemd/system/edge-ecg-display.socket").is_file()
+    kiosk = (root / "etc/systemd/user/edge-ecg-kiosk.service").read_text()
+    assert "--kiosk" in kiosk and "--app=http://127.0.0.1:8080/" in kiosk
+    socket_unit = (REPO / "systemd" / "edge-ecg-display.socket").read_text()
+    assert "ListenStream=127.0.0.1:8080" in socket_unit and "FileDescriptorName=display" in socket_unit
+    service = (REPO / "systemd" / "edge-ecg.service").read_text()
+    assert "Sockets=edge-ecg-display.socket" in service and "LoadCredential=display-token:/etc/edge-ecg/display.token" in service
+    assert "DeviceAllow=char-alsa rw" in service and "PrivateNetwork=yes" in service
+    cfg = load_config(REPO / "systemd" / "edge-ecg.toml")
+    assert cfg.display.listen == "127.0.0.1:8080" and cfg.display.token_file == Path("/etc/edge-ecg/display.token")
+    assert cfg.audio.enabled and cfg.audio.device == "default"
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        return
+    stand_in = tmp_path / "bin" / "edge-ecg"
+    stand_in.parent.mkdir()
+    stand_in.write_text("#!/bin/sh\n")
+    stand_in.chmod(0o755)
+    units = tmp_path / "units"
+    units.mkdir()
+    (units / "edge-ecg.service").write_text(service.replace("/opt/edge-ecg/venv/bin/edge-ecg", str(stand_in)))
+    (units / "edge-ecg-display.socket").write_text(socket_unit)
+    res = subprocess.run([tool, "verify", "--man=no", str(units / "edge-ecg.service"), str(units / "edge-ecg-display.socket")],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and "edge-ecg" not in res.stderr, res.stdout + res.stderr

@@ -308,7 +308,10 @@ class DisplayFeed:
         rows_all, j0 = [], None
         off = np.zeros(len(first.leads), dtype=bool)
         for wall, block, update in items:
-            j, rows = self._decimator.push(block.start, block.samples)
+            samples = block.samples
+            if block.lead_off is not None and block.lead_off.any():
+                samples = np.where(block.lead_off, np.float32(np.nan), samples)  # an electrode off: no trace, not a false one
+            j, rows = self._decimator.push(block.start, samples)
             if j0 is not None and rows_all and j != j0 + sum(r.shape[0] for r in rows_all):
                 self._send_rows(j0, rows_all, items[0][0], wall, off)  # a gap: flush what came before it
                 rows_all, j0, off = [], None, np.zeros(len(first.leads), dtype=bool)

@@ -275,8 +275,8 @@ class DisplayServer:
             if fam == socket.AF_UNIX:
                 self._server = _UnixServer(sock.getsockname(), Handler, bind_and_activate=False)
             else:
-                _TCPServer.address_family = fam
-                self._server = _TCPServer(sock.getsockname()[:2], Handler, bind_and_activate=False)
+                server_cls = type("_PassedTCPServer", (_TCPServer,), {"address_family": fam})
+                self._server = server_cls(sock.getsockname()[:2], Handler, bind_and_activate=False)
             self._server.socket.close()
             self._server.socket = sock
             self.source = "systemd socket"
@@ -293,11 +293,8 @@ class DisplayServer:
             self.source = "config"
         else:
             host, port = cfg.host_port()
-
-            class _Server(_TCPServer):
-                address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-
-            self._server = _Server((host, port), Handler)
+            server_cls = type("_ConfigTCPServer", (_TCPServer,), {"address_family": socket.AF_INET6 if ":" in host else socket.AF_INET})
+            self._server = server_cls((host, port), Handler)
             self.source = "config"
         self._server.app = app  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.5}, name="edge-ecg-display-http", daemon=True)
