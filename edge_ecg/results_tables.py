@@ -84,3 +84,22 @@ def table(header: list[str], rows: list[list[Any]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return out
+
+
+@renderer("display-bench")
+def _display_bench(load: Callable[[str], dict[str, Any]]) -> list[str]:
+    """``bench/bench_display.py``: page latency, dropped frames and serving CPU, 12 leads at 500 Hz."""
+    env = load("display-bench")
+    r = env["results"]
+    page = r["with_display"]["page"]
+    a, b = r["with_display"], r["without_display"]
+    rows = [
+        ["sample -> drawn on the page", f"p50 {page['draw_ms_p50']} ms, p95 {page['draw_ms_p95']} ms", "p95 <= 250 ms"],
+        ["sample -> received by the page", f"p50 {page['recv_ms_p50']} ms, p95 {page['recv_ms_p95']} ms", "-"],
+        [f"alarm event -> banner ({page['alarm_events']} events)", f"p50 {page['alarm_ms_p50']} ms, max {page['alarm_ms_max']} ms", "<= 500 ms"],
+        ["dropped frames at 60 fps, 12 leads", f"{page['dropped_frames_pct']}% ({page['raf_missed']} of {page['raf_frames'] + page['raf_missed']})", "<= 5%"],
+        ["daemon CPU for serving: the display's threads", f"{r['serving_cpu_pct_of_core_threads']}% of one core", "< 5%"],
+        ["daemon CPU: with display and page minus without", f"{r['serving_cpu_pct_of_core_a_minus_b']}% of one core ({a['process_cpu_s']} vs {b['process_cpu_s']} CPU-s in {a['wall_s']} s)", "< 5%"],
+    ]
+    head = [f"{r['input']}; {r['seconds']:.0f} s per run; page {r['page_size']}; load average after the runs {r.get('load_average_after')}.", ""]
+    return head + table(["measure", "measured", "target"], rows)

@@ -157,6 +157,7 @@ class DisplayFeed:
         self.extra_state = extra_state or (lambda: {})
         self.history: collections.deque = collections.deque(maxlen=self.limits.history)
         self.findings: dict[str, dict] = {}
+        self._findings_lock = threading.Lock()
         self.stream: dict[str, Any] = {}
         self.blocks_dropped = 0
         self._pending: collections.deque = collections.deque()
@@ -199,12 +200,14 @@ class DisplayFeed:
 
     def on_findings(self, bundle: str, labels, probs, smoothed, thresholds, priorities, window_t) -> None:
         """Pipeline observer: a findings bundle classified a window (analysis thread)."""
-        self.findings[bundle] = {
+        entry = {
             "bundle": bundle, "window": window_t, "wall": time.time(),
             "labels": [{"label": l, "p": round(float(s), 3), "p_window": round(float(p), 3), "threshold": float(th),
                         "flagged": bool(s >= th), "alarm": pr != "none", "priority": pr}
                        for l, p, s, th, pr in zip(labels, probs, smoothed, thresholds, priorities)],
         }
+        with self._findings_lock:
+            self.findings[bundle] = entry
         self._events.append(("findings", None))
         with self._wake:
             self._wake.notify_all()
@@ -241,7 +244,11 @@ class DisplayFeed:
         st = self.status()
         return {**st, "source": self.source_state(), "hr": self._hr, "stream_t": round(self._t, 3),
                 "lead_off": list(self._lead_off), "quality": list(self._quality),
-                "findings": list(self.findings.values()), "wall": time.time(), **self.extra_state()}
+                "findings": self._findings_list(), "wall": time.time(), **self.extra_state()}
+
+    def _findings_list(self) -> list[dict]:
+        with self._findings_lock:
+            return list(self.findings.values())
 
     def stats(self) -> dict:
         with self._subs_lock:

@@ -110,6 +110,7 @@ class DisplayApp:
 class Handler(BaseHTTPRequestHandler):
     server_version = "edge-ecg-display"
     protocol_version = "HTTP/1.1"
+    timeout = 30  # an idle keep-alive connection frees its thread after this
 
     @property
     def app(self) -> DisplayApp:
