@@ -56,6 +56,14 @@ requestAnimationFrame(tick);
 """
 
 
+def lit_screenshot(b, path: Path) -> None:
+    """A screenshot with the flashing alarms held in their bright phase (after the flash rate was
+    measured; a screenshot takes longer than half a flash), then flashing again."""
+    b.js("document.getAnimations().forEach(a => { a.pause(); a.currentTime = 0; })")
+    b.screenshot(path)
+    b.js("document.getAnimations().forEach(a => a.play())")
+
+
 def flash_hz(probe: dict) -> float:
     """Flashes per second from the colour changes the probe saw (two changes per flash cycle)."""
     ch = probe["changes"]
@@ -118,7 +126,7 @@ def scenario(mitdb_dir, tmp_path_factory):
         out["leads_off_banner"] = b.wait_for("const b = document.getElementById('banner'); return b.dataset.alarm === 'leads_off' && b.className",
                                              5, what="leads-off banner")
         out["flash_medium"] = b.driver.execute_async_script(FLASH_PROBE, 3500, "#banner")
-        b.screenshot(shots / "leads-off.png")
+        lit_screenshot(b, shots / "leads-off.png")
 
         # 2. normal again: the trace moves, HR shown (a whole sweep of clean signal for the screenshot)
         b.wait_for("return !window.edgeEcg.S.off.some(x => x) && window.edgeEcg.stats.lastHr", 20, what="leads back on and HR")
@@ -138,7 +146,7 @@ def scenario(mitdb_dir, tmp_path_factory):
                    45, what="VT banner")
         out["vt_banner"] = b.js("const b = document.getElementById('banner'); return {cls: b.className, text: b.textContent}")
         out["flash"] = b.driver.execute_async_script(FLASH_PROBE, 2000, "#banner")
-        b.screenshot(shots / "high-priority-alarm.png")
+        lit_screenshot(b, shots / "high-priority-alarm.png")
         out["alarm_lat"] = b.js("return window.edgeEcg.stats.alarmLat")
 
         # 4. acknowledge: refused without the secret (direct POST and a wrong PIN), accepted with it
