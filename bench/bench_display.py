@@ -144,6 +144,7 @@ def main() -> None:
     from edge_ecg.demo import write_wfdb
     from edge_ecg.results import machine, write_result
 
+    load_before = [round(x, 2) for x in os.getloadavg()]
     rec, n = ludb_record(args.seconds + 40)
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
@@ -155,7 +156,7 @@ def main() -> None:
     page = a["page"]
     serving_pct = 100.0 * a["display_threads_cpu_s"] / a["wall_s"]
     ab_pct = 100.0 * (a["process_cpu_s"] - b["process_cpu_s"]) / a["wall_s"]
-    print(f"machine: {m}; load average after the runs {load}")
+    print(f"machine: {m}; load average before {load_before}, after the runs {load}")
     print(f"input: {n} LUDB 12-lead 500 Hz records concatenated, cart-sim at 1x, leads off 2 s every 10 s; {args.seconds:.0f} s per run; page {args.size}")
     print("| measure | median / value | target |")
     print("|---|---|---|")
@@ -166,7 +167,7 @@ def main() -> None:
     print(f"| daemon CPU for serving (display threads) | {serving_pct:.2f}% of one core | < 5% |")
     print(f"| daemon CPU, display+page minus no display | {ab_pct:.2f}% of one core ({a['process_cpu_s']} vs {b['process_cpu_s']} CPU-s in {a['wall_s']} s) | < 5% |")
     results = {"input": f"LUDB 12-lead 500 Hz ({n} records concatenated) via edge-ecg cart-sim at 1x, leads off 2 s every 10 s",
-               "seconds": args.seconds, "page_size": args.size, "load_average_after": load, "with_display": a, "without_display": b,
+               "seconds": args.seconds, "page_size": args.size, "load_average_before": load_before, "load_average_after": load, "with_display": a, "without_display": b,
                "serving_cpu_pct_of_core_threads": round(serving_pct, 2), "serving_cpu_pct_of_core_a_minus_b": round(ab_pct, 2),
                "targets": {"draw_ms_p95": 250, "alarm_ms": 500, "dropped_frames_pct": 5, "serving_cpu_pct": 5}}
     if not args.no_write:

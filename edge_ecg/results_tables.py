@@ -101,5 +101,5 @@ def _display_bench(load: Callable[[str], dict[str, Any]]) -> list[str]:
         ["daemon CPU for serving: the display's threads", f"{r['serving_cpu_pct_of_core_threads']}% of one core", "< 5%"],
         ["daemon CPU: with display and page minus without", f"{r['serving_cpu_pct_of_core_a_minus_b']}% of one core ({a['process_cpu_s']} vs {b['process_cpu_s']} CPU-s in {a['wall_s']} s)", "< 5%"],
     ]
-    head = [f"{r['input']}; {r['seconds']:.0f} s per run; page {r['page_size']}; load average after the runs {r.get('load_average_after')}.", ""]
+    head = [f"{r['input']}; {r['seconds']:.0f} s per run; page {r['page_size']}; load average before {r.get('load_average_before')} and after {r.get('load_average_after')} (1, 5, 15 min; the machine has {env.get('machine', {}).get('cores', '?')} cores).", ""]
     return head + table(["measure", "measured", "target"], rows)
