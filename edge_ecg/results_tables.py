@@ -98,6 +98,7 @@ def _display_bench(load: Callable[[str], dict[str, Any]]) -> list[str]:
         ["sample -> received by the page", f"p50 {page['recv_ms_p50']} ms, p95 {page['recv_ms_p95']} ms", "-"],
         [f"alarm event -> banner ({page['alarm_events']} events)", f"p50 {page['alarm_ms_p50']} ms, max {page['alarm_ms_max']} ms", "<= 500 ms"],
         ["dropped frames at 60 fps, 12 leads", f"{page['dropped_frames_pct']}% ({page['raf_missed']} of {page['raf_frames'] + page['raf_missed']})", "<= 5%"],
+        ["page script time per frame (12-lead sweep)", f"p50 {page.get('frame_script_ms_p50')} ms, p95 {page.get('frame_script_ms_p95')} ms", "well under 16.7 ms"],
         ["daemon CPU for serving: the display's threads", f"{r['serving_cpu_pct_of_core_threads']}% of one core", "< 5%"],
         ["daemon CPU: with display and page minus without", f"{r['serving_cpu_pct_of_core_a_minus_b']}% of one core ({a['process_cpu_s']} vs {b['process_cpu_s']} CPU-s in {a['wall_s']} s)", "< 5%"],
     ]

@@ -9,7 +9,7 @@
   const RING = 8192;              // display samples kept per lead (>= 32 s at 250 Hz)
   const LAG_S = 0.05;             // playout buffer: absorbs frame jitter, keeps the sweep smooth
   const LABEL_W = 44, ERASE_W = 16;
-  const stats = { rafFrames: 0, rafMissed: 0, rafStart: 0, drawLat: [], recvLat: [], alarmLat: [], framesRecv: 0,
+  const stats = { rafFrames: 0, rafMissed: 0, rafStart: 0, drawLat: [], recvLat: [], alarmLat: [], frameWork: [], framesRecv: 0,
                   samplesDrawn: 0, sweepX: 0, waveMessages: 0, stateMessages: 0, connects: 0, lastHr: null };
   const S = { leads: [], fs: 250, k: 1, pxPerMm: 96 / 25.4, ring: [], ringJ: new Float64Array(RING).fill(-1),
               recvJ: null, drawJ: null, lastJ: null, rate: 250, lastRecvWall: 0, lastRecvJ: 0, marks: [],
@@ -107,6 +107,7 @@
   let lastFrame = 0;
   function frame(ts) {
     requestAnimationFrame(frame);
+    const w0 = performance.now();
     if (lastFrame) {
       const dt = ts - lastFrame;
       stats.rafFrames++;
@@ -124,6 +125,7 @@
       draw(Math.floor(S.drawJ));
     }
     updateCountdown();
+    pushBounded(stats.frameWork, performance.now() - w0, 3000);  // the page's own script time per frame
   }
 
   function draw(upto) {
