@@ -15,7 +15,9 @@ Faults, comma-separated ``KIND@START[+DURATION][:PARAM]`` (times in seconds of t
 ``drop@10+5:0.01`` drop bytes with probability 0.01; ``bitflip@10+5:0.001`` flip one bit of a
 byte with that probability; ``garbage@12:300`` inject 300 random bytes; ``stall@20+2`` send
 nothing for 2 s; ``unplug@30+1.5`` close the pty for 1.5 s; ``leadoff@40+3:LA+V2`` flag
-electrodes off for 3 s (default ``LA``).
+electrodes off for 3 s (default ``LA``); ``jump@25:86400`` send one SAMPLES frame (the first from
+25 s) with its index 86400 s of samples ahead (a firmware fault with a valid CRC; negative goes
+back), in one write together with the 4 frames after it, so a host reads them in one chunk.
 """
 
 from __future__ import annotations
@@ -57,8 +59,9 @@ from firmware_bridge.frames import (
 
 log = logging.getLogger(__name__)
 
-FAULT_KINDS = ("drop", "bitflip", "garbage", "stall", "unplug", "leadoff")
-_DEFAULT_PARAM = {"drop": "0.01", "bitflip": "0.001", "garbage": "256", "leadoff": "LA"}
+FAULT_KINDS = ("drop", "bitflip", "garbage", "stall", "unplug", "leadoff", "jump")
+_DEFAULT_PARAM = {"drop": "0.01", "bitflip": "0.001", "garbage": "256", "leadoff": "LA", "jump": "86400"}
+JUMP_GLUED_FRAMES = 4  # frames after a jumped one that go out in the same write
 
 
 class FaultSpecError(ValueError):
@@ -95,6 +98,11 @@ def parse_faults(spec: str) -> list[Fault]:
             raise FaultSpecError(f"fault {item!r}: times must not be negative")
         if fault.kind in ("drop", "bitflip", "stall", "unplug", "leadoff") and fault.duration_s <= 0:
             raise FaultSpecError(f"fault {item!r}: {fault.kind} needs a +DURATION")
+        if fault.kind == "jump":
+            try:
+                float(fault.param)
+            except ValueError:
+                raise FaultSpecError(f"fault {item!r}: jump needs :SECONDS (the index offset), got {fault.param!r}") from None
         if fault.kind == "leadoff":
             bad = [e for e in fault.param.split("+") if e not in ELECTRODE_BIT]
             if bad:
@@ -192,6 +200,8 @@ class CartSimulator:
         self._stop = False
         self.dropped_rows = 0
         self.frames_sent = 0
+        self._jumps = sorted((int(f.start_s * self.fs), int(round(float(f.param) * self.fs))) for f in self.faults if f.kind == "jump")
+        self._held: tuple[list[bytes], int, int] | None = None  # a jumped frame and those glued to it: wires, rows, frames still to add
 
     # ------------------------------------------------------------------ the pty "USB" link
     def _plug(self) -> None:
@@ -251,10 +261,25 @@ class CartSimulator:
                     i += 1
                     continue
                 end = i + first_bad
-            rows = slice(r, r + (end - i))
-            payload = pack_samples(i, self.counts[rows], self.leadoff_bits[rows])
-            out.append((end - i, self._corrupt(encode_payload(payload), i / self.fs)))
+            n_rows = end - i
+            rows = slice(r, r + n_rows)
+            index = i
+            if self._jumps and i >= self._jumps[0][0]:
+                index = (i + self._jumps.pop(0)[1]) % (1 << 32)  # this frame carries a wrong index (valid CRC)
+                self._held = ([], 0, JUMP_GLUED_FRAMES + 1)
+                self.on_event("jump", f"frame at row {i} sent with index {index}")
+            payload = pack_samples(index, self.counts[rows], self.leadoff_bits[rows])
+            wire = self._corrupt(encode_payload(payload), i / self.fs)
             i = end
+            if self._held is None:
+                out.append((n_rows, wire))
+                continue
+            wires, held_rows, left = self._held
+            wires.append(wire)
+            self._held = (wires, held_rows + n_rows, left - 1)
+            if left - 1 == 0 or (not self.loop and i >= self.n):  # complete (or the record ended): one write
+                out.append((held_rows + n_rows, b"".join(wires)))
+                self._held = None
         return out
 
     def _corrupt(self, wire: bytes, t: float) -> bytes:

@@ -15,11 +15,13 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from firmware_bridge import cobs
+from firmware_bridge.sample_index import GapReason, SampleIndexTracker
 from firmware_bridge.frames import (
     MAX_PAYLOAD,
     T_SAMPLES,
     Frame,
     FrameError,
+    Hello,
     Samples,
     pack_payload,
     unpack_payload,
@@ -57,7 +59,9 @@ class DecoderStats:
     oversize: int = 0  # runs of bytes longer than any frame without a delimiter (garbage)
     bytes_discarded: int = 0
     samples_missing: int = 0  # rows skipped by the SAMPLES index (frames lost on the way)
-    index_restarts: int = 0  # SAMPLES index went backwards (device restarted)
+    index_restarts: int = 0  # SAMPLES index went backwards or a new HELLO session began (device restarted)
+    index_jumps: int = 0  # SAMPLES index leapt implausibly far ahead: not counted as missing (see sample_index)
+    index_resumed: int = 0  # the sequence from before a jump or backward step continued
 
     @property
     def bad_frames(self) -> int:
@@ -70,8 +74,10 @@ class DecoderStats:
 class Decoder:
     """Incremental frame decoder: ``feed(chunk)`` returns the frames completed by that chunk.
 
-    It also follows the SAMPLES running index (mod 2**32) and counts rows that never arrived in
-    ``stats.samples_missing``, so a consumer sees lost frames as a number of samples.
+    It also follows the SAMPLES running index with ``SampleIndexTracker`` (the same rules the
+    serial source places blocks by) and counts rows that never arrived in
+    ``stats.samples_missing``, so a consumer sees lost frames as a number of samples; an
+    implausible jump or a restart is counted as such, never as millions of missing samples.
     """
 
     def __init__(self, max_encoded: int = MAX_ENCODED) -> None:
@@ -79,11 +85,12 @@ class Decoder:
         self.stats = DecoderStats()
         self._pending = bytearray()
         self._discarding = False  # inside an over-long run: drop bytes until the next delimiter
-        self._next_index: int | None = None
+        self._index = SampleIndexTracker()
+        self._session: int | None = None
 
     def reset_index(self) -> None:
         """Forget the expected SAMPLES index (after a reconnect the caller accounts for the gap)."""
-        self._next_index = None
+        self._index = SampleIndexTracker(self._index.fs)
 
     def feed(self, chunk: bytes) -> list[Frame]:
         if not isinstance(chunk, bytes):
@@ -165,15 +172,26 @@ class Decoder:
                 except FrameError:
                     stats.layout_errors += 1
                     continue
+                if isinstance(frame, Hello):
+                    self._on_hello(frame)
             stats.frames += 1
             out.append(frame)
         return out
 
+    def _on_hello(self, hello: Hello) -> None:
+        self._index.set_rate(hello.fs)
+        if self._session is not None and hello.session_id != self._session:
+            self._index.restart()
+        self._session = hello.session_id
+
     def _track_index(self, frame: Samples) -> None:
-        if self._next_index is not None:
-            ahead = (frame.index - self._next_index) & 0xFFFFFFFF
-            if ahead < 0x80000000:
-                self.stats.samples_missing += ahead
-            else:
-                self.stats.index_restarts += 1
-        self._next_index = (frame.index + frame.n_rows) & 0xFFFFFFFF
+        placed = self._index.place(frame.index, frame.n_rows)
+        if placed.reason is GapReason.MISSING:
+            self.stats.samples_missing += placed.gap
+        elif placed.reason in (GapReason.BACKWARDS, GapReason.RESTART):
+            self.stats.index_restarts += 1
+        elif placed.reason is GapReason.JUMP:
+            self.stats.index_jumps += 1
+        elif placed.reason is GapReason.RESUMED:
+            self.stats.index_resumed += 1
+            self.stats.samples_missing += placed.gap  # rows lost around the bad index

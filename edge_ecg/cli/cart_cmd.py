@@ -9,7 +9,7 @@ def register(cli) -> None:
     p.add_argument("record", help="an ECG record in any format edge_ecg.records reads (e.g. a WFDB .hea)")
     p.add_argument("--speed", type=float, default=1.0, help="ADC clock speed-up (1 = real time)")
     p.add_argument("--faults", default="", help="comma-separated KIND@START[+DURATION][:PARAM], kinds: "
-                   "drop, bitflip, garbage, stall, unplug, leadoff (e.g. 'unplug@30+1.5,garbage@12:300')")
+                   "drop, bitflip, garbage, stall, unplug, leadoff, jump (e.g. 'unplug@30+1.5,garbage@12:300,jump@40:86400')")
     p.add_argument("--link", help="keep a stable symlink to the current pty here (like /dev/serial/by-id)")
     p.add_argument("--frame-rows", type=int, default=None, help="rows per SAMPLES frame (default: 20 ms)")
     p.add_argument("--ring-s", type=float, default=2.0, help="device ring buffer in seconds of signal (default 2)")

@@ -65,6 +65,7 @@ class SampleBlock:
     pacer: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     gap_before: int = 0
     aux: tuple[AuxChannel, ...] = ()  # pulse channels at their own rates, when the source has them
+    gap_reason: str = ""  # why gap_before (or a re-based index) happened: "missing", "jump", "restart", "queue_overrun", ...
 
     @property
     def n(self) -> int:

@@ -12,11 +12,15 @@ the samples that never arrived show up as ``gap_before`` on the next block, neve
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
@@ -24,10 +28,70 @@ import numpy as np
 from edge_ecg.stream.block import SampleBlock, SourceState
 from firmware_bridge.codec import Decoder, encode
 from firmware_bridge.frames import PACER_BIT, PROTOCOL_VERSION, T_GET_HELLO, T_PING, T_START, T_STOP, Command, Hello, Pong, Samples, Status, lead_electrode_mask
+from firmware_bridge.sample_index import GapReason, Placement, SampleIndexTracker
 
 log = logging.getLogger(__name__)
 
-_WRAP = 1 << 32
+# The cart's USB serial-number string (firmware_bridge/PROTOCOL.md, "USB identity"): "EECG-" and the
+# 16 upper-case hex digits of the HELLO device id. udev's by-id link carries it in its name.
+CART_SERIAL = re.compile(r"EECG-([0-9A-F]{16})")
+
+
+def cart_serial(device_id: int) -> str:
+    """The USB serial-number string a cart with this HELLO device id reports."""
+    return f"EECG-{device_id & 0xFFFFFFFFFFFFFFFF:016X}"
+
+
+def expected_device_id(port: str, sysfs: Path = Path("/sys/class/tty")) -> int | None:
+    """The device id the cart on ``port`` must announce, if the port says which cart it is.
+
+    From the port's name (``/dev/serial/by-id/usb-EdgeECG_EdgeECG_Cart_EECG-...-if00``), else from
+    the USB serial number of the tty's parent device in sysfs (``/dev/edge-ecg-cart`` ->
+    ``ttyACM0`` -> its USB device's ``serial``); None when neither names a cart (a pty, a
+    monitor cable), in which case HELLO's protocol version is all that is checked.
+    """
+    m = CART_SERIAL.search(port)
+    if m:
+        return int(m.group(1), 16)
+    try:
+        node = (sysfs / Path(os.path.realpath(port)).name / "device").resolve(strict=True)
+    except OSError:
+        return None
+    for parent in (node, *node.parents):
+        if not str(parent).startswith("/sys/devices/"):
+            break
+        serial_file = parent / "serial"
+        if serial_file.is_file():
+            try:
+                m = CART_SERIAL.fullmatch(serial_file.read_text().strip())
+            except OSError:
+                return None
+            return int(m.group(1), 16) if m else None
+    return None
+
+
+def hold_exclusive(fd: int) -> bool:
+    """``TIOCEXCL`` on a tty: further ``open()``s of it fail with EBUSY (except with CAP_SYS_ADMIN),
+    so no other process can write STOP into the cart's port while we stream. True if it took."""
+    import fcntl
+    import termios
+
+    try:
+        fcntl.ioctl(fd, termios.TIOCEXCL)
+        return True
+    except OSError as exc:
+        log.warning("TIOCEXCL on fd %d failed: %s", fd, exc)
+        return False
+
+
+def release_exclusive(fd: int) -> None:
+    import fcntl
+    import termios
+
+    try:
+        fcntl.ioctl(fd, termios.TIOCNXCL)
+    except OSError:
+        pass
 
 
 @dataclass
@@ -46,6 +110,8 @@ class SourceStats:
     device_dropped_rows: int = 0
     last_error: str = ""
     decoder: dict = field(default_factory=dict)
+    index_anomalies: dict = field(default_factory=dict)  # GapReason value -> count (jump, backwards, restart, resumed)
+    wrong_device: int = 0  # HELLOs from a device that is not the cart the port names (never streamed)
 
 
 class SerialSource:
@@ -64,8 +130,12 @@ class SerialSource:
     - ``queue_blocks`` (4096): the bounded queue; when the consumer falls that far behind, the
       oldest block is dropped and the consumer sees it as a gap (the reader never blocks).
     - ``on_state(state, detail)``: called from the reader thread on every state change.
-    - ``exclusive`` (True): hold an advisory lock on the port; a second opener fails (and keeps
-      retrying) instead of stealing half of the bytes.
+    - ``exclusive`` (True): hold the port exclusively: an advisory lock (flock) that a second
+      reader respects, and ``TIOCEXCL`` so that any other ``open()`` of the tty fails with EBUSY
+      (nobody can send the cart STOP behind our back).
+    - ``expect_device_id``: the HELLO device id the cart must announce (default: from the port's
+      by-id name or its USB serial number, see ``expected_device_id``); a device that announces
+      another id is not streamed from.
     - ``start`` (True): start the reader thread now (else call ``start()``).
 
     Use::
@@ -78,9 +148,11 @@ class SerialSource:
 
     Blocks carry ``start`` (the stream's sample index), float32 microvolts (ADC counts times the
     HELLO's units per LSB), per-sample per-lead ``lead_off`` from the electrode bits, ``pacer`` row
-    offsets, and ``gap_before``. The index is the cart's (unwrapped past 2**32); if the cart
-    restarted (a new HELLO session id, or its index went backwards), the source re-bases it so the
-    stream index keeps increasing, estimating the gap from the time it heard nothing.
+    offsets, and ``gap_before`` with its ``gap_reason``. The index is placed by
+    ``SampleIndexTracker`` (firmware_bridge.sample_index): unwrapped past 2**32; a frame whose
+    index leaps implausibly far ahead or goes back, or a new HELLO session (the cart restarted),
+    is re-based so the stream index keeps increasing by no more than the wall clock allows, and
+    later frames are never trimmed away.
     """
 
     def __init__(
@@ -96,6 +168,7 @@ class SerialSource:
         read_timeout_s: float = 0.05,
         on_state: Callable[[SourceState, str], None] | None = None,
         exclusive: bool = True,
+        expect_device_id: int | None = None,
         start: bool = True,
     ) -> None:
         port = str(port)
@@ -108,6 +181,7 @@ class SerialSource:
         self.backoff_s = backoff_s
         self.read_timeout_s = read_timeout_s
         self.exclusive = exclusive
+        self.expect_device_id = expect_device_id if expect_device_id is not None else expected_device_id(self.port)
         self.on_state = on_state
         self.stats = SourceStats()
         self.hello: Hello | None = None
@@ -120,11 +194,7 @@ class SerialSource:
         self._ser = None
         # index bookkeeping (reader thread only)
         self._session: int | None = None
-        self._dev_next: int | None = None  # the device's unwrapped index expected next
-        self._offset = 0  # stream index = device index + offset
-        self._stream_next: int | None = None  # stream index after the last row received
-        self._last_rx_wall = 0.0
-        self._rebase = False
+        self._index = SampleIndexTracker()
         self._lead_masks = np.zeros(0, dtype=np.uint16)
         self._lsb = np.zeros(0, dtype=np.float32)
         self._bad_before = 0  # bad frames of earlier connections
@@ -185,21 +255,24 @@ class SerialSource:
 
     # ------------------------------------------------------------------ consumer side
     def _place(self, block: SampleBlock) -> SampleBlock | None:
-        """Set ``gap_before`` against what the consumer last got (queue drops included)."""
+        """Set ``gap_before`` against what the consumer last got (queue drops included).
+
+        The reader places blocks in increasing order (``SampleIndexTracker``), so the only gap
+        the reader did not see is blocks the bounded queue dropped for a slow consumer.
+        """
         nxt = self._consumer_next if self._consumer_next is not None else self._origin
-        if nxt is not None and block.start < nxt:  # overlap (cannot happen with a sane cart): trim
-            skip = nxt - block.start
-            if skip >= block.n:
-                return None
-            block = SampleBlock(
-                start=nxt, samples=block.samples[skip:], fs=block.fs, leads=block.leads,
-                lead_off=None if block.lead_off is None else block.lead_off[skip:],
-                pacer=block.pacer[block.pacer >= skip] - skip,
-            )
+        if nxt is not None and block.start < nxt:  # cannot happen: the tracker never places backwards
+            log.error("serial source %s: block at %d overlaps the stream end %d; shifted, not trimmed", self.port, block.start, nxt)
+            block = dataclasses.replace(block, start=nxt)
         gap = 0 if nxt is None else block.start - nxt
         if gap:
-            block = SampleBlock(block.start, block.samples, block.fs, block.leads, block.lead_off, block.pacer, gap_before=gap)
+            reason = block.gap_reason or "queue_overrun"
+            if block.gap_before != gap:
+                reason = f"{block.gap_reason}+queue_overrun" if block.gap_reason else "queue_overrun"
+            block = dataclasses.replace(block, gap_before=gap, gap_reason=reason)
             self.stats.samples_missing += gap
+        elif block.gap_before:
+            block = dataclasses.replace(block, gap_before=0)
         self._consumer_next = block.stop
         return block
 
@@ -229,6 +302,8 @@ class SerialSource:
                 # a modem manager probing ttyACM devices) splits the byte stream with us
                 self._ser = serial.Serial(self.port, self.baudrate, timeout=self.read_timeout_s, write_timeout=1.0,
                                           exclusive=self.exclusive)
+                if self.exclusive:
+                    hold_exclusive(self._ser.fileno())
             except (serial.SerialException, OSError, ValueError) as exc:
                 self.stats.last_error = str(exc)
                 self._set_state(SourceState.LOST, f"cannot open: {exc}")
@@ -244,6 +319,8 @@ class SerialSource:
                 delay = self.backoff_s[0]  # it was working a moment ago: retry soon
             finally:
                 try:
+                    if self.exclusive:
+                        release_exclusive(self._ser.fileno())
                     self._ser.close()
                 except Exception:
                     pass
@@ -278,6 +355,12 @@ class SerialSource:
             return False
         if hello.protocol_version != PROTOCOL_VERSION:
             self.stats.last_error = f"device speaks protocol {hello.protocol_version}, this host {PROTOCOL_VERSION}"
+            self._set_state(SourceState.LOST, self.stats.last_error)
+            return False
+        if self.expect_device_id is not None and hello.device_id != self.expect_device_id:
+            self.stats.wrong_device += 1
+            self.stats.last_error = (f"{self.port}: the device answered HELLO as {cart_serial(hello.device_id)}, "
+                                     f"but this port belongs to cart {cart_serial(self.expect_device_id)}; not streaming from it")
             self._set_state(SourceState.LOST, self.stats.last_error)
             return False
         self._adopt_hello(hello)
@@ -324,7 +407,8 @@ class SerialSource:
         if self.hello is not None and (hello.fs != self.hello.fs or hello.leads != self.hello.leads):
             log.warning("serial source %s: stream format changed to %g Hz %s", self.port, hello.fs, hello.leads)
         if self._session is not None and hello.session_id != self._session:
-            self._rebase = True  # the cart restarted: its index starts again from its power-up
+            self._index.restart()  # the cart restarted: its index starts again from its power-up
+        self._index.set_rate(hello.fs)
         self._session = hello.session_id
         self.hello = hello
         self._lead_masks = np.array([lead_electrode_mask(lead) for lead in hello.leads], dtype=np.uint16)
@@ -332,17 +416,19 @@ class SerialSource:
 
     def _handle(self, frames: list, now: float) -> bool:
         """Queue the SAMPLES of one read as blocks (consecutive frames merged); True if any."""
-        run: list[tuple[int, Samples]] = []
+        run: list[tuple[Placement, Samples]] = []
         got = False
         for frame in frames:
             if isinstance(frame, Samples):
                 if self.hello is None or frame.n_leads != len(self.hello.leads):
                     continue  # not what HELLO announced: unusable
-                start = self._stream_index(frame, now)
-                if run and run[-1][0] + run[-1][1].n_rows != start:
+                placed = self._index.place(frame.index, frame.n_rows, now)
+                if placed.anomaly:
+                    self._note_anomaly(placed)
+                if run and (placed.gap or run[-1][0].start + run[-1][1].n_rows != placed.start):
                     self._emit(run)
                     run = []
-                run.append((start, frame))
+                run.append((placed, frame))
                 got = True
             elif isinstance(frame, Status):
                 self.stats.device_errors = frame.errors
@@ -353,32 +439,18 @@ class SerialSource:
                 pass
         if run:
             self._emit(run)
-        if got:
-            self._last_rx_wall = now
         return got
 
-    def _stream_index(self, frame: Samples, now: float) -> int:
-        """The stream index of a frame's first row: unwrap the 32-bit count, re-base on restarts."""
-        idx = frame.index
-        if self._dev_next is not None and not self._rebase:
-            ahead = (idx - self._dev_next) % _WRAP
-            if ahead < _WRAP // 2:
-                dev = self._dev_next + ahead
-                self._dev_next = dev + frame.n_rows
-                return dev + self._offset
-            log.warning("serial source %s: device index went backwards; re-basing", self.port)
-        dev = idx
-        if self._stream_next is not None:
-            fs = self.hello.fs if self.hello else 0.0
-            missed = max(0, int(round((now - self._last_rx_wall) * fs)) - frame.n_rows)
-            self._offset = self._stream_next + missed - dev
+    def _note_anomaly(self, placed: Placement) -> None:
+        reason = placed.reason.value
+        self.stats.index_anomalies[reason] = self.stats.index_anomalies.get(reason, 0) + 1
+        if placed.reason is GapReason.RESTART:
+            log.info("serial source %s: new cart session; index re-based at stream %d (gap %d)", self.port, placed.start, placed.gap)
         else:
-            self._offset = 0
-        self._rebase = False
-        self._dev_next = dev + frame.n_rows
-        return dev + self._offset
+            log.warning("serial source %s: frame index %d is %+d from the expected one (%s); placed at stream %d with a gap of %d",
+                        self.port, placed.device_index, placed.device_ahead, reason, placed.start, placed.gap)
 
-    def _emit(self, run: list[tuple[int, Samples]]) -> None:
+    def _emit(self, run: list[tuple[Placement, Samples]]) -> None:
         hello = self.hello
         assert hello is not None
         values = np.concatenate([f.values for _, f in run]) if len(run) > 1 else run[0][1].values
@@ -391,8 +463,10 @@ class SerialSource:
             pacer = np.flatnonzero(status & PACER_BIT).astype(np.int64)
         else:
             pacer = np.zeros(0, dtype=np.int64)
-        block = SampleBlock(start=run[0][0], samples=samples, fs=hello.fs, leads=hello.leads, lead_off=lead_off, pacer=pacer)
-        self._stream_next = block.stop
+        first = run[0][0]
+        reason = "" if first.reason is GapReason.CONTIGUOUS else first.reason.value
+        block = SampleBlock(start=first.start, samples=samples, fs=hello.fs, leads=hello.leads, lead_off=lead_off, pacer=pacer,
+                            gap_before=first.gap, gap_reason=reason)
         if self._origin is None:
             self._origin = block.start
         self.stats.blocks += 1
