@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -65,7 +66,10 @@ def test_second_server_on_live_socket_is_refused_and_stale_socket_replaced(tmp_p
     s1 = ControlServer(path, manager_handler(m))
     with pytest.raises(ControlError, match="another daemon"):
         ControlServer(path, manager_handler(m))
-    s1._server.server_close()  # simulate a killed daemon: socket file left behind, nobody listening
+    s1.close()
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # a killed daemon leaves its socket file behind
+    stale.bind(str(path))
+    stale.close()
     s2 = ControlServer(path, manager_handler(m))
     assert request(path, {"cmd": "status"})["ok"]
     s2.close()

@@ -43,17 +43,25 @@ def record_path(tmp_path_factory):
     return folder / "synth"
 
 
-def test_tampered_bundle_refuses_to_start(bundle, record_path, tmp_path):
+def test_tampered_bundle_fails_check_but_the_daemon_runs_without_that_model(bundle, record_path, tmp_path):
     bad = tmp_path / "tampered"
     shutil.copytree(bundle, bad)
     data = bytearray((bad / "model.onnx").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (bad / "model.onnx").write_bytes(bytes(data))
-    cfg = write_config(tmp_path / "c.toml", f"replay:{record_path}?speed=1", tmp_path / "state", [{"path": bad}])
-    out = subprocess.run([sys.executable, "-m", "edge_ecg", "run", "--config", str(cfg)], cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=60)
+    cfg = write_config(tmp_path / "c.toml", f"replay:{record_path}?speed=20", tmp_path / "state", [{"path": bad}])
+    # installers: --check fails loudly, naming the file and the reason
+    out = subprocess.run([sys.executable, "-m", "edge_ecg", "run", "--config", str(cfg), "--check"], cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=60)
     assert out.returncode == 2, out.stderr
     assert "model.onnx" in out.stderr and "sha256" in out.stderr.lower(), out.stderr
-    assert not (tmp_path / "state" / "events.jsonl").exists(), "nothing starts before the bundles verify"
+    # the running daemon: that model is off, model_unavailable says why, the stream is monitored
+    out = subprocess.run([sys.executable, "-m", "edge_ecg", "run", "--config", str(cfg), "--duration", "12"], cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=90)
+    assert out.returncode == 0, out.stderr
+    events = read_events(tmp_path / "state" / "events.jsonl").events
+    mu = [e for e in events if e.get("alarm") == "model_unavailable"]
+    assert mu and mu[0]["kind"] == "raised" and mu[0]["category"] == "technical", [e["kind"] for e in events]
+    assert "model.onnx" in mu[0]["evidence"]["reason"] and "sha256" in mu[0]["evidence"]["reason"]
+    assert events[-1]["kind"] == "stopped" and events[-1]["stream_s"] >= 12
 
 
 def test_check_mode_verifies_bundles(bundle, record_path, tmp_path):

@@ -1,7 +1,8 @@
 """Alarm conditions: what can alarm, how urgent it is, and whether it is about the patient or the box.
 
 IEC 60601-1-8 separates *physiological* alarm conditions (the patient) from *technical* ones
-(the equipment: leads off, signal lost, noise, inference failure, overrun) and gives each a
+(the equipment: leads off, signal lost, noise, inference failure, overrun, storage failed, model
+unavailable) and gives each a
 priority (high / medium / low). The catalogue below holds the defaults; a site changes priorities
 through the daemon config, never by editing code.
 """
@@ -66,14 +67,23 @@ RHYTHM_CONDITIONS = (
     ConditionSpec("ventricular_fibrillation", Category.PHYSIOLOGICAL, Priority.HIGH, "fibrillatory waveform >= 4 s"),
 )
 
-TECHNICAL_CONDITIONS = (
-    ConditionSpec("leads_off", Category.TECHNICAL, Priority.MEDIUM, "an electrode is off"),
-    ConditionSpec("signal_lost", Category.TECHNICAL, Priority.MEDIUM, "no samples from the cart"),
-    ConditionSpec("noise", Category.TECHNICAL, Priority.LOW, "signal too noisy to analyse"),
-    ConditionSpec("inference_failure", Category.TECHNICAL, Priority.MEDIUM, "the model runtime failed"),
-    ConditionSpec("overrun", Category.TECHNICAL, Priority.LOW, "inference fell behind; windows coalesced"),
-    ConditionSpec("audio_failure", Category.TECHNICAL, Priority.MEDIUM, "alarm sound cannot be played (no sound device)"),
-)
+LEADS_OFF = ConditionSpec("leads_off", Category.TECHNICAL, Priority.MEDIUM, "an electrode is off")
+SIGNAL_LOST = ConditionSpec("signal_lost", Category.TECHNICAL, Priority.MEDIUM, "no samples from the cart")
+NOISE = ConditionSpec("noise", Category.TECHNICAL, Priority.LOW, "signal too noisy to analyse")
+INFERENCE_FAILURE = ConditionSpec("inference_failure", Category.TECHNICAL, Priority.MEDIUM, "the model runtime failed")
+OVERRUN = ConditionSpec("overrun", Category.TECHNICAL, Priority.LOW, "inference fell behind; windows coalesced")
+# The box itself: the state disk full or failing (alarms still sound and show; the log holds them
+# in memory until it can write), and a model bundle that failed to load or verify (that model is
+# off; the classical alarms run).
+STORAGE_FAILED = ConditionSpec("storage_failed", Category.TECHNICAL, Priority.MEDIUM, "the state disk is full or failing; alarms still sound and show")
+MODEL_UNAVAILABLE = ConditionSpec("model_unavailable", Category.TECHNICAL, Priority.MEDIUM, "a model bundle failed to load or verify; classical alarms run")
+AUDIO_FAILURE = ConditionSpec("audio_failure", Category.TECHNICAL, Priority.MEDIUM, "alarm sound cannot be played (no sound device)")
+
+TECHNICAL_CONDITIONS = (LEADS_OFF, SIGNAL_LOST, NOISE, INFERENCE_FAILURE, OVERRUN, AUDIO_FAILURE, STORAGE_FAILED, MODEL_UNAVAILABLE)
+
+# Technical *events*: logged and announced once, never held as an alarm state (not in CATALOG).
+RESTARTED = ConditionSpec("restarted", Category.TECHNICAL, Priority.LOW, "the daemon restarted; alarm state restored from disk", latching=False)
+TECHNICAL_EVENTS = (RESTARTED,)
 
 CATALOG: dict[str, ConditionSpec] = {c.name: c for c in RHYTHM_CONDITIONS + TECHNICAL_CONDITIONS}
 

@@ -16,17 +16,25 @@ Rules implemented:
   ends and it sounds);
 - model findings (triage) may lower the priority of, or annotate, a classical alarm, but never
   by more steps than ``TriageLimits.max_steps`` nor below ``TriageLimits.floor``, and never
-  silence it; the decision and its evidence are an event like any other.
+  silence it; the decision and its evidence are an event like any other;
+- every operator action names its ``origin`` (which channel, which uid/pid) in its event;
+- the whole state (active, latched, acknowledged, audio pause) is a JSON ``snapshot()`` that a
+  restarted daemon hands to ``restore()``: the alarms come back marked ``restored`` and one
+  ``restarted`` technical event names them, so a latched alarm never vanishes with a crash.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from edge_ecg.alarms.conditions import CATALOG, Category, ConditionSpec, Priority
+from edge_ecg.alarms.conditions import CATALOG, RESTARTED, Category, ConditionSpec, Priority
+
+SNAPSHOT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,7 @@ class TriageLimits:
 class AlarmEvent:
     """One state change. ``t`` is stream time in seconds; ``kind`` says what happened."""
 
-    kind: str  # raised | cleared | latched | reset | acknowledged | audio_paused | audio_resumed | breakthrough | triage | withheld | updated
+    kind: str  # raised | cleared | latched | reset | acknowledged | audio_paused | audio_resumed | breakthrough | triage | withheld | updated | restarted
     t: float
     alarm: str | None = None
     priority: str | None = None
@@ -76,6 +84,7 @@ class AlarmState:
     acknowledged: bool = False
     evidence: dict[str, Any] = field(default_factory=dict)
     annotations: list[dict[str, Any]] = field(default_factory=list)
+    restored: bool = False  # carried over from before a restart (until its condition is seen again)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +97,7 @@ class AlarmState:
             "acknowledged": self.acknowledged,
             "onset_t": round(self.onset_t, 4),
             "annotations": list(self.annotations),
+            "restored": self.restored,
         }
 
 
@@ -97,6 +107,8 @@ class AlarmManager:
     Thread-safe (one lock): the pipeline thread feeds conditions, the control socket thread
     acknowledges and pauses. ``on_event`` (if given) is called for every event, under the lock,
     in order; sinks must therefore be quick (the event log's fsync is; hooks queue).
+    ``on_change`` (if given) is called once after each change that emitted events, under the
+    lock: the daemon persists ``snapshot()`` there.
     """
 
     def __init__(
@@ -106,18 +118,21 @@ class AlarmManager:
         triage: TriageLimits | None = None,
         priorities: Mapping[str, Priority] | None = None,
         on_event: Callable[[AlarmEvent], None] | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
-        if audio_pause_s <= 0:
-            raise ValueError("audio_pause_s must be > 0 (the pause must end)")
+        if not (isinstance(audio_pause_s, (int, float)) and math.isfinite(audio_pause_s) and audio_pause_s > 0):
+            raise ValueError("audio_pause_s must be a finite number > 0 (the pause must end)")
         self.audio_pause_s = float(audio_pause_s)
         self.triage_limits = triage or TriageLimits()
         self._priorities = dict(priorities or {})
         self._specs: dict[str, ConditionSpec] = dict(CATALOG)
         self._alarms: dict[str, AlarmState] = {}
         self._paused_until: float | None = None
+        self._pause_left: float | None = None  # a restored pause, anchored when the stream starts
         self._now = 0.0
         self._lock = threading.RLock()
         self._on_event = on_event
+        self._on_change = on_change
         self.counts: dict[str, int] = {}
 
     # -- conditions ---------------------------------------------------------------------
@@ -143,19 +158,22 @@ class AlarmManager:
             ev = dict(evidence or {})
             if active:
                 if state is not None and state.active:
-                    return events
+                    state.restored = False  # seen again since the restart
+                    return self._emit(events)
                 priority = self._priorities.get(name, spec.priority)
                 if state is not None and state.latched:
                     # Re-onset of a latched alarm: active again, unacknowledged, sounds again.
                     state.active, state.latched, state.acknowledged = True, False, False
                     state.onset_t, state.evidence, state.priority = t, ev, priority
+                    state.restored = False
                 else:
                     state = AlarmState(spec=spec, priority=priority, active=True, onset_t=t, evidence=ev)
                     self._alarms[name] = state
                 self.counts[name] = self.counts.get(name, 0) + 1
                 events.append(self._event("raised", t, state, ev))
-                if priority is Priority.HIGH and (self._paused_until is not None or self._any_acknowledged()):
+                if priority is Priority.HIGH and (self._paused_until is not None or self._pause_left is not None or self._any_acknowledged()):
                     self._paused_until = None
+                    self._pause_left = None
                     events.append(self._event("breakthrough", t, state, {"reason": "new high-priority alarm"}))
             else:
                 if state is None or not state.active:
@@ -181,35 +199,41 @@ class AlarmManager:
     def acknowledge(self, t: float | None = None, name: str | None = None, origin: Mapping[str, Any] | None = None) -> list[AlarmEvent]:
         """Acknowledge one alarm (or all): silence until its condition ends; resets latched alarms.
 
-        ``origin`` (who asked: ``{"via": "display", "remote": ...}``) is logged with each event."""
-        by = {"origin": dict(origin)} if origin else {}
+        ``origin`` (who asked: ``{"via": "socket", "uid": .., "pid": ..}`` or ``{"via": "display", ...}``) goes into every event."""
         with self._lock:
             t = self._now if t is None else t
             events = self._advance(t)
             names = [name] if name else list(self._alarms)
             if name and name not in self._alarms:
                 raise KeyError(f"no alarm {name!r} to acknowledge (present: {', '.join(self._alarms) or 'none'})")
+            who = {"origin": dict(origin)} if origin else {}
             for n in names:
                 state = self._alarms[n]
                 if state.latched:
                     del self._alarms[n]
-                    events.append(self._event("reset", t, state, {"by": "acknowledge", **by}))
+                    events.append(self._event("reset", t, state, {"by": "acknowledge", **who}))
                 elif not state.acknowledged:
                     state.acknowledged = True
-                    events.append(self._event("acknowledged", t, state, dict(by)))
+                    events.append(self._event("acknowledged", t, state, who))
             return self._emit(events)
 
     def pause_audio(self, t: float | None = None, seconds: float | None = None, origin: Mapping[str, Any] | None = None) -> list[AlarmEvent]:
-        """Pause all audio for ``seconds`` (default and maximum: ``audio_pause_s``); ``origin`` is logged."""
-        by = {"origin": dict(origin)} if origin else {}
+        """Pause all audio for ``seconds`` (default and maximum: ``audio_pause_s``).
+
+        ``seconds`` must be a finite number > 0 (``ValueError`` otherwise: a NaN pause would never end)."""
+        if seconds is not None:
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0:
+                raise ValueError(f"pause seconds must be a finite number > 0, got {seconds!r}")
         with self._lock:
             t = self._now if t is None else t
             events = self._advance(t)
             seconds = self.audio_pause_s if seconds is None else min(float(seconds), self.audio_pause_s)
-            if seconds <= 0:
-                raise ValueError("pause seconds must be > 0")
             self._paused_until = t + seconds
-            events.append(AlarmEvent("audio_paused", t, evidence={"until": round(self._paused_until, 4), "seconds": seconds, **by}, audio=self._audio_locked()))
+            self._pause_left = None
+            ev: dict[str, Any] = {"until": round(self._paused_until, 4), "seconds": seconds}
+            if origin:
+                ev["origin"] = dict(origin)
+            events.append(AlarmEvent("audio_paused", t, evidence=ev, audio=self._audio_locked()))
             return self._emit(events)
 
     def advance(self, t: float) -> list[AlarmEvent]:
@@ -256,6 +280,92 @@ class AlarmManager:
             events.append(self._event("triage", t, state, ev))
             return self._emit(events)
 
+    # -- restart ------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a restarted daemon needs to bring the alarms back (plain JSON)."""
+        with self._lock:
+            left = self._pause_left
+            if self._paused_until is not None:
+                left = max(0.0, self._paused_until - self._now)
+            return {
+                "version": SNAPSHOT_VERSION,
+                "t": round(self._now, 4),
+                "wall": time.time(),
+                "pause_left_s": None if left is None else round(left, 3),
+                "alarms": [
+                    {**s.to_dict(), "description": s.spec.description, "evidence": s.evidence, "latches": s.spec.latches}
+                    for s in self._alarms.values()
+                ],
+            }
+
+    def restore(self, snapshot: Mapping[str, Any], *, down_s: float | None = None, note: str = "") -> list[AlarmEvent]:
+        """Bring back the alarms of a ``snapshot()`` taken before a restart; one ``restarted`` event.
+
+        Every alarm comes back as it was (active, latched, acknowledged, its priority) and marked
+        ``restored``; an active one whose condition the new process does not see again is ended by
+        the caller's policy as usual (a high-priority one then latches: it still needs an
+        acknowledgement). An audio pause comes back with what was left of it, less the time the
+        daemon was down (``down_s``, default from the snapshot's wall clock); it starts counting
+        again when the stream starts (``start_stream``). Alarms of conditions this process does not
+        know (a model no longer configured) are restored from the snapshot's own description.
+        """
+        with self._lock:
+            restored, skipped = [], []
+            for raw in snapshot.get("alarms", []) if isinstance(snapshot.get("alarms"), list) else []:
+                try:
+                    state = self._restore_one(raw)
+                except (KeyError, TypeError, ValueError) as exc:
+                    skipped.append({"alarm": raw.get("alarm") if isinstance(raw, Mapping) else None, "reason": str(exc)})
+                    continue
+                self._alarms[state.spec.name] = state
+                flags = [f for f in ("active", "latched", "acknowledged") if getattr(state, f)]
+                restored.append({"alarm": state.spec.name, "priority": state.priority.label, "state": ",".join(flags), "onset_t": round(state.onset_t, 4)})
+            if down_s is None and isinstance(snapshot.get("wall"), (int, float)):
+                down_s = max(0.0, time.time() - float(snapshot["wall"]))
+            left = snapshot.get("pause_left_s")
+            pause = None
+            if isinstance(left, (int, float)) and math.isfinite(left):
+                pause = min(float(left), self.audio_pause_s) - (down_s or 0.0)
+                if pause > 0:
+                    self._pause_left = pause
+                    self._paused_until = None
+            ev: dict[str, Any] = {"restored": restored, "down_s": None if down_s is None else round(down_s, 2),
+                                  "audio_pause_left_s": round(pause, 2) if pause and pause > 0 else None}
+            if skipped:
+                ev["not_restored"] = skipped
+            if note:
+                ev["note"] = note
+            event = AlarmEvent("restarted", self._now, RESTARTED.name, RESTARTED.priority.label, RESTARTED.category.value, ev)
+            return self._emit([event])
+
+    def _restore_one(self, raw: Mapping[str, Any]) -> AlarmState:
+        name = str(raw["alarm"])
+        spec = self._specs.get(name)
+        if spec is None:  # a condition this process does not raise (model removed): keep it visible
+            spec = ConditionSpec(name, Category(raw["category"]), Priority.parse(raw["default_priority"]), str(raw.get("description", "restored")),
+                                 latching=bool(raw["latches"]) if "latches" in raw else None)
+            self._specs[name] = spec
+        active, latched, acked = bool(raw["active"]), bool(raw["latched"]), bool(raw["acknowledged"])
+        if not (active or latched):
+            raise ValueError("neither active nor latched")
+        return AlarmState(spec=spec, priority=Priority.parse(raw["priority"]), active=active, onset_t=float(raw["onset_t"]), latched=latched,
+                          acknowledged=acked, evidence=dict(raw.get("evidence") or {}), annotations=list(raw.get("annotations") or []), restored=True)
+
+    def start_stream(self, t: float) -> list[AlarmEvent]:
+        """The stream's first sample time in this process: stream time starts here (a restarted
+        replay may start lower than before) and a restored audio pause starts counting down."""
+        with self._lock:
+            self._now = float(t)
+            if self._pause_left is not None:
+                self._paused_until = self._now + self._pause_left
+                self._pause_left = None
+            return self._emit(self._advance(t))
+
+    def restored(self) -> list[str]:
+        """Names of alarms restored at start-up whose condition has not been seen since."""
+        with self._lock:
+            return [n for n, s in self._alarms.items() if s.restored]
+
     # -- views --------------------------------------------------------------------------
     @property
     def now(self) -> float:
@@ -271,6 +381,7 @@ class AlarmManager:
                 "t": round(self._now, 4),
                 "audio": self._audio_locked(),
                 "paused_until": None if self._paused_until is None else round(self._paused_until, 4),
+                "pause_left_s": None if self._pause_left is None else round(self._pause_left, 3),
                 "alarms": [s.to_dict() for s in sorted(self._alarms.values(), key=lambda s: (-s.priority, s.onset_t))],
                 "counts": dict(self.counts),
             }
@@ -305,7 +416,7 @@ class AlarmManager:
         top = max((s.priority for s in self._sounding()), default=None)
         if top is None:
             return "off"
-        if self._paused_until is not None:
+        if self._paused_until is not None or self._pause_left is not None:
             return "paused"
         return f"sounding-{top.label}"
 
@@ -319,6 +430,8 @@ class AlarmManager:
         if self._on_event is not None:
             for e in events:
                 self._on_event(e)
+        if events and self._on_change is not None:
+            self._on_change()
         return events
 
 

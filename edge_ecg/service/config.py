@@ -7,6 +7,7 @@ against the config file's folder, so a config and its bundles can move together.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -66,6 +67,10 @@ class SinkConfig:
     hook: tuple[str, ...] = ()
     hook_timeout_s: float = 5.0
     control_socket: Path | None = None  # None = <state_dir>/control.sock
+    hook_workers: int = 3  # concurrent hook calls; one of them reserved for high-priority changes
+    hook_max_pending: int = 64  # medium/low changes waiting (high ones are never dropped)
+    storage_budget_mb: float = 256.0  # evidence + event-log segments; oldest evidence pruned first
+    storage_reserve_mb: float = 16.0  # free space kept on the state filesystem (both shrink to fit a small one)
 
     @property
     def event_log(self) -> Path:
@@ -119,6 +124,8 @@ class _Table:
         v = self.data[key]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
             raise ConfigError(self.where(key), f"must be {'an integer' if integer else 'a number'}, got {v!r}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(self.where(key), f"must be a finite number, got {v!r}")
         if positive and v <= 0:
             raise ConfigError(self.where(key), f"must be > 0, got {v!r}")
         if minimum is not None and v < minimum:
@@ -249,7 +256,8 @@ def config_from_dict(data: Mapping[str, Any], origin: str = "<config>", base: Pa
     if alarms.audio_pause_s > 300:
         raise ConfigError(a.where("audio_pause_s"), f"{alarms.audio_pause_s} s is too long (allowed: up to 300 s; audio must come back)")
 
-    s = _Table(origin, "sinks.", data.get("sinks", {}), {"state_dir", "stdout", "evidence", "hook", "hook_timeout_s", "control_socket"})
+    s = _Table(origin, "sinks.", data.get("sinks", {}), {"state_dir", "stdout", "evidence", "hook", "hook_timeout_s", "control_socket",
+                                                         "hook_workers", "hook_max_pending", "storage_budget_mb", "storage_reserve_mb"})
     hook = s.data.get("hook", [])
     if isinstance(hook, str):
         hook = [hook]
@@ -263,6 +271,10 @@ def config_from_dict(data: Mapping[str, Any], origin: str = "<config>", base: Pa
         hook=tuple(hook),
         hook_timeout_s=s.number("hook_timeout_s", 5.0, positive=True),
         control_socket=_path(base, sock) if sock else None,
+        hook_workers=s.number("hook_workers", 3, minimum=2, integer=True),
+        hook_max_pending=s.number("hook_max_pending", 64, positive=True, integer=True),
+        storage_budget_mb=s.number("storage_budget_mb", 256.0, positive=True),
+        storage_reserve_mb=s.number("storage_reserve_mb", 16.0, minimum=0),
     )
     if len(os.fsencode(str(sinks.socket_path))) >= 108:
         raise ConfigError(s.where("control_socket"), f"socket path {sinks.socket_path} is longer than the 107 bytes AF_UNIX allows")

@@ -1,8 +1,11 @@
-"""The daemon: config -> bundles verified -> source open -> pipeline -> READY=1 -> run until stopped.
+"""The daemon: config -> bundles loaded -> source open -> state restored -> pipeline -> READY=1 -> run.
 
-Order of start-up is what systemd relies on: everything that can fail on bad input (config,
-bundle hashes, runtimes, the source) fails *before* ``READY=1`` with a message naming the
-file/key, and the process exits non-zero; afterwards faults degrade into technical alarms.
+What may stop the start (exit non-zero, message naming the file/key, before ``READY=1``): a bad
+config and a source URI that cannot be opened. Nothing downstream of the classical alarm path
+may: a bundle that fails to load or verify disables that model and raises ``model_unavailable``
+(``run --check`` still fails loudly for installers); a full or failing state disk raises
+``storage_failed`` (start-up works on a full disk); a crash is followed by a restart that brings
+the alarm state back (``alarm-state.json``) with a ``restarted`` event naming what it restored.
 """
 
 from __future__ import annotations
@@ -11,18 +14,20 @@ import logging
 import signal
 import sys
 import threading
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from edge_ecg.alarms.control import ControlServer, manager_handler
 from edge_ecg.alarms.event_log import EventLog
-from edge_ecg.alarms.hooks import HookRunner
+from edge_ecg.alarms.hooks import HookRunner, HookStats
 from edge_ecg.alarms.manager import AlarmManager, TriageLimits
 from edge_ecg.errors import ConfigError
 from edge_ecg.service.config import DaemonConfig
+from edge_ecg.service.models import LoadedModels, UnavailableModel, load_models
 from edge_ecg.service.pipeline import Pipeline
 from edge_ecg.service.sd_notify import Notifier, Watchdog, watchdog_interval_s
 from edge_ecg.service.sinks import EventSinks, EvidenceWriter
+from edge_ecg.service.storage import STATE_FILE, AlarmStateFile, StateStorage, StorageHealth, budget_for
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +47,8 @@ def open_source(uri: str, where: str = "source"):
 
 
 def load_slots(cfg: DaemonConfig) -> list:
-    from edge_ecg.service.models import load_slot
-
-    return [load_slot(b, cfg.origin) for b in cfg.bundles]
+    """Every configured bundle, strictly: the first that fails to load or verify raises (``--check``)."""
+    return load_models(cfg.bundles, cfg.origin, strict=True).slots
 
 
 def check_config(cfg: DaemonConfig) -> list[str]:
@@ -78,8 +82,31 @@ class Daemon:
     evidence_n: int = 0
     display: Any = None  # edge_ecg.display.Display when [display] is configured
     sounder: Any = None  # edge_ecg.sound.AlarmSounder when [audio] is enabled
+    storage: StateStorage | None = None
+    health: StorageHealth = field(default_factory=StorageHealth)
+    state_file: AlarmStateFile | None = None
+    unavailable: list[UnavailableModel] = field(default_factory=list)
+    _housekeeping: threading.Thread | None = None
+    _closing: threading.Event = field(default_factory=threading.Event)
+
+    def housekeeping(self) -> None:
+        """Once a second: write the event log's unsent tail, re-check a refused evidence disk, and
+        persist the alarm state if the last save failed."""
+        while not self._closing.wait(1.0):
+            try:
+                self.tick()
+            except Exception:  # housekeeping must never take the daemon down
+                log.exception("housekeeping failed")
+
+    def tick(self) -> None:
+        self.event_log.retry()
+        if self.evidence is not None:
+            self.evidence.probe()
+        if self.state_file is not None and self.health.failure() and any(f["writer"] == "alarm_state" for f in self.health.failure()["writers"]):
+            self.state_file.save(self.manager.snapshot())
 
     def close(self) -> None:
+        self._closing.set()
         self.notifier.stopping()
         if self.display is not None:
             self.display.close()
@@ -89,6 +116,8 @@ class Daemon:
             self.sounder.close()
         if self.watchdog is not None:
             self.watchdog.stop()
+        if self._housekeeping is not None:
+            self._housekeeping.join(2)
         if self.control is not None:
             self.control.close()
         if self.evidence is not None:
@@ -97,21 +126,43 @@ class Daemon:
             self.hooks.drain(5)
             self.hooks.close()
         self.sinks.note("stopped", **self.pipeline.stats.summary(self.pipeline.fs))
+        if self.state_file is not None:
+            self.state_file.save(self.manager.snapshot())
         self.event_log.close()
         self.notifier.close()
 
 
-def build_daemon(cfg: DaemonConfig, *, slots: list | None = None, source: Any = None, stdout=sys.stdout, notifier: Notifier | None = None, lossless: bool = False) -> Daemon:
-    """Load, verify and wire everything; nothing runs until ``start_daemon``. Errors here are fatal by design."""
-    slots = load_slots(cfg) if slots is None else slots
+def build_daemon(cfg: DaemonConfig, *, slots: list | None = None, source: Any = None, stdout=sys.stdout, notifier: Notifier | None = None,
+                 lossless: bool = False, unavailable: list[UnavailableModel] | None = None) -> Daemon:
+    """Load, open and wire everything; nothing runs until ``start_daemon``.
+
+    Fatal here: a source that cannot be opened and a control socket another daemon holds. A bundle
+    that fails to load is not (``unavailable``; ``slots`` given = already loaded by the caller)."""
+    if slots is None:
+        models = load_models(cfg.bundles, cfg.origin)
+    else:
+        models = LoadedModels(list(slots), list(unavailable or []))
     source = open_source(cfg.source) if source is None else source
     state = cfg.sinks.state_dir
     state.mkdir(parents=True, exist_ok=True)
-    event_log = EventLog(cfg.sinks.event_log)
-    hooks = HookRunner(cfg.sinks.hook, cfg.sinks.hook_timeout_s) if cfg.sinks.hook else None
+    health = StorageHealth()
+    storage = StateStorage(state, budget_for(state, cfg.sinks.storage_budget_mb, cfg.sinks.storage_reserve_mb), health, cfg.sinks.event_log.name)
+    storage.make_room()  # a disk left full by the last run: old evidence goes first
+    event_log = EventLog(cfg.sinks.event_log, segment_bytes=storage.budget.segment_bytes, make_room=storage.make_room, health=health)
+    sinks_ref: dict[str, EventSinks] = {}
+
+    def hook_dropped(event: Mapping[str, Any], why: str, stats: HookStats) -> None:
+        sinks_ref["s"].note("hook_dropped", dropped_seq=event.get("seq"), alarm=event.get("alarm"), event=event.get("kind"),
+                            priority=event.get("priority"), reason=why, dropped_total=stats.dropped, coalesced_total=stats.coalesced)
+
+    hooks = HookRunner(cfg.sinks.hook, cfg.sinks.hook_timeout_s, max_pending=cfg.sinks.hook_max_pending, workers=cfg.sinks.hook_workers,
+                       on_drop=hook_dropped) if cfg.sinks.hook else None
     sinks = EventSinks(event_log, stdout=stdout if cfg.sinks.stdout else None, hook=hooks)
-    evidence = EvidenceWriter(state / "evidence") if cfg.sinks.evidence else None
+    sinks_ref["s"] = sinks
+    evidence = EvidenceWriter(storage.evidence_dir, storage=storage, health=health) if cfg.sinks.evidence else None
+    state_file = AlarmStateFile(state / STATE_FILE, health, storage)
     pending: dict[str, Any] = {}
+    manager_ref: dict[str, AlarmManager] = {}
 
     tr = cfg.alarms.triage
     manager = AlarmManager(
@@ -119,7 +170,9 @@ def build_daemon(cfg: DaemonConfig, *, slots: list | None = None, source: Any = 
         triage=TriageLimits(enabled=tr.enabled, conditions=tr.conditions, max_steps=tr.max_steps, floor=tr.floor, annotate_only=tr.annotate_only),
         priorities=cfg.alarms.priorities,
         on_event=lambda e: sinks(e, pending.pop(e.alarm, None) if e.kind == "raised" else None),
+        on_change=lambda: state_file.save(manager_ref["m"].snapshot()),
     )
+    manager_ref["m"] = manager
     daemon_ref: dict[str, Daemon] = {}
 
     def make_evidence(name: str, window) -> dict:
@@ -128,7 +181,7 @@ def build_daemon(cfg: DaemonConfig, *, slots: list | None = None, source: Any = 
         d = daemon_ref["d"]
         d.evidence_n += 1
         safe = name.replace(":", "-").replace("/", "-")
-        path = evidence.folder / f"{event_log._seq:06d}-{safe}-t{pipeline.stream_t:.0f}.png"
+        path = evidence.folder / f"{event_log.next_seq:06d}-{safe}-t{pipeline.stream_t:.0f}.png"
         evidence.submit(window, path, title=f"{name} at t={pipeline.stream_t:.1f} s")
         pending[name] = {"evidence_png": str(path)}
         return {}
@@ -137,7 +190,7 @@ def build_daemon(cfg: DaemonConfig, *, slots: list | None = None, source: Any = 
     pipeline = Pipeline(
         source,
         manager,
-        slots=slots,
+        slots=models.slots,
         dsp_config=dict(cfg.dsp),
         evidence=make_evidence,
         queue_blocks=cfg.service.queue_blocks,
@@ -148,12 +201,26 @@ def build_daemon(cfg: DaemonConfig, *, slots: list | None = None, source: Any = 
         triage_conditions=cfg.alarms.triage.conditions,
         min_window_quality=cfg.alarms.min_window_quality,
         lossless=lossless,
+        unavailable=models.unavailable,
+        storage=health,
     )
-    control = ControlServer(cfg.sinks.socket_path, manager_handler(manager, lambda: pipeline.stats.summary(pipeline.fs)))
-    d = Daemon(cfg, manager, pipeline, sinks, event_log, evidence, hooks, control, notifier or Notifier())
+    sinks.note("started", source=cfg.source, bundles=[f"{s.name}:{s.cfg.role}:{s.backend}:{s.cfg.precision}" for s in models.slots],
+               unavailable=[m.to_dict() for m in models.unavailable], recovered_torn_bytes=event_log.recovered_torn_bytes,
+               storage_budget_bytes=storage.budget.total_bytes, storage_reserve_bytes=storage.budget.reserve_bytes)
+    snapshot, note = state_file.load()
+    if snapshot is not None or note:
+        manager.restore(snapshot or {"alarms": []}, note=note)  # the `restarted` event names what came back
+    control = None
+    try:
+        control = ControlServer(cfg.sinks.socket_path, manager_handler(manager, lambda: pipeline.stats.summary(pipeline.fs),
+                                                                       audit=lambda rec: sinks.note(**rec)))
+    except OSError as exc:  # alarms sound and show without it; say so loudly
+        log.error("control socket %s cannot be opened: %s; running without it", cfg.sinks.socket_path, exc)
+        sinks.note("control_unavailable", path=str(cfg.sinks.socket_path), reason=str(exc))
+    d = Daemon(cfg, manager, pipeline, sinks, event_log, evidence, hooks, control, notifier or Notifier(),
+               storage=storage, health=health, state_file=state_file, unavailable=models.unavailable)
     daemon_ref["d"] = d
     attach_outputs(d)
-    sinks.note("started", source=cfg.source, bundles=[f"{s.name}:{s.cfg.role}:{s.backend}:{s.cfg.precision}" for s in slots], recovered_torn_bytes=event_log.recovered_torn_bytes)
     return d
 
 
@@ -179,6 +246,8 @@ def start_daemon(d: Daemon, ready_timeout_s: float = 30.0) -> None:
     if d.display is not None:
         d.display.start()
     d.pipeline.start()
+    d._housekeeping = threading.Thread(target=d.housekeeping, name="edge-ecg-housekeeping", daemon=True)
+    d._housekeeping.start()
     d.pipeline.first_block.wait(ready_timeout_s)
     state = "streaming" if d.pipeline.first_block.is_set() else "waiting for the cart"
     d.notifier.ready(f"{state}; {len(d.pipeline.slots) + (1 if d.pipeline.triage_slot else 0)} bundle(s)")

@@ -5,6 +5,12 @@ Model findings become alarm conditions ``model:<label>`` when the label's smooth
 config); labels whose bundle priority is ``none`` are findings only (logged, never alarmed).
 A triage bundle instead judges a classical alarm: its first label (or ``triage_label``) is the
 probability that the alarm is true.
+
+Loading has two modes. ``edge-ecg run --check`` (installers) loads strictly: the first bundle
+that fails to load or verify is an error with its file and reason. The running daemon loads
+leniently (``load_models``): a bundle that fails disables that model only, becomes an
+``UnavailableModel`` (its path and why), the ``model_unavailable`` technical alarm names it, and
+the classical alarms run; nothing downstream of the DSP may stop them.
 """
 
 from __future__ import annotations
@@ -12,21 +18,27 @@ from __future__ import annotations
 import collections
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
 from edge_ecg.errors import BundleError, ConfigError
 from edge_ecg.service.config import BundleConfig
 
+if TYPE_CHECKING:
+    from edge_ecg.bundle import Bundle
+    from edge_ecg.inference import Classifier
+
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class ModelSlot:
+    """One loaded, verified bundle with its runtime, as the pipeline runs it."""
+
     cfg: BundleConfig
-    bundle: Any
-    classifier: Any
+    bundle: "Bundle"
+    classifier: "Classifier"
     backend: str
     thresholds: np.ndarray
     priorities: tuple[str, ...]
@@ -43,6 +55,16 @@ class ModelSlot:
     def labels(self) -> tuple[str, ...]:
         return tuple(self.bundle.label_names)
 
+    @property
+    def role(self) -> str:
+        return self.cfg.role
+
+    def alarm_labels(self) -> list[tuple[int, str, str]]:
+        """(index, label, priority) of the labels whose findings may alarm (priority ``none`` = logged finding only)."""
+        if self.cfg.role != "findings":
+            return []
+        return [(i, label, prio) for i, (label, prio) in enumerate(zip(self.labels, self.priorities)) if prio != "none"]
+
     def smooth(self, probs: np.ndarray) -> np.ndarray:
         self.history.append(np.asarray(probs, dtype=np.float32))
         return np.mean(np.stack(self.history), axis=0)
@@ -50,6 +72,49 @@ class ModelSlot:
     def required_leads(self) -> tuple[str, ...]:
         spec = self.bundle.spec
         return tuple(spec.panel_leads) if spec.layout == "12lead" or spec.leads else ()
+
+
+@dataclass(frozen=True)
+class UnavailableModel:
+    """A configured bundle that is not running: where it is, its role, and why (for the alarm and the log)."""
+
+    path: str
+    role: str
+    reason: str
+
+    @property
+    def name(self) -> str:
+        from pathlib import Path
+
+        return Path(self.path).name
+
+    def to_dict(self) -> dict[str, str]:
+        return {"bundle": self.name, "path": self.path, "role": self.role, "reason": self.reason}
+
+
+@dataclass
+class LoadedModels:
+    """What the daemon runs (``slots``) and what it could not (``unavailable``)."""
+
+    slots: list[ModelSlot] = field(default_factory=list)
+    unavailable: list[UnavailableModel] = field(default_factory=list)
+
+
+def load_models(cfgs: Iterable[BundleConfig], origin: str = "config", *, strict: bool = False) -> LoadedModels:
+    """Load every configured bundle. ``strict`` (``run --check``): the first failure raises, naming
+    the file and reason. Otherwise a bundle that fails to load, verify or open its runtime is
+    disabled and listed in ``unavailable``; the others load."""
+    out = LoadedModels()
+    for cfg in cfgs:
+        try:
+            out.slots.append(load_slot(cfg, origin))
+        except Exception as exc:  # BundleError, ConfigError, a runtime that will not open, a signature failure
+            if strict:
+                raise
+            reason = str(exc) or type(exc).__name__
+            log.error("bundle %s disabled: %s", cfg.path, reason)
+            out.unavailable.append(UnavailableModel(str(cfg.path), cfg.role, reason))
+    return out
 
 
 def load_slot(cfg: BundleConfig, origin: str = "config") -> ModelSlot:

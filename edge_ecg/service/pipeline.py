@@ -4,8 +4,10 @@ Three threads, so that ingest never waits on inference:
 
 - **reader**: iterates the source (serial cart or replay) and puts blocks on a bounded queue;
 - **analysis**: runs the DSP chain on every block, writes the ring buffer (indexed by sample
-  index), turns rhythm events, lead-off flags and source state into alarm conditions, and every
-  hop cuts a window for each bundle and posts it to that bundle's one-slot mailbox;
+  index), hands what it saw to the ``ConditionPolicy`` (``service/policy.py``: the rules that turn
+  rhythm events, lead-off flags, source state, model results, unavailable bundles and storage
+  failures into alarm conditions, on stream time, without threads), and every hop cuts a window
+  for each bundle and posts it to that bundle's one-slot mailbox;
 - **inference**: takes the newest window of each mailbox, renders and classifies it, and hands
   the probabilities back to the analysis thread (which alone drives the alarm manager's
   conditions, in stream order).
@@ -27,25 +29,31 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from edge_ecg.alarms.conditions import MODEL_PREFIX, RHYTHM_CONDITIONS, model_condition
+from edge_ecg.alarms.conditions import RHYTHM_CONDITIONS, model_condition
 from edge_ecg.alarms.manager import AlarmEvent, AlarmManager
 from edge_ecg.records import Record
-from edge_ecg.stream.block import SampleBlock, SourceState
+from edge_ecg.service.policy import ConditionPolicy, PolicyTiming
+from edge_ecg.stream.block import SampleBlock
 from edge_ecg.stream.ring import SampleRing
+
+if TYPE_CHECKING:
+    from edge_ecg.service.models import ModelSlot, UnavailableModel
+    from edge_ecg.service.storage import StorageHealth
 
 log = logging.getLogger(__name__)
 
 RHYTHM_KINDS = tuple(c.name for c in RHYTHM_CONDITIONS)
+VT = next(c.name for c in RHYTHM_CONDITIONS if c.name == "ventricular_tachycardia")  # the default triage target
 _EOF = object()
 
 
 @dataclass
 class WindowJob:
-    slot: Any  # ModelSlot
+    slot: "ModelSlot"
     start: int
     stop: int
     window: Record
@@ -114,15 +122,19 @@ class Pipeline:
         signal_lost_s: float = 2.0,
         stall_s: float = 30.0,
         speed: float = 1.0,
-        triage_conditions: tuple[str, ...] = ("ventricular_tachycardia",),
+        triage_conditions: tuple[str, ...] = (VT,),
         min_window_quality: float | None = None,
         analyzer_factory: Callable[[float, tuple[str, ...], dict], Any] = make_analyzer,
         lossless: bool = False,
+        unavailable: "list[UnavailableModel] | None" = None,
+        storage: "StorageHealth | None" = None,
     ) -> None:
         self.source = source
         self.manager = manager
-        self.slots = [s for s in (slots or []) if s.cfg.role == "findings"]
-        self.triage_slot = next((s for s in (slots or []) if s.cfg.role == "triage"), None)
+        self.slots: list[ModelSlot] = [s for s in (slots or []) if s.cfg.role == "findings"]
+        self.triage_slot: ModelSlot | None = next((s for s in (slots or []) if s.cfg.role == "triage"), None)
+        self.unavailable: list[UnavailableModel] = list(unavailable or [])
+        self.storage = storage
         self.dsp_config = dsp_config or {}
         self.evidence = evidence
         self.sink = sink
@@ -142,6 +154,7 @@ class Pipeline:
         self.first_block = threading.Event()
         self.done = threading.Event()
         self.error: BaseException | None = None
+        self.slot_errors: dict[str, str] = {}
         self._queue: queue.Queue = queue.Queue(maxsize=queue_blocks)
         self._stop = threading.Event()
         self._mail_lock = threading.Condition()
@@ -154,22 +167,20 @@ class Pipeline:
         self._infer_busy_since: float | None = None
         self._t = 0.0
         self._stop_index = 0
-        self._lead_off_now = np.zeros(0, dtype=bool)
-        self._rhythm_evidence: dict[str, dict] = {}
-        self._withheld_now: set[str] = set()
-        self._clean_hops = 0
-        self._next_noise = 0
         self._stream_ended = False
         self._threads: list[threading.Thread] = []
         self.observers: list[Any] = []  # the bedside display: see add_observer
         self._observer_errors = 0
-        for slot in self.slots + ([self.triage_slot] if self.triage_slot else []):
-            for i, (label, prio) in enumerate(zip(slot.labels, slot.priorities)):
-                if slot.cfg.role == "findings" and prio != "none":
-                    manager.register(model_condition(label, prio, slot.name))
+        self.policy = ConditionPolicy(manager, timing=PolicyTiming(signal_lost_s=signal_lost_s), snapshot=self._snapshot, on_raised=self._maybe_triage)
+        for slot in self.slots:
+            for _, label, prio in slot.alarm_labels():
+                manager.register(model_condition(label, prio, slot.name))
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> "Pipeline":
+        # before any sample: a broken bundle and a failing disk are known at once
+        self.policy.models_unavailable(self.unavailable, self.manager.now)
+        self._check_storage(self.manager.now)
         for name, target in (("reader", self._read), ("analysis", self._analyse), ("inference", self._infer)):
             t = threading.Thread(target=self._guard(target), name=f"edge-ecg-{name}", daemon=True)
             t.start()
@@ -284,12 +295,14 @@ class Pipeline:
                 except queue.Empty:
                     self._idle()
                     self._drain_results()
+                    self._check_storage(self._t)
                     continue
                 if item is _EOF:
                     self._stream_ended = True
                     break
                 self._on_block(item)
                 self._drain_results()
+                self._check_storage(self._t)
             # let the last windows finish so a replay's final findings are logged
             end = time.monotonic() + 30
             while (self._mailbox or self._triage_jobs or self._infer_busy_since is not None) and time.monotonic() < end and not self._stop.is_set():
@@ -312,112 +325,69 @@ class Pipeline:
         st.blocks += 1
         st.samples += block.n
         st.gap_samples += block.gap_before
+        if block.gap_reason and block.gap_reason not in ("missing", "queue_overrun", "restart"):
+            log.warning("stream: %s at index %d (gap %d samples)", block.gap_reason, block.start, block.gap_before)
         self._last_block_wall = time.monotonic()
         self.ring.write(block)
         self._stop_index = block.stop
         self._t = block.stop / self.fs
-        t = self._t
-        # technical: signal back
-        if "signal_lost" in self.manager.active():
-            self.manager.set_condition("signal_lost", False, t, {"gap_samples": block.gap_before})
-        # technical: leads off (per lead, from the cart's flags)
-        off = block.lead_off_any()
-        self._lead_off_now = off
-        if off.any():
-            self.manager.set_condition("leads_off", True, t, {"leads": [l for l, o in zip(self.leads, off) if o]})
-        else:
-            self.manager.set_condition("leads_off", False, t)
-        # classical rhythm detectors
         update = None
         if self.analyzer is not None:
             update = self.analyzer.process(block)
             if update.heart_rate is not None or update.events:
                 st.heart_rate = update.heart_rate
-            self._rhythm(update, t)
-        self._noise_tick()
-        self.manager.advance(t)
-        self._hops(t)
+        self.policy.block(block, update, self._t)
+        self._hops(self._t)
         if self.observers:
             self._notify("on_block", block, update)
 
     def _init_stream(self, block: SampleBlock) -> None:
         self.fs, self.leads = float(block.fs), tuple(block.leads)
-        longest = max([s.window_s for s in self.slots] + ([self.triage_slot.window_s] if self.triage_slot else []) + [10.0])
-        self.ring = SampleRing(int(max(self.ring_s, longest + 4) * self.fs), len(self.leads))
-        self.analyzer = self.analyzer_factory(self.fs, self.leads, self.dsp_config)
+        usable = []
         for slot in self.slots + ([self.triage_slot] if self.triage_slot else []):
             need = [l for l in slot.required_leads() if l not in self.leads]
-            if need:
-                raise RuntimeError(f"bundle {slot.name} needs leads {', '.join(need)}; the source has {', '.join(self.leads)}")
+            if need:  # that model cannot run on this source; the others and the DSP can
+                from edge_ecg.service.models import UnavailableModel
+
+                reason = f"needs leads {', '.join(need)}; the source has {', '.join(self.leads)}"
+                log.error("bundle %s disabled: %s", slot.name, reason)
+                self.unavailable.append(UnavailableModel(str(slot.cfg.path), slot.cfg.role, reason))
+                continue
+            usable.append(slot)
+        self.slots = [s for s in usable if s.cfg.role == "findings"]
+        self.triage_slot = next((s for s in usable if s.cfg.role == "triage"), None)
+        longest = max([s.window_s for s in usable] + [10.0])
+        self.ring = SampleRing(int(max(self.ring_s, longest + 4) * self.fs), len(self.leads))
+        self.analyzer = self.analyzer_factory(self.fs, self.leads, self.dsp_config)
+        for slot in self.slots:
             self._next_stop[id(slot)] = int(round(slot.window_s * self.fs))
+        t0 = block.start / self.fs
+        self.policy.start_stream(self.fs, self.leads, t0, None if self.analyzer is None else self.analyzer.window_quality)
+        self.policy.models_unavailable(self.unavailable, t0)
         self.first_block.set()
         log.info("stream: %d leads (%s) at %g Hz", len(self.leads), ", ".join(self.leads), self.fs)
 
-    def _rhythm(self, update, t: float) -> None:
-        """Rhythm events in order (an onset and its offset may arrive in one block: the alarm is
-        still raised, then latches), then reconcile with the analyzer's set of active conditions."""
-        all_off = self._lead_off_now.size > 0 and bool(self._lead_off_now.all())
-        for ev in update.events:
-            kind = ev.kind
-            if kind not in RHYTHM_KINDS:
-                continue
-            if ev.state == "onset":
-                self._rhythm_evidence[kind] = {"onset_index": ev.index, "onset_t": round(ev.index / self.fs, 3), **dict(ev.evidence)}
-                self._want_on(kind, t, update, all_off)
-            elif kind in self.manager.active():
-                self.manager.set_condition(kind, False, t, {"offset_t": round(ev.index / self.fs, 3)})
-                self._withheld_now.discard(kind)
-        active = set(getattr(update, "active", ()) or ())
-        for kind in RHYTHM_KINDS:
-            if kind in active:
-                self._want_on(kind, t, update, all_off)
-            else:
-                self._withheld_now.discard(kind)
-                if kind in self.manager.active() and not any(e.kind == kind for e in update.events):
-                    self.manager.set_condition(kind, False, t)
-
-    def _want_on(self, kind: str, t: float, update, all_off: bool) -> None:
-        if all_off:
-            # every analysed lead is off: a flat line is not asystole; withhold, and say so once
-            if kind not in self._withheld_now:
-                self._withheld_now.add(kind)
-                self.manager.withheld(kind, t, "electrodes off on every lead", {"leads_off": list(self.leads)})
-            if kind in self.manager.active():
-                self.manager.set_condition(kind, False, t, {"reason": "electrodes off"})
-            return
-        if kind in self.manager.active():
-            return
-        ev = dict(self._rhythm_evidence.get(kind, {}))
-        ev["detected_t"] = round(t, 3)
-        if "onset_t" in ev:
-            ev["latency_s"] = round(t - ev["onset_t"], 3)
-        if update.heart_rate is not None:
-            ev["heart_rate"] = round(float(update.heart_rate), 1)
-        self._raise(kind, t, ev)
-
-    def _raise(self, kind: str, t: float, evidence: dict) -> None:
-        window = None
-        if self.evidence is not None and self.ring is not None:
+    def _snapshot(self, name: str, window: Record | None) -> Mapping[str, Any]:
+        """Evidence for a raised alarm: the window it rests on (default: the last 10 s of the ring)."""
+        if self.evidence is None:
+            return {}
+        if window is None and self.ring is not None:
             a = max(0, self._stop_index - int(10 * self.fs))
             data, _ = self.ring.read(a, self._stop_index)
-            window = Record(signals=data, fs=self.fs, leads=self.leads, name=f"{kind}@{t:.1f}s")
-        extra = self.evidence(kind, window) if self.evidence is not None else {}
-        evidence = {**evidence, **extra}
-        self.manager.set_condition(kind, True, t, evidence)
-        if kind in self.triage_conditions and self.triage_slot is not None and self.manager.state(kind) is not None:
-            self._submit_triage(kind)
+            window = Record(signals=data, fs=self.fs, leads=self.leads, name=f"{name}@{self._t:.1f}s")
+        return self.evidence(name, window) or {}
+
+    def _maybe_triage(self, name: str) -> None:
+        if name in self.triage_conditions and self.triage_slot is not None:
+            self._submit_triage(name)
 
     def _idle(self) -> None:
-        if self.fs is None:
-            return
         quiet = time.monotonic() - self._last_block_wall
-        state = getattr(self.source, "state", None)
-        lost = quiet >= self.signal_lost_s or state in (SourceState.LOST, SourceState.STALLED)
-        if lost and not self._stream_ended and "signal_lost" not in self.manager.active():
-            self.manager.set_condition("signal_lost", True, self._t, {"quiet_s": round(quiet, 2), "source_state": getattr(state, "value", str(state))})
-        # stream time stands still without samples; let audio pauses expire on the wall clock
-        if quiet > 0.5 and self.speed > 0:
-            self.manager.advance(self._t + quiet * self.speed)
+        self.policy.idle(self._t, quiet, getattr(self.source, "state", None), self._stream_ended, self.speed)
+
+    def _check_storage(self, t: float) -> None:
+        if self.storage is not None:
+            self.policy.storage(self.storage.failure(), t)
 
     # -- windows ------------------------------------------------------------------------
     def _hops(self, t: float) -> None:
@@ -465,38 +435,9 @@ class Pipeline:
             replaced = self._mailbox.get(id(slot))
             self._mailbox[id(slot)] = job
             self._mail_lock.notify_all()
-        t = stop / self.fs
         if replaced is not None:
             self.stats.coalesced += 1
-            self._clean_hops = 0
-            if "overrun" not in self.manager.active():
-                self.manager.set_condition("overrun", True, t, {"bundle": slot.name, "dropped_window_stop_t": round(replaced.stop / self.fs, 2), "reason": "inference slower than the hop; coalesced to the newest window"})
-        else:
-            self._clean_hops += 1
-            if self._clean_hops >= 3 and "overrun" in self.manager.active():
-                self.manager.set_condition("overrun", False, t)
-
-    def _noise_tick(self) -> None:
-        """Every 2 s of stream: the ``noise`` technical condition from the last 4 s of signal quality.
-
-        Noise means no lead is left that is both usable and free of noise, and at least one is
-        flagged noisy; leads off and flat lines are their own conditions (a flat trace with
-        electrodes on may be asystole), not noise.
-        """
-        step = int(2 * self.fs)
-        if self.analyzer is None or self._stop_index < self._next_noise:
-            return
-        self._next_noise = self._stop_index + step
-        q = self.analyzer.window_quality(max(0, self._stop_index - 2 * step), self._stop_index)
-        leads = q.leads
-        noisy = (
-            bool(leads)
-            and all(l.noisy or not l.usable for l in leads)
-            and any(l.noisy for l in leads)
-            and not (self._lead_off_now.size and self._lead_off_now.any())
-        )
-        if noisy != ("noise" in self.manager.active()):
-            self.manager.set_condition("noise", noisy, self._t, {"score": round(float(q.score), 3), "notes": list(q.notes)})
+        self.policy.window_posted(slot.name, stop / self.fs, None if replaced is None else replaced.stop / self.fs)
 
     def _submit_triage(self, alarm: str) -> None:
         slot = self.triage_slot
@@ -543,36 +484,18 @@ class Pipeline:
             if exc is not None:
                 self.stats.inference_errors += 1
                 log.error("inference on %s failed: %s", job.slot.name, exc)
-                if "inference_failure" not in self.manager.active():
-                    self.manager.set_condition("inference_failure", True, t, {"bundle": job.slot.name, "reason": f"{type(exc).__name__}: {exc}"})
+            self.policy.inference(job.slot.name, t, exc)
+            if exc is not None:
                 continue
-            if "inference_failure" in self.manager.active():
-                self.manager.set_condition("inference_failure", False, t, {"bundle": job.slot.name})
             self.stats.infer_s.append(dt_s)
             if job.purpose == "triage":
                 self._triage_result(job, probs, t)
                 continue
             self.stats.windows += 1
-            self._findings(job, probs, t)
-
-    def _findings(self, job: WindowJob, probs: np.ndarray, t: float) -> None:
-        slot = job.slot
-        smoothed = slot.smooth(probs)
-        for i, label in enumerate(slot.labels):
-            if slot.priorities[i] == "none":
-                continue
-            name = MODEL_PREFIX + label
-            on = bool(smoothed[i] >= slot.thresholds[i])
-            if on and name not in self.manager.active():
-                ev = {"bundle": slot.name, "version": slot.bundle.version, "p": round(float(smoothed[i]), 4), "p_window": round(float(probs[i]), 4), "threshold": float(slot.thresholds[i]), "window": [round(job.start / self.fs, 2), round(job.stop / self.fs, 2)]}
-                if self.evidence is not None:
-                    ev.update(self.evidence(name, job.window))
-                self.manager.set_condition(name, True, t, ev)
-            elif not on and name in self.manager.active():
-                self.manager.set_condition(name, False, t, {"p": round(float(smoothed[i]), 4)})
-        if self.observers:
-            self._notify("on_findings", slot.name, slot.labels, probs, smoothed, slot.thresholds, slot.priorities,
-                         [round(job.start / self.fs, 2), round(job.stop / self.fs, 2)])
+            smoothed = self.policy.findings(job.slot, probs, t, (job.start / self.fs, job.stop / self.fs), job.window)
+            if self.observers:
+                self._notify("on_findings", job.slot.name, job.slot.labels, probs, smoothed, job.slot.thresholds, job.slot.priorities,
+                             [round(job.start / self.fs, 2), round(job.stop / self.fs, 2)])
 
     def _triage_result(self, job: WindowJob, probs: np.ndarray, t: float) -> None:
         slot = job.slot

@@ -1,9 +1,11 @@
 """Where alarm events go: the fsynced event log, stdout for journald, hooks, evidence PNGs.
 
 The order matters: the event log is written (and fsynced) first, so an event a hook or a
-console line announced is always on disk. Evidence snapshots are rendered on their own thread
-(a PNG of ECG paper takes tens of milliseconds); the path is decided up front so the logged
-event names it.
+console line announced is always on disk (or, on a full or failing disk, held in the log's
+unsent tail and the ``storage_failed`` alarm raised: the console, hooks and listeners still get
+it). Evidence snapshots are rendered on their own thread (a PNG of ECG paper takes tens of
+milliseconds); the path is decided up front so the logged event names it, and the state
+directory's budget is kept before each one is written (oldest evidence deleted first).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Callable, Mapping, TextIO
 from edge_ecg.alarms.event_log import EventLog
 from edge_ecg.alarms.hooks import HookRunner
 from edge_ecg.alarms.manager import AlarmEvent
+from edge_ecg.service.storage import StateStorage, StorageHealth
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +53,28 @@ def format_line(record: Mapping[str, Any]) -> str:
 
 
 class EvidenceWriter:
-    """Renders clinician snapshots on a worker thread; a full queue drops (and counts) the oldest."""
+    """Renders clinician snapshots on a worker thread; a full queue drops (and counts) the oldest.
 
-    def __init__(self, folder: Path, max_pending: int = 8) -> None:
+    With ``storage``, room is made before each write (within the budget, keeping the free reserve:
+    the oldest evidence goes first); a write the disk refuses is removed, retried once after making
+    room, and reported to ``health``. Evidence is best effort: the alarm itself is already logged.
+    """
+
+    WRITER = "evidence"
+
+    def __init__(self, folder: Path, max_pending: int = 8, storage: StateStorage | None = None, health: StorageHealth | None = None) -> None:
         self.folder = folder
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.storage = storage
+        self.health = health
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # retried at the first write
+            self._failed(exc)
         self.written = 0
         self.failed = 0
         self.dropped = 0
+        self.last_size = 64 * 1024  # the next PNG's size, for making room before it is written
+        self._failing = False
         self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
         self._thread = threading.Thread(target=self._work, name="edge-ecg-evidence", daemon=True)
         self._thread.start()
@@ -69,17 +86,55 @@ class EvidenceWriter:
             self.dropped += 1
             log.warning("evidence queue full; snapshot %s not written", path.name)
 
-    def _work(self) -> None:
+    def _failed(self, exc: BaseException, path: Path | None = None) -> None:
+        self._failing = True
+        if self.health is not None and isinstance(exc, OSError):
+            self.health.failed(self.WRITER, path or self.folder, exc)
+
+    def probe(self) -> None:
+        """After a refused write: report the disk healthy again once there is room for the next PNG."""
+        if self._failing and self.storage is not None and self.storage.free_bytes() >= self.storage.budget.reserve_bytes + self.last_size:
+            self._failing = False
+            if self.health is not None:
+                self.health.ok(self.WRITER)
+
+    def _write(self, window, path: Path, title: str) -> None:
         from edge_ecg.render import snapshot_png
 
+        for attempt in (0, 1):
+            if self.storage is not None:
+                self.storage.make_room(self.last_size)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                snapshot_png(window, path, title=title)
+                self.last_size = max(4096, path.stat().st_size)
+                self.written += 1
+                if self._failing:
+                    self._failing = False
+                    if self.health is not None:
+                        self.health.ok(self.WRITER)
+                return
+            except OSError as exc:
+                try:
+                    path.unlink()  # no truncated PNG left behind
+                except OSError:
+                    pass
+                if attempt == 0 and self.storage is not None:
+                    self.last_size *= 2
+                    continue
+                self.failed += 1
+                self._failed(exc, path)
+                log.warning("evidence snapshot %s failed: %s", path, exc)
+                return
+
+    def _work(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
                 return
             window, path, title = item
             try:
-                snapshot_png(window, path, title=title)
-                self.written += 1
+                self._write(window, path, title)
             except Exception as exc:  # evidence is best effort; the alarm itself is already logged
                 self.failed += 1
                 log.warning("evidence snapshot %s failed: %s", path, exc)
@@ -105,6 +160,7 @@ class EventSinks:
         self.stdout = stdout
         self.hook = hook
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.note_listeners: list[Callable[[dict[str, Any]], None]] = []
         self.count = 0
 
     def __call__(self, event: AlarmEvent, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -138,4 +194,9 @@ class EventSinks:
                 self.stdout.flush()
             except (OSError, ValueError):
                 pass
+        for listener in self.note_listeners:
+            try:
+                listener(written)
+            except Exception as exc:
+                log.warning("note listener failed: %s", exc)
         return written
