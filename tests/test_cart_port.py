@@ -11,7 +11,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 
 from edge_ecg.records import Record
 from edge_ecg.stream import SourceState

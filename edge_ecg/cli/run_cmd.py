@@ -58,6 +58,12 @@ def _alarms(args) -> int:
     if args.alarms_cmd == "ack" and args.alarm:
         req["alarm"] = args.alarm
     if args.alarms_cmd == "pause" and args.seconds is not None:
+        import math
+
+        from edge_ecg.errors import InputError
+
+        if not math.isfinite(args.seconds) or args.seconds <= 0:
+            raise InputError("--seconds", f"must be a finite number of seconds > 0, got {args.seconds}")
         req["seconds"] = args.seconds
     reply = request(args.socket, req)
     if args.json:
@@ -66,7 +72,7 @@ def _alarms(args) -> int:
     if args.alarms_cmd == "status":
         print(f"t={reply['t']:.1f}s audio={reply['audio']}" + (f" paused_until={reply['paused_until']}" if reply.get("paused_until") else ""))
         for a in reply["alarms"]:
-            flags = ",".join(f for f in ("active", "latched", "acknowledged") if a[f])
+            flags = ",".join(f for f in ("active", "latched", "acknowledged", "restored") if a.get(f))
             print(f"  {a['priority']:<6} {a['category']:<13} {a['alarm']:<28} {flags} since t={a['onset_t']:.1f}s")
         if not reply["alarms"]:
             print("  no alarms")
@@ -75,6 +81,8 @@ def _alarms(args) -> int:
     else:
         for e in reply.get("events", []):
             print(f"{e['kind']} {e.get('alarm') or ''}".rstrip())
+        if reply.get("note"):
+            print(reply["note"])
         print(f"audio={reply['audio']}")
     return 0
 

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from edge_ecg.alarms.conditions import RHYTHM_CONDITIONS, model_condition
-from edge_ecg.alarms.manager import AlarmEvent, AlarmManager
+from edge_ecg.alarms.conditions import model_condition
+from edge_ecg.alarms.manager import AlarmEvent, AlarmManager, TriageLimits
 from edge_ecg.records import Record
 from edge_ecg.service.policy import ConditionPolicy, PolicyTiming
 from edge_ecg.stream.block import SampleBlock
@@ -46,8 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RHYTHM_KINDS = tuple(c.name for c in RHYTHM_CONDITIONS)
-VT = next(c.name for c in RHYTHM_CONDITIONS if c.name == "ventricular_tachycardia")  # the default triage target
 _EOF = object()
 
 
@@ -122,7 +120,7 @@ class Pipeline:
         signal_lost_s: float = 2.0,
         stall_s: float = 30.0,
         speed: float = 1.0,
-        triage_conditions: tuple[str, ...] = (VT,),
+        triage_conditions: tuple[str, ...] = TriageLimits.conditions,
         min_window_quality: float | None = None,
         analyzer_factory: Callable[[float, tuple[str, ...], dict], Any] = make_analyzer,
         lossless: bool = False,
@@ -337,7 +335,10 @@ class Pipeline:
             if update.heart_rate is not None or update.events:
                 st.heart_rate = update.heart_rate
         self.policy.block(block, update, self._t)
-        self._hops(self._t)
+        try:
+            self._hops(self._t)
+        except Exception as exc:  # the models are downstream of the classical alarms: never let them stop it
+            self._model_fault("cutting windows", exc)
         if self.observers:
             self._notify("on_block", block, update)
 
@@ -488,14 +489,23 @@ class Pipeline:
             if exc is not None:
                 continue
             self.stats.infer_s.append(dt_s)
-            if job.purpose == "triage":
-                self._triage_result(job, probs, t)
+            try:
+                if job.purpose == "triage":
+                    self._triage_result(job, probs, t)
+                    continue
+                self.stats.windows += 1
+                smoothed = self.policy.findings(job.slot, probs, t, (job.start / self.fs, job.stop / self.fs), job.window)
+            except Exception as exc:  # a model result that cannot be used is that model's fault, not the monitor's
+                self._model_fault(f"using the result of {job.slot.name}", exc)
                 continue
-            self.stats.windows += 1
-            smoothed = self.policy.findings(job.slot, probs, t, (job.start / self.fs, job.stop / self.fs), job.window)
             if self.observers:
                 self._notify("on_findings", job.slot.name, job.slot.labels, probs, smoothed, job.slot.thresholds, job.slot.priorities,
                              [round(job.start / self.fs, 2), round(job.stop / self.fs, 2)])
+
+    def _model_fault(self, what: str, exc: Exception) -> None:
+        self.stats.inference_errors += 1
+        log.exception("model path failed while %s; classical monitoring continues", what)
+        self.policy.inference(what, self._t, exc)
 
     def _triage_result(self, job: WindowJob, probs: np.ndarray, t: float) -> None:
         slot = job.slot
