@@ -104,3 +104,44 @@ def _display_bench(load: Callable[[str], dict[str, Any]]) -> list[str]:
     ]
     head = [f"{r['input']}; {r['seconds']:.0f} s per run; page {r['page_size']}; load average before {r.get('load_average_before')} and after {r.get('load_average_after')} (1, 5, 15 min; the machine has {env.get('machine', {}).get('cores', '?')} cores).", ""]
     return head + table(["measure", "measured", "target"], rows)
+
+
+# -- the daemon's fault-injection suite (tests/test_faults.py) --------------------------------------
+
+@renderer("faults")
+def faults_table(load: Callable[[str], dict[str, Any]]) -> list[str]:
+    """docs/faults.md: what each injected fault measured (``EDGE_ECG_RESULTS=1 pytest tests/test_faults.py``)."""
+    r = load("faults")["results"]
+    rows = []
+    if "1_jumped_frame" in r:
+        x = r["1_jumped_frame"]
+        rows.append(["1", "jumped frame", f"stream ran to {x['stream_end_s']:.1f} s of 60; VT (onset {x['vt_onset_s']:.1f} s) alarmed "
+                     f"{x['vt_latency_s']:.1f} s after onset (budget 10 s); `signal_lost` raised {x['signal_lost_raised']} times"])
+    if "2_full_disk" in r:
+        x = r["2_full_disk"]
+        rows.append(["2", "full disk", f"{x['filesystem']}: VT raised and audio `{x['audio_while_full']}` while full; `storage_failed` "
+                     f"({x['storage_failed_priority']}) raised; {x['events_held_then_written']} events held in memory, then written "
+                     + ("in order (`seq` contiguous)" if x["seq_contiguous"] else "OUT OF ORDER")
+                     + f"; state directory {x['state_bytes'] / 1024:.0f} KiB of {x['fs_bytes'] / 1024:.0f} KiB with {x['evidence_pngs_kept']} evidence PNGs"])
+    if "3_slow_hook" in r:
+        x = r["3_slow_hook"]
+        rows.append(["3", f"{x['hook_s']} s hook", f"{x['alarm_changes']} alarm changes, {x['high_changes']} high priority: {x['high_delivered']} of "
+                     f"{x['high_changes']} reached the hook, the last {x['high_delay_max_s']:.1f} s after it was logged (changes of one alarm go "
+                     f"in order; each call killed after {x['hook_timeout_s']} s); {x['coalesced_logged']} coalesced and {x['dropped_logged']} "
+                     f"dropped lower-priority changes, each logged as `hook_dropped`"])
+    if "4_sigkill_restart" in r:
+        x = r["4_sigkill_restart"]
+        vt = x["vt_after_restart"]
+        flags = ", ".join(f"{k}: {str(v).lower()}" for k, v in vt.items())
+        rows.append(["4", "SIGKILL, restart", f"VT after the restart: {flags}; audio `{x['audio_after_restart']}`; `restarted` event names "
+                     f"{', '.join(x['restarted_event_names'])}; the ack logged with origin via {x['ack_origin']['via']}, uid, pid, process name; "
+                     f"seccomp: {x['seccomp']}" + (f"; `systemd-analyze security` exposure {x['exposure']}" if "exposure" in x else "")])
+    if "5_corrupt_bundle" in r:
+        x = r["5_corrupt_bundle"]
+        rows.append(["5", "corrupt bundle", f"`model_unavailable` raised at t={x['model_unavailable_t']:.1f} s ({x['reason']}...); VT alarmed at "
+                     + " s and ".join(f"{t:.1f}" for t in x["vt_raised_t"]) + " s without the model"])
+    if "6_control_socket" in r:
+        x = r["6_control_socket"]
+        rows.append(["6", "control socket", f"NaN pause refused (\"{x['nan_pause']}\"); {x['answered']} of {x['concurrent_clients']} simultaneous "
+                     f"`status` clients answered in {x['wall_s']:.2f} s, without retries"])
+    return table(["#", "fault", "measured"], rows)

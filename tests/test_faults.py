@@ -284,7 +284,8 @@ def test_sigkill_restart_brings_back_the_latched_vt_marked_restored(mitdb_dir, t
     rec, onsets = excerpt(mitdb_dir, 270.0, 350.0)  # VT at 29.0 and 33.5 s
     cart = Cart.of(rec, tmp_path / "cart", 6.0, ring_s=60.0)
     state, sock = tmp_path / "state", tmp_path / "c.sock"
-    cfg = write_config(tmp_path / "edge-ecg.toml", f"serial:{cart.path}", state, sock, evidence=False)
+    hook, hook_got = slow_hook(tmp_path, 0.0)  # a quick hook: its calls run under the filter too
+    cfg = write_config(tmp_path / "edge-ecg.toml", f"serial:{cart.path}", state, sock, sinks={"hook": hook})
     try:
         d = DaemonProcess(cfg, sock, prefix=prefix)
         try:
@@ -292,6 +293,8 @@ def test_sigkill_restart_brings_back_the_latched_vt_marked_restored(mitdb_dir, t
                 ev = read_events(state / "events.jsonl").events
                 return [e for e in ev if e.get("alarm") == VT and e["kind"] == "latched" and e["t"] > onsets[-1]]
             d.wait_for(latched, 90, "the VT alarm latched")
+            # its evidence PNG, rendered under the filter by the evidence thread
+            d.wait_for(lambda: list((state / "evidence").glob("*ventricular_tachycardia*.png")), 30, "the VT evidence PNG")
             before = d.status()
         finally:
             d.kill()  # SIGKILL: no shutdown code runs
@@ -323,7 +326,15 @@ def test_sigkill_restart_brings_back_the_latched_vt_marked_restored(mitdb_dir, t
     reset = [e for e in events if e.get("alarm") == VT and e["kind"] == "reset"]
     assert reset and reset[-1]["evidence"]["origin"]["via"] == "socket" and reset[-1]["evidence"]["origin"]["uid"] == os.getuid()
     assert isinstance(reset[-1]["evidence"]["origin"]["pid"], int)
-    MEASURED["4_sigkill_restart"] = {"test": "test_faults.py::test_sigkill_restart_brings_back_the_latched_vt_marked_restored",
+    # under the filter: the hook ran, evidence PNGs were rendered, nothing failed with EPERM
+    assert any(g["alarm"] == VT and g["kind"] == "raised" for g in read_jsonl(hook_got))
+    assert not [line for _, line in d.err + d2.err if "Operation not permitted" in line], "a call the filter refused"
+    exposure = None
+    if prefix is not None:
+        sec = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", str(unit)], capture_output=True, text=True, timeout=120)
+        m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", sec.stdout + sec.stderr)
+        exposure = float(m.group(1)) if m else None
+    MEASURED["4_sigkill_restart"] = {"test": "test_faults.py::test_sigkill_restart_brings_back_the_latched_vt_marked_restored", "exposure": exposure,
                                      "seccomp": why if prefix else f"not applied: {why}",
                                      "vt_after_restart": {k: vt[k] for k in ("latched", "restored", "acknowledged", "priority")},
                                      "audio_after_restart": audio, "restarted_event_names": [r["alarm"] for r in restarted[0]["evidence"]["restored"]],
