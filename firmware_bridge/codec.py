@@ -186,6 +186,8 @@ class Decoder:
 
     def _track_index(self, frame: Samples) -> None:
         placed = self._index.place(frame.index, frame.n_rows)
+        if placed.reason is GapReason.CONTIGUOUS:
+            return
         if placed.reason is GapReason.MISSING:
             self.stats.samples_missing += placed.gap
         elif placed.reason in (GapReason.BACKWARDS, GapReason.RESTART):

@@ -30,7 +30,7 @@ No frame is ever discarded: every placement starts at or after the end of the on
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 WRAP = 1 << 32
 _HALF = WRAP // 2
@@ -54,9 +54,14 @@ class GapReason(str, enum.Enum):
         return self in (GapReason.JUMP, GapReason.BACKWARDS, GapReason.RESTART)
 
 
-@dataclass(frozen=True)
-class Placement:
-    """Where one frame goes: ``start`` in the stream, ``gap`` samples after the previous frame's end."""
+_CONTIGUOUS = GapReason.CONTIGUOUS
+_ANOMALIES = frozenset((GapReason.JUMP, GapReason.BACKWARDS, GapReason.RESTART, GapReason.RESUMED))
+
+
+class Placement(NamedTuple):
+    """Where one frame goes: ``start`` in the stream, ``gap`` samples after the previous frame's end.
+
+    A named tuple, not a dataclass: one is made per frame on the reader's hot path."""
 
     start: int
     gap: int
@@ -66,7 +71,7 @@ class Placement:
 
     @property
     def anomaly(self) -> bool:
-        return self.reason in (GapReason.JUMP, GapReason.BACKWARDS, GapReason.RESTART, GapReason.RESUMED)
+        return self.reason in _ANOMALIES
 
 
 class SampleIndexTracker:
@@ -115,6 +120,15 @@ class SampleIndexTracker:
 
     def place(self, index: int, n_rows: int, now_s: float | None = None) -> Placement:
         """Place a frame whose first row has the 32-bit ``index`` and which holds ``n_rows`` rows."""
+        if index == self._dev_next and not self._restart:  # the common case: the next frame, in order
+            if now_s is not None:
+                self._last_now = now_s
+            self._prior = None
+            start = self._unwrapped_next + self._offset
+            self._unwrapped_next += n_rows
+            self._dev_next = (index + n_rows) & 0xFFFFFFFF
+            self._stream_next = start + n_rows
+            return Placement(start, 0, _CONTIGUOUS, index, 0)
         index = int(index) % WRAP
         elapsed = None if (now_s is None or self._last_now is None) else max(0.0, now_s - self._last_now)
         if now_s is not None:
