@@ -111,7 +111,7 @@ class Pipeline:
         source: Iterable[SampleBlock],
         manager: AlarmManager,
         *,
-        slots: list | None = None,
+        slots: "list[ModelSlot] | None" = None,
         dsp_config: dict | None = None,
         evidence: Callable[[str, Record | None], dict] | None = None,
         sink: Callable[[AlarmEvent, dict | None], Any] | None = None,
@@ -152,7 +152,6 @@ class Pipeline:
         self.first_block = threading.Event()
         self.done = threading.Event()
         self.error: BaseException | None = None
-        self.slot_errors: dict[str, str] = {}
         self._queue: queue.Queue = queue.Queue(maxsize=queue_blocks)
         self._stop = threading.Event()
         self._mail_lock = threading.Condition()
