@@ -192,7 +192,10 @@ def _as_nobody(path) -> bytes:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.settimeout(5)
             s.connect(str(path))
-            s.sendall(b'{"cmd": "ack"}\n')
+            try:
+                s.sendall(b'{"cmd": "ack"}\n')
+            except OSError:
+                pass  # the daemon may have answered and hung up already
             os.write(w, s.recv(4096))
         except OSError as exc:
             os.write(w, str(exc).encode())
