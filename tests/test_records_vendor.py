@@ -269,3 +269,23 @@ def test_edf_header_length_disagreement(ludb_dir, tmp_path, capfd):
     assert "\\x" not in str(info.value) and "b'" not in str(info.value)
     out = capfd.readouterr()
     assert "Updating header" not in out.out + out.err
+
+
+def test_convert_keeps_or_drops_identifiers(ludb_dir, tmp_path, capsys):
+    """``edge-ecg convert`` carries the patient fields its output format has; ``--anonymize`` leaves
+    them out of every format (the output bytes are searched for them)."""
+    from edge_ecg.cli import main
+
+    rec = read_record(ludb_dir / "data" / "7.hea")
+    src = write_dicom_from(rec, tmp_path / "in.dcm")
+    needles = [PATIENT["id"], "Doe-Testpatient", "Doe^Testpatient", "19450203", "1945-02-03", "03-FEB-1945"]
+    for ext in (".edf", ".xml", ".csv"):
+        kept, anon = tmp_path / f"kept{ext}", tmp_path / f"anon{ext}"
+        assert main(["convert", str(src), str(kept)]) == 0
+        assert main(["convert", "--anonymize", str(src), str(anon)]) == 0
+        assert PATIENT["id"].encode() in kept.read_bytes()
+        data = anon.read_bytes()
+        assert not [n for n in needles if n.encode() in data], ext
+        back = read_record(anon)
+        assert np.max(np.abs(back.signals - read_record(src).signals)) <= 1.0 and not identifiers(back)
+    assert "without patient identifiers" in capsys.readouterr().out

@@ -22,8 +22,11 @@ def register(cli) -> None:
     p.set_defaults(func=_records)
 
     p = cli.command("convert", "convert an ECG record to another format, chosen by the output's extension (.edf .xml .csv)")
-    p.add_argument("record")
+    p.add_argument("record", help="any readable ECG file (WFDB, EDF, HL7 aECG, CSV, DICOM, SCP-ECG, MFER, ISHNE, "
+                                  "Sierra/MUSE/Mortara XML)")
     p.add_argument("output")
+    p.add_argument("--anonymize", action="store_true",
+                   help="leave out the patient's name, id and birth date (kept by default where the format has a field)")
     p.set_defaults(func=_convert)
 
     p = cli.subcommand("bench", "render", "render speed: edge_ecg.render vs matplotlib, same 12-lead window, one run")
@@ -69,11 +72,15 @@ def _records(args) -> int:
 
 
 def _convert(args) -> int:
-    from edge_ecg.records import read_record, write_record
+    from edge_ecg.records import anonymize, identifiers, read_record, write_record
 
     record = read_record(args.record)
+    had = sorted(identifiers(record))
+    if args.anonymize:
+        record = anonymize(record)
     out = write_record(record, args.output)
-    print(f"wrote {out} ({record.duration_s:.1f} s, {len(record.leads)} leads)")
+    kept = "" if not had else (" without patient identifiers" if args.anonymize else f" with patient {', '.join(had)}")
+    print(f"wrote {out} ({record.duration_s:.1f} s, {len(record.leads)} leads){kept}")
     return 0
 
 

@@ -170,7 +170,10 @@ def write_aecg(record: Record, path: str | Path) -> Path:
     tp = _el(_el(root, "componentOf"), "timepointEvent")
     _el(tp, "code", code="UNSCHEDULED", codeSystem="")
     sa = _el(_el(tp, "componentOf"), "subjectAssignment")
-    _el(_el(_el(sa, "subject"), "trialSubject"), "id", root="2.25.0", extension=record.name or "unknown")
+    from edge_ecg.records.identity import identifiers
+
+    ids = identifiers(record)  # the subject's id when the record still carries one, else the record name
+    _el(_el(_el(sa, "subject"), "trialSubject"), "id", root="2.25.0", extension=ids.get("id") or record.name or "unknown")
     _el(_el(_el(sa, "componentOf"), "clinicalTrial"), "id", root="2.25.0", extension="edge-ecg")
     series = _el(_el(root, "component"), "series")
     _el(series, "code", code="RHYTHM", codeSystem=ACTCODE)

@@ -201,6 +201,7 @@ def write_edf(record: Record, path: str | Path) -> Path:
     try:
         edf = edfio.Edf(
             signals,
+            patient=_edf_patient(record, edfio),
             recording=edfio.Recording(startdate=start.date() if start else None, additional=(_ascii(record.name).replace(" ", "_")[:20] or "edge-ecg",)),
             starttime=start.time().replace(microsecond=0) if start else None,
             data_record_duration=duration,
@@ -210,6 +211,28 @@ def write_edf(record: Record, path: str | Path) -> Path:
     except Exception as exc:  # edfio validates header fields (lengths, ASCII, record duration)
         raise RecordError(path, f"cannot write EDF: {exc}") from exc
     return path
+
+
+def _edf_patient(record: Record, edfio):
+    """The EDF+ patient field from ``meta["patient"]`` (only a record not anonymised has it)."""
+    from edge_ecg.records.identity import identifiers
+
+    ids = identifiers(record)
+    if not ids:
+        return None
+
+    def field(text: str) -> str:
+        return _ascii(text).strip().replace(" ", "_")[:30] or "X"
+
+    birth = None
+    if ids.get("birth_date"):
+        try:
+            birth = dt.date.fromisoformat(ids["birth_date"][:10])
+        except ValueError:
+            birth = None
+    sex = ids.get("sex", "X")[:1].upper()
+    return edfio.Patient(code=field(ids.get("id", "X")), name=field(ids.get("name", "X")), birthdate=birth,
+                         sex=sex if sex in ("F", "M") else "X")
 
 
 def _record_duration(fs: float) -> float:
