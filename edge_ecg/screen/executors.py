@@ -87,6 +87,23 @@ def _minus(a: Timings, b: Timings) -> Timings:
     return Timings(a.read_s - b.read_s, a.infer_s - b.infer_s, a.image_s - b.image_s, a.windows - b.windows)
 
 
+def _die_with_parent(parent: int) -> None:
+    """A worker ends when the screening process ends, however it ends (SIGKILL, power loss of the
+    session): Linux's parent-death signal. Without it a forked worker would wait forever on a
+    queue whose other end it inherited, holding the terminal's pipes open."""
+    import signal
+
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the pool's own shutdown is all there is
+        return
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
 def _died(chunk: list[Job], bid: BundleId, aggregate: str) -> list[Outcome]:
     return [Outcome(RecordResult(record=j.name, source=j.path, content_hash=j.key, status=NOT_SCREENED, bundle=bid,
                                  reason=WORKER_DIED, aggregate=aggregate)) for j in chunk]
@@ -109,7 +126,8 @@ class LocalProcesses:
         self.where = f"{workers} local worker processes, 1 inference thread each"
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=self._ctx)
+        return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=self._ctx, initializer=_die_with_parent,
+                                      initargs=(os.getpid(),))
 
     def run(self, jobs: Iterator[Job], plan=None) -> Iterator[tuple[list[Outcome], Timings]]:
         # a handful of records is screened here: starting processes would cost more than it saves

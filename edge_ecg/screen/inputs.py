@@ -36,12 +36,14 @@ class Found:
     reason: str = ""
 
 
-def display_name(path: Path, root: Path | None) -> str:
+def display_name(path: Path, root: Path | None, strip: bool = True) -> str:
+    """The name the report shows: relative to the input folder; a WFDB record without ``.hea``
+    (``strip``: not for a folder named like one, which is shown as it is named)."""
     try:
         rel = path.relative_to(root) if root is not None else Path(path.name)
     except ValueError:
         rel = Path(path.name)
-    if rel.suffix.lower() in (".hea", ".dat", ".mat"):
+    if strip and rel.suffix.lower() == ".hea":  # a WFDB record is named without extension (given .dat/.mat became .hea)
         rel = rel.with_suffix("")
     return rel.as_posix()
 
@@ -75,7 +77,7 @@ def _given_file(path: Path) -> Iterator[Found]:
     if path.suffix.lower() in (".dat", ".mat") and path.with_suffix(".hea").is_file():
         path = path.with_suffix(".hea")
     bad = _path_problem(path)
-    yield Found(path, display_name(path, None), True, bad or "")
+    yield Found(path, display_name(path, None, strip=not path.is_dir()), True, bad or "")
 
 
 def _path_problem(path: Path) -> str | None:
@@ -130,7 +132,7 @@ def _walk_dir(folder: Path, root: Path, ancestors: list[tuple[int, int]]) -> Ite
             is_dir = False
         if is_dir:
             if suffix in ECG_SUFFIXES:
-                yield Found(path, display_name(path, root), True,
+                yield Found(path, display_name(path, root, strip=False), True,
                             f"is a folder, not a file: a folder named like an ECG record ({suffix})")
             yield from _walk_dir(path, root, chain)
             continue
