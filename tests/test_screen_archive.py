@@ -19,17 +19,10 @@ import numpy as np
 import pytest
 
 from test_records_vendor import PATIENT, dicom_ecg, write_dicom_from, write_ishne
-from test_screen_cli import LABELS, _copy_wfdb, _write_wfdb, build_tiny_bundle
+from test_screen_cli import LABELS, _copy_wfdb, _write_wfdb
 
 pytestmark = pytest.mark.shared_data
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory, ludb_dir) -> Path:
-    out = tmp_path_factory.mktemp("bundle") / "tiny-screen-test"
-    build_tiny_bundle(out, ludb_dir)
-    return out
 
 
 def _rows(out: Path) -> dict[str, dict[str, str]]:

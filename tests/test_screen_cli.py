@@ -52,13 +52,6 @@ def build_tiny_bundle(out_dir: Path, ludb_dir: Path, n_calib: int = 8):
                              provenance={"notice": "untrained test bundle: not for diagnosis"})
 
 
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory, ludb_dir) -> Path:
-    out = tmp_path_factory.mktemp("bundle") / "tiny-screen-test"
-    build_tiny_bundle(out, ludb_dir)
-    return out
-
-
 def _rows(out: Path) -> dict[str, dict[str, str]]:
     with open(out / "results.csv", newline="") as fh:
         return {r["record"]: r for r in csv.DictReader(fh)}

@@ -213,6 +213,9 @@ def screen(inputs: Sequence[str | Path], bundle, options: ScreenOptions | None =
     if opts.input_list is not None:
         walk = itertools.chain(walk, _list_walk(opts.input_list))
     keep = _previous(csv_path, labels, bid, opts.force)
+    if not opts.keep_identifiers:  # a run that keeps none rewrites the file without any kept before
+        for r in keep.values():
+            r.patient = {}
     plan = _Plan(keep, bid, opts.aggregate)
     wopts = WorkerOptions(str(bundle.root), opts.backend, opts.precision, opts.threads, opts.batch_size,
                           opts.aggregate, opts.images, opts.keep_identifiers)
