@@ -52,7 +52,7 @@ def misc_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory, ludb_dir) -> Path:
+def tiny_screen_bundle(tmp_path_factory, ludb_dir) -> Path:
     """The tiny untrained HeartBEiT screening bundle of ``test_screen_cli`` (built once per session:
     the screening test modules share it)."""
     from test_screen_cli import build_tiny_bundle

@@ -49,7 +49,7 @@ def _without_root_override() -> tuple[str, ...]:
     return ("setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}")
 
 
-def test_vendor_files_screen_like_their_originals_and_identifiers_stay_out(tiny_bundle, ludb_dir, tmp_path):
+def test_vendor_files_screen_like_their_originals_and_identifiers_stay_out(tiny_screen_bundle, ludb_dir, tmp_path):
     """A real DICOM ECG, a DICOM written by pydicom and an ISHNE file written by ishneholterlib go
     through ``edge-ecg screen``; the copies of LUDB records score like the WFDB originals, and no
     output (results.csv, report.html, images) carries the patient's name, id or birth date unless
@@ -66,7 +66,7 @@ def test_vendor_files_screen_like_their_originals_and_identifiers_stay_out(tiny_
     write_dicom_from(read_record(ludb_dir / "data" / "7.hea"), folder / "dicom" / "IM000007")
     write_ishne(read_record(ludb_dir / "data" / "11.hea"), folder / "holter" / "11.ecg")
     out = tmp_path / "out"
-    proc = _run(str(folder), "--bundle", str(tiny_bundle), "--out", str(out), "--workers", "1")
+    proc = _run(str(folder), "--bundle", str(tiny_screen_bundle), "--out", str(out), "--workers", "1")
     assert proc.returncode == 0, proc.stderr
     rows = _rows(out)
     assert set(rows) == {"mortara-eli250.dcm", "wfdb/7", "wfdb/11", "dicom/IM000007", "holter/11.ecg"}
@@ -82,7 +82,7 @@ def test_vendor_files_screen_like_their_originals_and_identifiers_stay_out(tiny_
         data = p.read_bytes()
         assert not [n for n in needles if n.encode() in data], p
     kept = tmp_path / "kept"
-    proc = _run(str(folder), "--bundle", str(tiny_bundle), "--out", str(kept), "--workers", "1", "--keep-identifiers")
+    proc = _run(str(folder), "--bundle", str(tiny_screen_bundle), "--out", str(kept), "--workers", "1", "--keep-identifiers")
     assert proc.returncode == 0, proc.stderr
     rows = _rows(kept)
     assert rows["dicom/IM000007"]["patient_id"] == PATIENT["id"] and rows["holter/11.ecg"]["patient_birth_date"] == "1945-02-03"
@@ -149,7 +149,7 @@ def _bad_input_folder(folder: Path, ludb_dir: Path) -> dict[str, str]:
     return expect
 
 
-def test_bad_input_folder_lists_every_path(tiny_bundle, ludb_dir, tmp_path):
+def test_bad_input_folder_lists_every_path(tiny_screen_bundle, ludb_dir, tmp_path):
     folder = tmp_path / "clinic"
     folder.mkdir()
     expect = _bad_input_folder(folder, ludb_dir)
@@ -158,7 +158,7 @@ def test_bad_input_folder_lists_every_path(tiny_bundle, ludb_dir, tmp_path):
     out = tmp_path / "out"
     out.mkdir(mode=0o777)
     try:
-        proc = _run(str(folder), "--bundle", str(tiny_bundle), "--out", str(out), "--input-list", str(listed),
+        proc = _run(str(folder), "--bundle", str(tiny_screen_bundle), "--out", str(out), "--input-list", str(listed),
                     prefix=_without_root_override())
     finally:
         (folder / "lockeddir").chmod(0o755)
@@ -194,7 +194,7 @@ def _wait_rows(csv_path: Path, n: int, proc: subprocess.Popen, limit_s: float = 
 
 
 @pytest.mark.slow
-def test_dask_scheduler_survives_a_killed_worker_and_resumes(tiny_bundle, ludb_dir, tmp_path):
+def test_dask_scheduler_survives_a_killed_worker_and_resumes(tiny_screen_bundle, ludb_dir, tmp_path):
     """``--scheduler`` against a real local Dask cluster (2 worker processes, 1 thread each): a
     worker is SIGKILLed mid-run; Dask moves its tasks, every record is screened once with the
     same probabilities as in a single process, and a re-run on the cluster screens nothing again."""
@@ -206,7 +206,7 @@ def test_dask_scheduler_survives_a_killed_worker_and_resumes(tiny_bundle, ludb_d
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   scheduler_port=0, silence_logs=40) as cluster, distributed.Client(cluster) as client:
         out = tmp_path / "dask-out"
-        proc = subprocess.Popen(_cmd(str(folder), "--bundle", str(tiny_bundle), "--out", str(out), "--scheduler",
+        proc = subprocess.Popen(_cmd(str(folder), "--bundle", str(tiny_screen_bundle), "--out", str(out), "--scheduler",
                                      cluster.scheduler_address, "--chunk-size", "2", "--batch-size", "2"),
                                 cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _wait_rows(out / "results.csv", 4, proc)
@@ -221,10 +221,10 @@ def test_dask_scheduler_survives_a_killed_worker_and_resumes(tiny_bundle, ludb_d
         assert len(rows) == 24 and all(r["status"] == "screened" for r in rows.values())
         with open(out / "results.csv") as fh:
             assert sum(1 for _ in fh) == 25  # one row per record: nothing screened twice into the output
-        again = _run(str(folder), "--bundle", str(tiny_bundle), "--out", str(out), "--scheduler", cluster.scheduler_address)
+        again = _run(str(folder), "--bundle", str(tiny_screen_bundle), "--out", str(out), "--scheduler", cluster.scheduler_address)
         assert again.returncode == 0 and "screened 0 record(s)" in again.stdout and "24 already" in again.stdout
     single = tmp_path / "single"
-    proc = _run(str(folder), "--bundle", str(tiny_bundle), "--out", str(single), "--workers", "1")
+    proc = _run(str(folder), "--bundle", str(tiny_screen_bundle), "--out", str(single), "--workers", "1")
     assert proc.returncode == 0, proc.stderr
     ref = _rows(single)
     for name, row in rows.items():
