@@ -145,3 +145,27 @@ def faults_table(load: Callable[[str], dict[str, Any]]) -> list[str]:
         rows.append(["6", "control socket", f"NaN pause refused (\"{x['nan_pause']}\"); {x['answered']} of {x['concurrent_clients']} simultaneous "
                      f"`status` clients answered in {x['wall_s']:.2f} s, without retries"])
     return table(["#", "fault", "measured"], rows)
+
+
+# -- screening and records (docs/records.md, docs/screening.md) -----------------------------------
+
+@renderer("csv_memory")
+def _csv_memory(load: Callable[[str], dict[str, Any]]) -> list[str]:
+    r = load("csv_memory")["results"]
+    return table(["CSV file", "samples x leads", "signals (float32)", "peak memory added by read_record (median)",
+                  "x file size", "target", "read time (median)"],
+                 [[f"{r['file_mb']:.1f} MB", f"{r['samples']} x {r['leads']}", f"{r['signals_mb']:.1f} MB",
+                   f"{r['median_peak_added_mb']:.1f} MB (runs: {', '.join(f'{x:.1f}' for x in r['peak_added_mb'])})",
+                   f"{r['peak_to_file_ratio']:.2f}", f"< {r['target_ratio']:g}", f"{r['median_wall_s']:.2f} s"]])
+
+
+@renderer("screen_workers")
+def _screen_workers(load: Callable[[str], dict[str, Any]]) -> list[str]:
+    r = load("screen_workers")["results"]
+    rows = []
+    for s in r["setups"]:
+        threads = s["threads"] if s["threads"] else "runtime default"
+        rows.append([s["workers"], threads, s["records"], f"{s['median_wall_s']:.2f}", f"{s['records_per_s']:.2f}",
+                     f"{s['ratio_to_first']:.2f}", ", ".join(f"{x:.1f}" for x in s["load_average_before_runs"])])
+    return table(["processes", "inference threads each", "records", "wall s (median)", "records/s", "ratio to first",
+                  "load average before each run"], rows)

@@ -49,3 +49,14 @@ def noise_stress_dir() -> Path:
 @pytest.fixture(scope="session")
 def misc_dir() -> Path:
     return shared_ecg_dir("misc")
+
+
+@pytest.fixture(scope="session")
+def tiny_screen_bundle(tmp_path_factory, ludb_dir) -> Path:
+    """The tiny untrained HeartBEiT screening bundle of ``test_screen_cli`` (built once per session:
+    the screening test modules share it)."""
+    from test_screen_cli import build_tiny_bundle
+
+    out = tmp_path_factory.mktemp("bundle") / "tiny-screen-test"
+    build_tiny_bundle(out, ludb_dir)
+    return out

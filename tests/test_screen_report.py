@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -33,7 +34,13 @@ window.addEventListener('load', function(){
              headings: Array.prototype.map.call(heads, function(h){ return h.textContent; }),
              images: Array.prototype.map.call(document.images, function(i){
                return {complete: i.complete, w: i.naturalWidth, h: i.naturalHeight, src: i.src.slice(0, 22)}; }),
-             initial: order(), external: document.querySelectorAll('script[src], link[href], img[src^="http"]').length};
+             initial: order(), external: document.querySelectorAll('script[src], link[href], img[src^="http"]').length,
+             viewport: window.innerWidth, scroll_width: document.documentElement.scrollWidth,
+             table_right: document.getElementById('summary').getBoundingClientRect().right,
+             broken_images: Array.prototype.filter.call(document.images, function(i){
+               return !(i.complete && i.naturalWidth > 0); }).length,
+             per_label: Array.prototype.map.call(document.querySelectorAll('#per-label tbody tr'),
+               function(r){ return r.textContent; })};
   heads[2].click(); out.by_max_desc = order();
   heads[2].click(); out.by_max_asc = order();
   heads[1].click(); out.by_flag_desc = order();
@@ -51,20 +58,35 @@ def chromium() -> str:
     return path
 
 
-def report_in_chromium(report: Path, tmp_path: Path) -> dict:
-    """Open a copy of ``report`` with the probe script in headless Chromium; the probe's JSON."""
+def report_in_chromium(report: Path, tmp_path: Path, width: int = 1280) -> dict:
+    """Open a copy of ``report`` with the probe script in headless Chromium, in a window ``width``
+    pixels wide; the probe's JSON."""
     exe = chromium()
     probe_page = tmp_path / "probe.html"
     probe_page.write_text(report.read_text(encoding="utf-8").replace("</body>", _PROBE + "</body>"), encoding="utf-8")
     profile = tmp_path / "chromium-profile"
     cmd = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom",
-           probe_page.resolve().as_uri()]
+           f"--window-size={width},1000", "--hide-scrollbars", probe_page.resolve().as_uri()]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     m = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.S)
     assert m, f"probe did not run (rc {proc.returncode}); stderr: {proc.stderr[-2000:]}"
     import html as _html
 
     return json.loads(_html.unescape(m.group(1)))
+
+
+def screenshot(page: Path, png: Path, tmp_path: Path, width: int, height: int = 1000) -> Path:
+    """A screenshot of ``page`` as headless Chromium shows it in a ``width`` x ``height`` window."""
+    exe = chromium()
+    cmd = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-shot'}", "--virtual-time-budget=5000",
+           f"--window-size={width},{height}", "--hide-scrollbars", f"--screenshot={png}", page.resolve().as_uri()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert png.is_file(), f"no screenshot (rc {proc.returncode}): {proc.stderr[-2000:]}"
+    return png
+
+
+def no_horizontal_overflow(probe: dict) -> bool:
+    return probe["scroll_width"] <= probe["viewport"] and probe["table_right"] <= probe["viewport"]
 
 
 def _png(path: Path, size=(640, 320)) -> Path:
@@ -119,8 +141,79 @@ def test_report_renders_in_chromium(tmp_path):
     assert len(probe["images"]) == 2
     for img in probe["images"]:
         assert img["complete"] and (img["w"], img["h"]) == (640, 320) and img["src"].startswith("data:image/png")
-    # flagged first, most probable first, then the unflagged, then the one not screened
-    assert probe["initial"] == ["rec0", "rec2", "rec3", "rec1", "broken"]
-    assert probe["by_max_desc"][:4] == ["rec0", "rec2", "rec3", "rec1"]
-    assert probe["by_max_asc"] == ["broken", "rec1", "rec3", "rec2", "rec0"]
-    assert set(probe["by_flag_desc"][:2]) == {"rec0", "rec2"} and probe["by_flag_desc"][-1] == "broken"
+    # flagged first by the bundle's priority (rec2's medium finding before rec0's low one), then the
+    # unflagged, then the one not screened
+    assert probe["initial"] == ["rec2", "rec0", "rec1", "rec3", "broken"]
+    assert probe["by_max_desc"][:4] == ["rec0", "rec2", "rec1", "rec3"]  # the LVH column
+    assert probe["by_max_asc"] == ["broken", "rec3", "rec1", "rec2", "rec0"]
+    assert probe["by_flag_desc"][:2] == ["rec2", "rec0"] and probe["by_flag_desc"][-1] == "broken"
+    assert no_horizontal_overflow(probe) and probe["broken_images"] == 0
+
+
+def _clinic_results(out: Path, n: int = 40) -> tuple[list[RecordResult], tuple[LabelInfo, ...]]:
+    """Rows as the committed 12lead-screen bundle's labels give them (its real thresholds, which
+    range from 0.048 to 0.979), with long record names and notes, and a real-size image."""
+    labels = (LabelInfo("af_flutter", 0.048129, "none"), LabelInfo("lvh", 0.067849, "none"),
+              LabelInfo("conduction_abnormality", 0.978821, "high", calibrated=True, alarm=True),
+              LabelInfo("sinus_bradycardia", 0.161405, "low"))
+    bid = BundleId("12lead-screen", "0.2.0", _key("b"))
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(n):
+        key = _key(f"c{i}")
+        r = RecordResult(record=f"exports/ward-{i % 4}/2024-05-{i % 28 + 1:02d}_cart{i}_resting_12lead_export.xml",
+                         source=f"/media/usb/exports/ward-{i % 4}/x{i}.xml", content_hash=key, status=SCREENED,
+                         bundle=bid, aggregate="max", windows=1,
+                         notes=["monitor quality check: high-frequency noise in II, aVF; unstable baseline in V1"] if i % 3 == 0 else [])
+        r.probabilities = {lb.name: float(rng.uniform(0, 1)) for lb in labels}
+        r.probabilities["conduction_abnormality"] = 0.9995 if i == 0 else r.probabilities["conduction_abnormality"]
+        r.flags = {lb.name: r.probabilities[lb.name] >= lb.threshold for lb in labels}
+        if r.flagged and i < 3:
+            _png(out / "images" / f"{key[:16]}.png", (1600, 900))
+            r.image = f"images/{key[:16]}.png"
+        rows.append(r)
+    rows.append(RecordResult(record="exports/broken-link.xml", source="/media/usb/exports/broken-link.xml",
+                             content_hash=_key("bl"), status=NOT_SCREENED, bundle=bid,
+                             reason="broken link: it points to /mnt/old-share/ecg/4711.xml, which does not exist"))
+    return rows, labels
+
+
+def test_report_speaks_clinical_words(tmp_path):
+    rows, labels = _clinic_results(tmp_path)
+    ctx = ReportContext(bundle_name="12lead-screen", bundle_version="0.2.0", bundle_hash=_key("b"), labels=labels,
+                        aggregate="max")
+    page = render_report(rows, ctx, tmp_path)
+    assert "Atrial fibrillation or flutter" in page and "Left ventricular hypertrophy" in page
+    assert 'title="code name: conduction_abnormality' in page  # the code name in a tooltip
+    assert ">conduction_abnormality<" not in page and "Max prob" not in page
+    body = page.split("</style>", 1)[1]
+    assert ">99.9%<" in body and "100%" not in body and "p=1.00" not in body  # 0.9995 is not 100%
+    assert "priority none" not in page
+    screened = sum(1 for r in rows if r.screened)
+    for lb in labels:  # a summary line per label
+        k = sum(1 for r in rows if r.screened and r.flags[lb.name])
+        assert f"{k} of {screened} screened" in page
+    # "calibrated" only where the bundle says so
+    assert page.count("calibrated probability") >= 1 and "model score (not calibrated)" in page
+    flagged_order = re.findall(r'<div class="finding" id="rec-([0-9a-f]{16})"', page)
+    first = next(r for r in rows if r.content_hash.startswith(flagged_order[0]))
+    assert first.flags["conduction_abnormality"]  # the high-priority finding comes first
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_report_fits_the_screen(tmp_path, width):
+    """No horizontal scroll and every image loaded, at 1280 and 1920 px, in headless Chromium."""
+    out = tmp_path / "out"
+    out.mkdir()
+    rows, labels = _clinic_results(out)
+    ctx = ReportContext(bundle_name="12lead-screen", bundle_version="0.2.0", bundle_hash=_key("b"), labels=labels,
+                        aggregate="max", generated="2024-05-01 08:30:00")
+    report = write_report(out / "report.html", rows, ctx)
+    probe = report_in_chromium(report, tmp_path, width=width)
+    assert probe["viewport"] == width
+    assert no_horizontal_overflow(probe), probe
+    assert probe["broken_images"] == 0 and len(probe["images"]) == 3
+    assert len(probe["per_label"]) == 4
+    shot = screenshot(report, tmp_path / f"report-{width}.png", tmp_path, width)
+    with Image.open(shot) as img:
+        assert img.size == (width, 1000)

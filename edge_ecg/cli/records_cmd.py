@@ -22,9 +22,19 @@ def register(cli) -> None:
     p.set_defaults(func=_records)
 
     p = cli.command("convert", "convert an ECG record to another format, chosen by the output's extension (.edf .xml .csv)")
-    p.add_argument("record")
+    p.add_argument("record", help="any readable ECG file (WFDB, EDF, HL7 aECG, CSV, DICOM, SCP-ECG, MFER, ISHNE, "
+                                  "Sierra/MUSE/Mortara XML)")
     p.add_argument("output")
+    p.add_argument("--anonymize", action="store_true",
+                   help="leave out the patient's name, id and birth date (kept by default where the format has a field)")
     p.set_defaults(func=_convert)
+
+    p = cli.subcommand("bench", "csv-memory", "peak memory of reading a large CSV record, as a ratio to the file size")
+    p.add_argument("--mb", type=float, default=100.0, help="CSV size in MB (default 100)")
+    p.add_argument("--repeat", type=int, default=3, help="reads, each in a fresh process; the median is printed")
+    p.add_argument("--record", help="a record to tile into the CSV (default: a synthetic 12-lead)")
+    p.add_argument("--write-result", action="store_true", help="also write docs/results/csv_memory.json")
+    p.set_defaults(func=_bench_csv)
 
     p = cli.subcommand("bench", "render", "render speed: edge_ecg.render vs matplotlib, same 12-lead window, one run")
     p.add_argument("--repeats", type=int, default=500)
@@ -69,11 +79,27 @@ def _records(args) -> int:
 
 
 def _convert(args) -> int:
-    from edge_ecg.records import read_record, write_record
+    from edge_ecg.records import anonymize, identifiers, read_record, write_record
 
     record = read_record(args.record)
+    had = sorted(identifiers(record))
+    if args.anonymize:
+        record = anonymize(record)
     out = write_record(record, args.output)
-    print(f"wrote {out} ({record.duration_s:.1f} s, {len(record.leads)} leads)")
+    kept = "" if not had else (" without patient identifiers" if args.anonymize else f" with patient {', '.join(had)}")
+    print(f"wrote {out} ({record.duration_s:.1f} s, {len(record.leads)} leads){kept}")
+    return 0
+
+
+def _bench_csv(args) -> int:
+    from edge_ecg.records.bench import bench_csv_memory, format_csv_memory
+
+    b = bench_csv_memory(args.mb, args.repeat, args.record)
+    print(format_csv_memory(b))
+    if args.write_result:
+        from edge_ecg.results import write_result
+
+        print(f"wrote {write_result('csv_memory', b.as_dict())}")
     return 0
 
 

@@ -7,9 +7,11 @@ import sys
 
 def register(cli) -> None:
     """Add ``screen`` to ``cli`` (an ``edge_ecg.cli.CommandLine``)."""
-    p = cli.command("screen", "screen stored ECGs (WFDB, EDF, HL7 aECG, CSV) with a bundle; "
-                              "writes results.csv and a self-contained report.html")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="record files or folders (searched recursively)")
+    p = cli.command("screen", "screen stored ECGs (WFDB, EDF, HL7 aECG, CSV, DICOM, SCP-ECG, MFER, ISHNE, Sierra/MUSE/"
+                              "Mortara XML) with a bundle; writes results.csv and a self-contained report.html")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="record files or folders (searched recursively)")
+    p.add_argument("--input-list", metavar="FILE", help="also screen the paths listed in FILE, one per line, read as "
+                                                         "it goes ('-': standard input)")
     p.add_argument("--bundle", required=True, help="bundle directory (or its bundle.toml)")
     p.add_argument("--out", default="screen-out", help="output folder (default: %(default)s); re-runs resume from it")
     p.add_argument("--force", action="store_true", help="screen again records already in the output")
@@ -19,6 +21,13 @@ def register(cli) -> None:
                    help="per-record probability over a record's windows (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=16, help="windows per inference batch (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, help="runtime CPU threads (default: the runtime's choice)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local worker processes, one inference thread each (default: all cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="screen on a Dask cluster (tcp://host:8786); needs "
+                                                            "'edge-ecg[distributed]' and the inputs at the same paths on every worker")
+    p.add_argument("--chunk-size", type=int, default=8, help="records per task sent to a worker (default: %(default)s)")
+    p.add_argument("--keep-identifiers", action="store_true",
+                   help="keep patient name, id and birth date in results.csv and the report (left out by default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=_screen)
 
@@ -32,13 +41,30 @@ def register(cli) -> None:
     b.add_argument("--batch-size", type=int, default=16)
     b.set_defaults(func=_bench)
 
+    w = cli.subcommand("bench", "screen-workers", "screening records/s with 1 and 2 worker processes, side by side")
+    w.add_argument("inputs", nargs="+", metavar="INPUT", help="record files or folders")
+    w.add_argument("--bundle", required=True, help="bundle directory")
+    w.add_argument("--setups", default="1x0,1x1,2x1",
+                   help="PROCESSESxTHREADS, comma-separated; 0 threads = the runtime's default; the first is the "
+                        "ratio's base (default: %(default)s)")
+    w.add_argument("--repeat", type=int, default=3, help="rounds; setups are interleaved, medians printed")
+    w.add_argument("--write-result", action="store_true", help="also write docs/results/screen_workers.json")
+    w.set_defaults(func=_bench_workers)
+
 
 def _screen(args) -> int:
+    from edge_ecg.errors import InputError
     from edge_ecg.screen import ScreenOptions, screen
+    from edge_ecg.screen.executors import default_workers
 
+    if not args.inputs and not args.input_list:
+        raise InputError("INPUT", "give record files or folders, or --input-list FILE")
     opts = ScreenOptions(out_dir=args.out, force=args.force, backend=args.backend, precision=args.precision,
                          aggregate=args.aggregate, batch_size=args.batch_size, threads=args.threads,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress,
+                         workers=args.workers if args.workers is not None else default_workers(),
+                         scheduler=args.scheduler, keep_identifiers=args.keep_identifiers, chunk_size=args.chunk_size,
+                         input_list=args.input_list)
     summary = screen(args.inputs, args.bundle, opts)
     print(summary.line())
     t = summary.timings
@@ -63,4 +89,26 @@ def _bench(args) -> int:
     rows = bench_screen(args.inputs, args.bundle, precisions, repeat=args.repeat, backend=args.backend,
                         threads=args.threads, batch_size=args.batch_size)
     print(format_bench(rows))
+    return 0
+
+
+def _bench_workers(args) -> int:
+    from edge_ecg.screen.bench import bench_workers, format_workers
+
+    setups = []
+    for item in args.setups.split(","):
+        p, t = item.strip().split("x")
+        setups.append((int(p), int(t) or None))
+    rows = bench_workers(args.inputs, args.bundle, setups, repeat=args.repeat)
+    print(format_workers(rows))
+    if args.write_result:
+        from edge_ecg.results import write_result
+
+        base = rows[0].records_per_s
+        data = {"setups": [{"workers": r.workers, "threads": r.threads, "records": r.records, "wall_s": list(r.wall_s),
+                            "median_wall_s": r.median_wall_s, "records_per_s": r.records_per_s,
+                            "ratio_to_first": r.records_per_s / base if base else None,
+                            "load_average_before_runs": list(r.load_before)} for r in rows],
+                "target_ratio_2_workers": 1.8}
+        print(f"wrote {write_result('screen_workers', data)}")
     return 0

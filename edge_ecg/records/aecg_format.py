@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_ecg.errors import RecordError
-from edge_ecg.records.checks import check_file, check_record, unit_factor
-from edge_ecg.records.leads import canonical_lead
+from edge_ecg.records.checks import check_file, check_record, lead_meta, unit_factor
+from edge_ecg.records.leads import canonical_lead, canonical_leads
 from edge_ecg.records.record import Record
 
 NS = "urn:hl7-org:v3"
@@ -121,7 +121,7 @@ def read_aecg(path: str | Path) -> Record:
             s = float(scale.get("value"))
         except (TypeError, ValueError) as exc:
             raise RecordError(path, f"sequence {code}: digits/origin/scale are not numbers ({exc})") from None
-        leads.append(lead_from_code(code))
+        leads.append(code[len("MDC_ECG_LEAD_"):] if code.upper().startswith("MDC_ECG_LEAD_") else code)
         original.append(code)
         columns.append(o * (o_factor or factor) + s * factor * d)
     if fs is None:
@@ -133,8 +133,9 @@ def read_aecg(path: str | Path) -> Record:
         short = min(zip(map(len, columns), leads))
         raise RecordError(path, f"leads differ in length ({min(lengths)}..{max(lengths)} samples; {short[1]} is short): truncated")
     signals = np.stack(columns, axis=1).astype(np.float32)
-    meta = {"format": "hl7-aecg", "original_leads": original}
-    record = Record(signals=signals, fs=float(fs), leads=tuple(leads), name=path.stem, source=str(path), start_time=start, meta=meta)
+    names, renamed = canonical_leads(leads, path)
+    meta = lead_meta({"format": "hl7-aecg", "original_leads": original}, renamed)
+    record = Record(signals=signals, fs=float(fs), leads=names, name=path.stem, source=str(path), start_time=start, meta=meta)
     return check_record(record, path)
 
 
@@ -169,7 +170,10 @@ def write_aecg(record: Record, path: str | Path) -> Path:
     tp = _el(_el(root, "componentOf"), "timepointEvent")
     _el(tp, "code", code="UNSCHEDULED", codeSystem="")
     sa = _el(_el(tp, "componentOf"), "subjectAssignment")
-    _el(_el(_el(sa, "subject"), "trialSubject"), "id", root="2.25.0", extension=record.name or "unknown")
+    from edge_ecg.records.identity import identifiers
+
+    ids = identifiers(record)  # the subject's id when the record still carries one, else the record name
+    _el(_el(_el(sa, "subject"), "trialSubject"), "id", root="2.25.0", extension=ids.get("id") or record.name or "unknown")
     _el(_el(_el(sa, "componentOf"), "clinicalTrial"), "id", root="2.25.0", extension="edge-ecg")
     series = _el(_el(root, "component"), "series")
     _el(series, "code", code="RHYTHM", codeSystem=ACTCODE)

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from edge_ecg.errors import RecordError
-from edge_ecg.records.checks import check_file, check_record, unit_factor
-from edge_ecg.records.leads import canonical_lead
+from edge_ecg.records.checks import add_note, check_file, check_record, lead_meta, plain_words, unit_factor
+from edge_ecg.records.identity import PATIENT_KEY
+from edge_ecg.records.leads import canonical_leads
 from edge_ecg.records.record import Record
 
 GAP_DIGITAL = -32768
@@ -39,20 +40,37 @@ def _edfio(path: Path):
 
 
 def read_edf(path: str | Path) -> Record:
+    """Read the voltage channels of an EDF/EDF+C file as a record.
 
+    The header's count of data records is checked against the file's length in plain words: a
+    file that ends inside a data record is truncated; one that ends after fewer whole records
+    than announced is an incomplete copy; one that holds more (a recorder that never updated
+    its header) or declares -1 (unknown, allowed while recording) is read in full with a note.
+    """
     path = Path(path)
     check_file(path)
     edfio = _edfio(path)
+    _check_magic(path)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             edf = edfio.read_edf(path, lazy_load_data=False)
     except Exception as exc:  # edfio raises ValueError/EOF/... for bad headers and short data
-        raise RecordError(path, f"cannot read EDF: {exc}") from exc
-    for w in caught:  # edfio repairs a short file with a warning; a record must not lose data silently
+        raise RecordError(path, f"cannot read EDF: {plain_words(exc)}") from exc
+    declared = _declared_records(path)
+    notes = []
+    for w in caught:  # edfio repairs a short or long file with a warning; a record must not lose data silently
         text = str(w.message)
-        if "Incomplete data record" in text or "data records, but file contains" in text:
-            raise RecordError(path, f"cannot read EDF: file is truncated ({text})")
+        if "Incomplete data record" in text:
+            raise RecordError(path, f"cannot read EDF: file is truncated: it ends inside data record "
+                                    f"{edf.num_data_records + 1} (of {_count(declared)} its header announces)")
+        if "data records, but file contains" in text:
+            actual = edf.num_data_records
+            if declared is not None and 0 <= declared and actual < declared:
+                raise RecordError(path, f"cannot read EDF: file holds {actual} whole data records but its header "
+                                        f"announces {declared}: an incomplete copy (the end of the recording is missing)")
+            notes.append(f"EDF header announces {_count(declared)} data records, the file holds {actual}: "
+                         f"all {actual} read (the recorder did not update its header)")
     ecg, other = [], {}
     for sig in edf.signals:
         factor = unit_factor(sig.physical_dimension)
@@ -81,17 +99,74 @@ def read_edf(path: str | Path) -> Record:
     # trailing rows where every lead is a gap are the padding to a whole data record (write_edf)
     valid = np.nonzero(np.isfinite(signals).any(axis=1))[0]
     signals = signals[: valid[-1] + 1] if valid.size else signals
-    leads = tuple(canonical_lead(s.label) for s, _ in ecg)
+    leads, renamed = canonical_leads([s.label for s, _ in ecg], path)
     start = None
     try:
         start = edf.startdatetime
     except Exception:  # an anonymised start date: no start time rather than a wrong one
         start = None
     meta = {"format": "edf", "original_leads": [s.label for s, _ in ecg], "edf_version": "EDF+" if edf.reserved.startswith("EDF+") else "EDF"}
+    lead_meta(meta, renamed)
+    for note in notes:
+        add_note(meta, note)
+    patient = _patient(edf)
+    if patient:
+        meta[PATIENT_KEY] = patient
     if other:
         meta["other_signals"] = other
     record = Record(signals=signals, fs=fs, leads=leads, name=path.stem, source=str(path), start_time=start, meta=meta)
     return check_record(record, path)
+
+
+def _check_magic(path: Path) -> None:
+    """An EDF starts with its version field, ``0`` and seven spaces; anything else is another file."""
+    with open(path, "rb") as f:
+        head = f.read(256)
+    if not head.startswith(b"0       "):
+        raise RecordError(path, "cannot read EDF: not an EDF file: it does not start with the EDF version field '0'")
+    if len(head) < 256:
+        raise RecordError(path, f"cannot read EDF: not an EDF file: {len(head)} bytes, shorter than the 256-byte EDF header")
+
+
+def _declared_records(path: Path) -> int | None:
+    """The header's 'number of data records' field (bytes 236-243), or None if unreadable."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(236)
+            return int(f.read(8).decode("ascii").strip())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def _count(declared: int | None) -> str:
+    return "an unknown number of (-1)" if declared == -1 else ("?" if declared is None else str(declared))
+
+
+def _patient(edf) -> dict[str, str]:
+    """Patient identifiers of an EDF+ header (code, name, birth date), for ``PATIENT_KEY`` only."""
+    out: dict[str, str] = {}
+    try:
+        p = edf.patient
+    except Exception:  # plain EDF: a free-text patient field; kept whole as the name field
+        try:
+            text = str(edf.local_patient_identification).strip()
+        except Exception:
+            text = ""
+        return {"name": text} if text and text.upper() not in ("X", "X X X X") else {}
+    for key, attr in (("id", "code"), ("name", "name")):
+        try:
+            value = str(getattr(p, attr) or "").strip()
+        except Exception:
+            value = ""
+        if value and value.upper() != "X":
+            out[key] = value
+    try:
+        bd = p.birthdate
+        if bd:
+            out["birth_date"] = bd.isoformat()
+    except Exception:  # "X" (unknown) or an anonymised date
+        pass
+    return out
 
 
 def write_edf(record: Record, path: str | Path) -> Path:
@@ -126,6 +201,7 @@ def write_edf(record: Record, path: str | Path) -> Path:
     try:
         edf = edfio.Edf(
             signals,
+            patient=_edf_patient(record, edfio),
             recording=edfio.Recording(startdate=start.date() if start else None, additional=(_ascii(record.name).replace(" ", "_")[:20] or "edge-ecg",)),
             starttime=start.time().replace(microsecond=0) if start else None,
             data_record_duration=duration,
@@ -135,6 +211,28 @@ def write_edf(record: Record, path: str | Path) -> Path:
     except Exception as exc:  # edfio validates header fields (lengths, ASCII, record duration)
         raise RecordError(path, f"cannot write EDF: {exc}") from exc
     return path
+
+
+def _edf_patient(record: Record, edfio):
+    """The EDF+ patient field from ``meta["patient"]`` (only a record not anonymised has it)."""
+    from edge_ecg.records.identity import identifiers
+
+    ids = identifiers(record)
+    if not ids:
+        return None
+
+    def field(text: str) -> str:
+        return _ascii(text).strip().replace(" ", "_")[:30] or "X"
+
+    birth = None
+    if ids.get("birth_date"):
+        try:
+            birth = dt.date.fromisoformat(ids["birth_date"][:10])
+        except ValueError:
+            birth = None
+    sex = ids.get("sex", "X")[:1].upper()
+    return edfio.Patient(code=field(ids.get("id", "X")), name=field(ids.get("name", "X")), birthdate=birth,
+                         sex=sex if sex in ("F", "M") else "X")
 
 
 def _record_duration(fs: float) -> float:

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_ecg.errors import RecordError
-from edge_ecg.records.leads import canonical_lead
+from edge_ecg.records.checks import lead_meta
+from edge_ecg.records.leads import canonical_leads
 from edge_ecg.records.record import Record
 
 # Physical units WFDB headers use for ECG channels, as a factor to microvolts.
@@ -62,16 +63,17 @@ def read_wfdb(path: str | Path) -> Record:
         raise RecordError(hea, f"sampling rate must be positive, got {rec.fs!r}")
     if rec.p_signal is None or rec.p_signal.shape[0] == 0:
         raise RecordError(hea, "record has no samples")
-    ecg_cols, names, other = [], [], {}
+    ecg_cols, raw_names, other = [], [], {}
     for col, (name, unit) in enumerate(zip(rec.sig_name, rec.units)):
         factor = _UNIT_TO_UV.get((unit or "").strip().lower())
         if factor is None or name.strip().upper() in ("PLETH", "ABP", "RESP", "ART", "CVP", "PAP"):
             other[name] = rec.p_signal[:, col].astype(np.float32)
             continue
         ecg_cols.append((col, factor))
-        names.append(canonical_lead(name))
+        raw_names.append(name)
     if not ecg_cols:
         raise RecordError(hea, f"no ECG channels (channels: {', '.join(rec.sig_name)})")
+    names, renamed = canonical_leads(raw_names, hea)
     signals = np.empty((rec.p_signal.shape[0], len(ecg_cols)), dtype=np.float32)
     for j, (col, factor) in enumerate(ecg_cols):
         signals[:, j] = rec.p_signal[:, col] * factor
@@ -80,7 +82,7 @@ def read_wfdb(path: str | Path) -> Record:
         import datetime as dt
 
         start = dt.datetime.combine(rec.base_date, rec.base_time)
-    meta = {"format": "wfdb", "comments": list(rec.comments or []), "original_leads": list(rec.sig_name)}
+    meta = lead_meta({"format": "wfdb", "comments": list(rec.comments or []), "original_leads": list(rec.sig_name)}, renamed)
     if other:
         meta["other_signals"] = other
     return Record(signals=signals, fs=float(rec.fs), leads=tuple(names), name=base.name, source=str(hea), start_time=start, meta=meta)

@@ -70,3 +70,57 @@ def format_bench(rows: Sequence[ScreenBench]) -> str:
         lines.append(f"{r.precision:<10}{r.backend:<34}{r.records:>8}{r.flagged:>8}{r.median_wall_s:>9.2f}"
                      f"{r.median_cpu_s:>8.2f}{r.records_per_s:>8.2f}{ratio:>7.2f}")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class WorkersBench:
+    """One way of running the same screening: ``workers`` processes x ``threads`` inference threads."""
+
+    workers: int
+    threads: int | None
+    records: int
+    wall_s: tuple[float, ...]
+    load_before: tuple[float, ...]
+
+    @property
+    def median_wall_s(self) -> float:
+        return statistics.median(self.wall_s)
+
+    @property
+    def records_per_s(self) -> float:
+        return self.records / self.median_wall_s if self.median_wall_s > 0 else 0.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.workers} process(es) x {self.threads or 'default'} thread(s)"
+
+
+def bench_workers(inputs: Sequence[str | Path], bundle, setups: Sequence[tuple[int, int | None]] = ((1, None), (1, 1), (2, 1)),
+                  repeat: int = 3, precision: str = "int8", batch_size: int = 16) -> list[WorkersBench]:
+    """Whole screening runs (fresh output folder, images and report included) per setup, the setups
+    interleaved round by round so that a change in the machine's load hits each of them alike."""
+    from edge_ecg.screen.runner import ScreenOptions, screen
+
+    walls: dict[tuple, list[float]] = {s: [] for s in setups}
+    loads: dict[tuple, list[float]] = {s: [] for s in setups}
+    records = 0
+    for _ in range(max(1, repeat)):
+        for workers, threads in setups:
+            with tempfile.TemporaryDirectory(prefix="edge-ecg-bench-workers-") as tmp:
+                loads[(workers, threads)].append(os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"))
+                opts = ScreenOptions(out_dir=Path(tmp), precision=precision, batch_size=batch_size, progress=False,
+                                     workers=workers, threads=threads, backend="onnxruntime")
+                s = screen(inputs, bundle, opts)
+            walls[(workers, threads)].append(s.elapsed_s)
+            records = s.screened + s.not_screened
+    return [WorkersBench(w, t, records, tuple(walls[(w, t)]), tuple(loads[(w, t)])) for w, t in setups]
+
+
+def format_workers(rows: Sequence[WorkersBench]) -> str:
+    lines = [f"screening throughput by worker processes ({os.cpu_count()} CPUs; load average before each run shown)",
+             f"{'setup':<32}{'records':>8}{'wall s':>9}{'rec/s':>8}{'vs first':>9}  load before runs"]
+    base = rows[0].records_per_s if rows else 0.0
+    for r in rows:
+        lines.append(f"{r.label:<32}{r.records:>8}{r.median_wall_s:>9.2f}{r.records_per_s:>8.2f}"
+                     f"{r.records_per_s / base if base else float('nan'):>9.2f}  {', '.join(f'{x:.1f}' for x in r.load_before)}")
+    return "\n".join(lines)

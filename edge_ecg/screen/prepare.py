@@ -87,6 +87,19 @@ def conform_rate(record: Record, fs: float) -> tuple[Record, list[str]]:
     return resample(record, fs), [f"resampled from {record.fs:g} Hz to {fs:g} Hz"]
 
 
+# Below this rate a recording lacks part of the diagnostic ECG band (AHA: 150 Hz for adults needs
+# >= 300 Hz; 250 Hz monitors keep up to ~100 Hz): screened, with a note that says what is missing.
+BANDWIDTH_FS = 250.0
+
+
+def bandwidth_notes(fs: float) -> list[str]:
+    """A note for a record sampled below ``BANDWIDTH_FS``: what its rate cannot hold."""
+    if fs >= BANDWIDTH_FS:
+        return []
+    return [f"sampled at {fs:g} Hz: nothing above {fs / 2:g} Hz was recorded (diagnostic ECGs keep up to "
+            f"150 Hz); narrow notches and pacing spikes may be missing, read findings with care"]
+
+
 def window_starts(n_samples: int, window: int, hop: int) -> list[int]:
     """Starts of windows of ``window`` samples every ``hop``, plus one ending at the last sample
     when the hops leave a tail uncovered (so the end of a record is always seen)."""
@@ -185,8 +198,9 @@ def prepare(record: Record, bundle, spec=None) -> Prepared:
     duration = record.n_samples / record.fs
     if duration + 0.5 / record.fs < bundle.window_s:
         raise NotScreenable(f"record is {duration:.2f} s long, shorter than the bundle's {bundle.window_s:g} s window")
+    source_fs = record.fs
     record, rate_notes = conform_rate(record, fs)
-    notes = rate_notes + notes
+    notes = [str(n) for n in record.meta.get("read_notes", ())] + bandwidth_notes(source_fs) + rate_notes + notes
     n = record.n_samples
     if window - 1 <= n < window:  # resampling rounded the length down by a sample: pad the edge
         record = dataclasses.replace(record, signals=np.concatenate([record.signals, record.signals[-1:]], axis=0))

@@ -21,9 +21,9 @@ def _fmt_eta(seconds: float) -> str:
 class Progress:
     """Counts records; ``update(n)`` after each batch, ``close()`` prints the final line."""
 
-    def __init__(self, total: int, stream: TextIO | None = None, label: str = "screen", width: int = 28,
+    def __init__(self, total: int | None, stream: TextIO | None = None, label: str = "screen", width: int = 28,
                  min_interval_s: float = 0.2, line_interval_s: float = 5.0) -> None:
-        self.total = max(int(total), 0)
+        self.total = None if total is None else max(int(total), 0)  # None: streamed, not known ahead
         self.stream = stream if stream is not None else sys.stderr
         self.label = label
         self.width = width
@@ -43,6 +43,8 @@ class Progress:
         return self.done / el if el > 0 else 0.0
 
     def line(self) -> str:
+        if self.total is None:
+            return f"{self.label}: {self.done} records {self.rate:6.1f} rec/s  {_fmt_eta(self.elapsed_s)} elapsed"
         frac = self.done / self.total if self.total else 1.0
         fill = int(round(frac * self.width))
         rate = self.rate
@@ -53,7 +55,7 @@ class Progress:
     def update(self, n: int = 1) -> None:
         self.done += n
         now = time.perf_counter()
-        if now - self._last >= self._interval or self.done >= self.total:
+        if now - self._last >= self._interval or (self.total is not None and self.done >= self.total):
             self._last = now
             self._draw()
 
@@ -67,5 +69,5 @@ class Progress:
     def close(self) -> None:
         if self._tty:
             self._draw(final=True)
-        elif self._last < 0 or self.done < self.total:
+        elif self._last < 0 or self.total is None or self.done < self.total:
             self._draw()

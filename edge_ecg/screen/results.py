@@ -19,6 +19,9 @@ NOT_SCREENED = "not screened"
 
 _FIXED_HEAD = ["record", "source_file", "content_hash", "status", "reason", "windows", "aggregate"]
 _FIXED_TAIL = ["flagged", "findings", "quality_notes", "image", "bundle_name", "bundle_version", "bundle_hash"]
+# Empty unless the run was asked to keep identifiers (``--keep-identifiers``); last, so that a
+# results.csv written before these columns existed is still read as the same layout
+PATIENT_COLUMNS = {"patient_id": "id", "patient_name": "name", "patient_birth_date": "birth_date"}
 _NOTE_SEP = "; "
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -48,6 +51,7 @@ class RecordResult:
     aggregate: str = ""
     notes: list[str] = field(default_factory=list)
     image: str = ""  # snapshot PNG relative to the output folder (flagged records only)
+    patient: dict[str, str] = field(default_factory=dict)  # only with --keep-identifiers
 
     @property
     def screened(self) -> bool:
@@ -69,7 +73,16 @@ class RecordResult:
 
 
 def columns(labels: Sequence[str]) -> list[str]:
+    return _layout(labels) + list(PATIENT_COLUMNS)
+
+
+def _layout(labels: Sequence[str]) -> list[str]:
     return _FIXED_HEAD + [f"prob_{n}" for n in labels] + [f"flag_{n}" for n in labels] + _FIXED_TAIL
+
+
+def same_layout(fieldnames: Sequence[str] | None, labels: Sequence[str]) -> bool:
+    """Whether a results.csv header is ours for ``labels`` (with or without the patient columns)."""
+    return fieldnames is not None and list(fieldnames) in (columns(labels), _layout(labels))
 
 
 def to_row(r: RecordResult, labels: Sequence[str]) -> dict[str, str]:
@@ -89,6 +102,8 @@ def to_row(r: RecordResult, labels: Sequence[str]) -> dict[str, str]:
         "bundle_version": r.bundle.version,
         "bundle_hash": r.bundle.hash,
     }
+    for col, key in PATIENT_COLUMNS.items():
+        row[col] = r.patient.get(key, "")
     for n in labels:
         p = r.probabilities.get(n)
         row[f"prob_{n}"] = f"{p:.6f}" if p is not None else ""
@@ -128,6 +143,7 @@ def from_row(row: dict[str, str], labels: Sequence[str]) -> RecordResult:
         aggregate=row.get("aggregate", ""),
         notes=[n for n in (row.get("quality_notes") or "").split(_NOTE_SEP) if n],
         image=row.get("image", ""),
+        patient={key: row[col] for col, key in PATIENT_COLUMNS.items() if row.get(col)},
     )
 
 
@@ -143,7 +159,7 @@ def read_results(path: Path, labels: Sequence[str]) -> tuple[list[RecordResult],
     bad = 0
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
-        if reader.fieldnames != columns(labels):
+        if not same_layout(reader.fieldnames, labels):
             return [], sum(1 for _ in reader)
         for row in reader:
             try:
@@ -162,7 +178,7 @@ def foreign_results(path: Path, labels: Sequence[str], bundle: BundleId) -> str:
         reader = csv.DictReader(fh)
         if reader.fieldnames is None:
             return ""
-        if reader.fieldnames != columns(labels):
+        if not same_layout(reader.fieldnames, labels):
             probs = [c[5:] for c in reader.fieldnames if c.startswith("prob_")]
             return f"results for other labels ({', '.join(probs) or 'unknown columns'})"
         for row in reader:
