@@ -79,7 +79,7 @@ class IntellivueStats:
     monitor_alarm_changes: int = 0
     last_error: str = ""
     scale_source: str = ""
-    frames: dict = field(default_factory=dict)
+    frames: dict = field(default_factory=dict)  # frame decoder counters, summed over connections (updated when one ends)
     session: dict = field(default_factory=dict)
 
 
@@ -313,16 +313,16 @@ class IntellivueSource:
                 for wire in session.take_outgoing():
                     ser.write(wire)
                 if session.state == SessionState.STREAMING:
-                    if now - last_frame > self.silence_s:
-                        self._set_state(SourceState.LOST, f"monitor silent for {now - last_frame:.1f} s; associating again")
+                    quiet = now - max(last_frame, session.state_since)
+                    if quiet > self.silence_s:
+                        self._set_state(SourceState.LOST, f"monitor silent for {quiet:.1f} s; associating again")
                         self._handle_events(session.link_lost(now, "silence"), now)
                         last_frame = last_wave = now
                     elif now - last_wave > self.stall_s and self._state in (SourceState.STREAMING, SourceState.CONNECTED):
                         self._set_state(SourceState.STALLED, f"no wave data for {now - last_wave:.1f} s")
-                elif session.state in (SessionState.IDLE, SessionState.ASSOCIATING) and self._state == SourceState.STREAMING:
-                    self._set_state(SourceState.LOST, "association lost")
         finally:
-            self.stats.frames = decoder.stats.as_dict()
+            for k, v in decoder.stats.as_dict().items():  # totals over every connection
+                self.stats.frames[k] = self.stats.frames.get(k, 0) + v
             self.stats.session = dict(session.stats.__dict__)
         if self._closed.is_set():
             try:
@@ -407,8 +407,12 @@ class IntellivueSource:
         return ticks
 
     def _on_waves(self, ev: WaveData, now: float) -> None:
-        layout = self.layout
         self.stats.wave_replies += 1
+        if self.layout is None and self.session.scale_source == "default":
+            # the monitor never described its waves: take them from the data, with the documented defaults
+            specs = [self.session.spec_for(obs) for obs in ev.observations]
+            self._on_ready(WavesReady(tuple(s for s in specs if s is not None), (), "default"))
+        layout = self.layout
         if layout is None:
             return
         by_id: dict[int, Any] = {}

@@ -120,7 +120,8 @@ def decode_float(raw: int) -> float:
         exp -= 256
     if mant >= 0x800000:
         mant -= 0x1000000
-    return mant * 10.0**exp
+    # dividing by an exact power of ten gives the correctly rounded decimal (40955e-3 -> 40.955)
+    return mant * 10.0**exp if exp >= 0 else mant / 10.0 ** (-exp)
 
 
 def encode_float(value: float, digits: int = 6) -> int:

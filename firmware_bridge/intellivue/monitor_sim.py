@@ -301,8 +301,14 @@ class MonitorSimulator:
         self._polls: dict[int, _Poll] = {}
         self._labels: tuple[int, ...] | None = None  # wave priority list; None = everything
         self._out: collections.deque[bytes] = collections.deque()
+        # byte accounting, so the report says exactly which wave replies the host could have read:
+        # a reply is "delivered" once queued; if the line is cut or the adapter pulled before the
+        # host read its last byte, it moves to "lost_on_line"
+        self._queued = 0  # bytes ever queued for the line
+        self._written = 0  # bytes ever written to the pty
+        self._in_flight: collections.deque[tuple[int, int]] = collections.deque()  # (end offset, rt) of delivered waves
         self._t_start: float | None = None  # wall time at capture time 0
-        self.log: dict[str, list] = {"delivered": [], "dropped": [], "corrupted": [], "not_sent": []}
+        self.log: dict[str, list] = {"delivered": [], "dropped": [], "corrupted": [], "not_sent": [], "lost_on_line": []}
         self.counts = collections.Counter()
 
     # -- the pty "cable" --------------------------------------------------------------------------
@@ -347,7 +353,46 @@ class MonitorSimulator:
 
     # -- protocol ------------------------------------------------------------------------------------
     def _send(self, user_data: bytes) -> None:
-        self._out.append(encode_frame(user_data))
+        self._enqueue(encode_frame(user_data))
+
+    def _enqueue(self, data: bytes, wave_rt: int | None = None) -> None:
+        self._out.append(data)
+        self._queued += len(data)
+        if wave_rt is not None:
+            self._in_flight.append((self._queued, wave_rt))
+
+    def _settle(self, lost_from: int | None = None) -> None:
+        """Account for wave replies in flight: those the host has read stay delivered. When the line
+        is lost, everything after byte ``lost_from`` of the stream becomes lost_on_line (for a cut
+        cable, what is already in the host's buffer survives; for a pulled adapter it does not)."""
+        read = self._written - self._unread()
+        while self._in_flight and self._in_flight[0][0] <= read:
+            self._in_flight.popleft()
+        if lost_from is None:
+            return
+        keep: collections.deque[tuple[int, int]] = collections.deque()
+        for end, rt in self._in_flight:
+            if end <= lost_from:
+                keep.append((end, rt))
+                continue
+            self.log["delivered"].remove(rt)
+            self.log["lost_on_line"].append(rt)
+            self.counts["waves_delivered"] -= 1
+            self.counts["waves_lost_on_line"] += 1
+        self._in_flight = keep
+        self._out.clear()
+        self._queued = self._written
+
+    def handle_request(self, user_data: bytes, now: float) -> None:
+        """One message from the client; a request that does not parse is counted, never raised."""
+        try:
+            self._handle(user_data, now)
+        except PduError as exc:
+            self.counts["bad_requests"] += 1
+            log.debug("monitor-sim: unparsable request: %s", exc)
+        except Exception as exc:  # a simulator bug must not end the replay
+            self.counts["bad_requests"] += 1
+            log.warning("monitor-sim: request handling failed: %r", exc)
 
     def _handle(self, user_data: bytes, now: float) -> None:
         self._last_rx = now
@@ -487,8 +532,16 @@ class MonitorSimulator:
                     for k, f in enumerate(self.faults):
                         if f.kind == "unplug" and k not in fired and t >= f.start_s:
                             fired.add(k)
+                            # the kernel moves written bytes into the host's read buffer asynchronously:
+                            # let it settle (no unread bytes three times in a row, at most 1 s), so that
+                            # "unread" counts everything that reached the pty when the adapter goes
+                            quiet, until = 0, time.monotonic() + 1.0
+                            while quiet < 3 and time.monotonic() < until:
+                                time.sleep(0.02)
+                                quiet = quiet + 1 if self._unread() == 0 else 0
+                            self._settle(lost_from=self._written - self._unread())
                             self._unplug()
-                            out, self._out = b"", collections.deque()
+                            out = b""
                             unplugged_until = now + f.duration_s / self.speed
                             self.on_event("unplug", f"for {f.duration_s:g} s of capture")
                     if unplugged_until is not None:
@@ -502,11 +555,7 @@ class MonitorSimulator:
                     data = b""
                 if data and not cut:
                     for frame in decoder.feed(data):
-                        try:
-                            self._handle(frame.user_data, now)
-                        except PduError as exc:
-                            self.counts["bad_requests"] += 1
-                            log.debug("monitor-sim: unparsable request: %s", exc)
+                        self.handle_request(frame.user_data, now)
                 # the monitor's own timers
                 if self.associated and now - self._last_rx > self.assoc_timeout_s:
                     self._send(encode_association(Abort()))
@@ -521,12 +570,13 @@ class MonitorSimulator:
                     for k, f in enumerate(self.faults):
                         if f.kind == "garbage" and k not in fired and t >= f.start_s:
                             fired.add(k)
-                            self._out.append(self.rng.integers(0, 256, size=int(float(f.param))).astype(np.uint8).tobytes())
+                            self._enqueue(self.rng.integers(0, 256, size=int(float(f.param))).astype(np.uint8).tobytes())
                     while nxt < len(self.items) and self.items[nxt].due_s <= t:
                         self._deliver(self.items[nxt], t, cut)
                         nxt += 1
                 if cut:
-                    self._out.clear()
+                    if self._out or out:
+                        self._settle(lost_from=self._written)  # what never left is gone; the host's buffer stays
                     out = b""
                 # write what the line takes
                 while True:
@@ -542,8 +592,10 @@ class MonitorSimulator:
                         out = b""
                         break
                     out = out[n:]
+                    self._written += n
                     if out:
                         break
+                self._settle()
                 # the end: wait for the client to read what is in the pty, then exit
                 if t is not None and nxt >= len(self.items) and not out and not self._out:
                     if done_at is None:
@@ -588,16 +640,16 @@ class MonitorSimulator:
                 return
         for f in self.faults:
             if f.active(t) and f.kind == "corrupt" and self.rng.random() < float(f.param):
-                self._out.append(self._corrupt(wire))
+                self._enqueue(self._corrupt(wire))
                 self._record(item, "corrupted")
                 return
-        self._out.append(wire)
+        self._enqueue(wire, item.rel_time if item.code == NOM_MOC_VMO_METRIC_SA_RT else None)
         self._record(item, "delivered")
 
     def _summary(self) -> str:
         c = self.counts
         return (f"waves delivered {c['waves_delivered']}, dropped {c['waves_dropped']}, corrupted {c['waves_corrupted']}, "
-                f"not sent {c['waves_not_sent']}; associations {c['associations']}")
+                f"lost on the line {c['waves_lost_on_line']}, not sent {c['waves_not_sent']}; associations {c['associations']}")
 
     def report(self) -> dict:
         """What was sent, for a test to check the client against: wave replies by relative time."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -96,10 +97,15 @@ class ScaleRange:
     def physical(self) -> bool:
         return not (math.isnan(self.lower_absolute) or math.isnan(self.upper_absolute)) and self.upper_scaled != self.lower_scaled
 
-    def gain_offset(self) -> tuple[float, float]:
-        """(absolute units per count, absolute value of count 0)."""
-        gain = (self.upper_absolute - self.lower_absolute) / (self.upper_scaled - self.lower_scaled)
-        return gain, self.lower_absolute - self.lower_scaled * gain
+    def gain_offset(self, factor: float = 1.0) -> tuple[float, float]:
+        """(absolute units per count, absolute value of count 0), times ``factor``.
+
+        Computed in exact decimal arithmetic (the FLOATType values are decimals), so the IntelliVue
+        ECG scale gives exactly 5 uV per count and -40960 uV at count 0, and a sample on the grid
+        converts without rounding noise."""
+        lo, hi, f = Fraction(repr(self.lower_absolute)), Fraction(repr(self.upper_absolute)), Fraction(repr(factor))
+        gain = (hi - lo) / (self.upper_scaled - self.lower_scaled)
+        return float(gain * f), float((lo - self.lower_scaled * gain) * f)
 
     @staticmethod
     def read(raw: bytes) -> "ScaleRange":
@@ -152,9 +158,7 @@ class WaveSpec:
         """(uV per count, uV at count 0) for a voltage wave with a physical scale, else None."""
         if self.scale is None or not self.scale.physical or self.unit_code not in MICROVOLT_FACTOR:
             return None
-        gain, offset = self.scale.gain_offset()
-        f = MICROVOLT_FACTOR[self.unit_code]
-        return gain * f, offset * f
+        return self.scale.gain_offset(MICROVOLT_FACTOR[self.unit_code])
 
     def describe(self) -> str:
         bits = f"{self.significant_bits}/{self.sample_size} bits"

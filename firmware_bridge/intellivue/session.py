@@ -232,10 +232,16 @@ class ClientSession:
         self._granted_labels: tuple[int, ...] = ()
         self._config_step = "priority"  # then "static"
         self._fell_back = False
+        self._create_key: tuple | None = None
         self.scale_source = "monitor"  # or "default" when the monitor never sent the static attributes
         self._abort_first = False
 
     # -- owner interface ---------------------------------------------------------------------
+    @property
+    def state_since(self) -> float:
+        """The caller's clock when the session entered its current state."""
+        return self._state_since
+
     def take_outgoing(self) -> list[bytes]:
         out, self._out = self._out, []
         return out
@@ -407,9 +413,11 @@ class ClientSession:
 
     def _association_message(self, msg, now: float, events: list) -> None:
         if isinstance(msg, AssociationResponse):
-            if self.state != SessionState.ASSOCIATING:
+            if self.state in (SessionState.CLOSED, SessionState.RELEASING):
                 self.stats.unexpected += 1
                 return
+            # in any other state the monitor has (re)associated, e.g. answering a retried request
+            # that crossed its first answer on the line: follow it, it will announce its MDS again
             info = msg.user_info
             granted = info.profile.ext_options if info.profile is not None else None
             if granted is None or not granted & POLL_EXT_PERIOD_RTSA:
@@ -418,7 +426,8 @@ class ClientSession:
             self.stats.associations += 1
             self._to(SessionState.WAIT_CREATE, now)
             self._due = {}
-            self.specs = {}
+            # the wave descriptions of an earlier association stay until this one's static poll
+            # replaces them: replies still on the line are decoded with them
             events.append(Associated(info))
         elif isinstance(msg, AssociationRefuse):
             self.stats.refused += 1
@@ -458,15 +467,28 @@ class ClientSession:
                 model = " ".join(p for p in parts if p)
             except PduError:
                 model = ""
+        if self.state not in (SessionState.WAIT_CREATE, SessionState.CONFIGURING, SessionState.STREAMING) or not self._announced(create):
+            return  # a repeat (the monitor resends until it sees our result), or no association of ours
         self.monitor = MonitorInfo(read_string(a.get(NOM_ATTR_ID_BED_LABEL, b"")), model,
                                    read_absolute_time(a.get(NOM_ATTR_TIME_ABS, b"")), rel, create.event_time)
         events.append(self.monitor)
+        # a new MDS Create means a new association at the monitor: its polls are gone, configure again
+        self._to(SessionState.CONFIGURING, now)
+        self._due = {}
+        self._config_step = "priority"
+        self._fell_back = False
+        self._configure_step(now)
+
+    def _announced(self, create: MdsCreate) -> bool:
+        """True for the first MDS Create of an association (a monitor repeats it until confirmed)."""
         if self.state == SessionState.WAIT_CREATE:
-            self._to(SessionState.CONFIGURING, now)
-            self._due = {}
-            self._config_step = "priority"
-            self._fell_back = False
-            self._configure_step(now)
+            self._create_key = (create.invoke_id, create.event_time, self.stats.associations)
+            return True
+        key = (create.invoke_id, create.event_time, self.stats.associations)
+        if key == self._create_key:
+            return False  # a repeat of the one this configuration answers
+        self._create_key = key
+        return True
 
     def _poll_result(self, msg, now: float, events: list) -> None:
         reply = parse_poll_reply(msg)
@@ -485,9 +507,12 @@ class ClientSession:
                         return
                     self._start_streaming(now, events, scale_source="monitor")
             return  # keep-alive replies (MDS) carry nothing we use
-        if self.state != SessionState.STREAMING:
+        if self.state != SessionState.STREAMING and not self.specs:
             self.stats.unexpected += 1
             return
+        # Outside STREAMING with the waves already described (a link that came back while we
+        # re-associate: the monitor still serves the old association's polls) the data is used
+        # all the same: each reply carries its own RelativeTime, so it lands at its exact index.
         if code == NOM_MOC_VMO_METRIC_SA_RT:
             waves = [w for _ctx, obs in reply.observations for w in wave_observations(obs.handle, obs.attributes)]
             self.stats.wave_replies += 1
