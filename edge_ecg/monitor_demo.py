@@ -16,15 +16,16 @@ import sys
 import time
 from pathlib import Path
 
-FAULTS = "cut@100+8"  # capture seconds: the MIB cable is pulled for 8 s
+FAULTS = "cut@100+15"  # capture seconds: the MIB cable is pulled for 15 s (6 s of wall time at the default 2.5x)
 
 
 def main(args) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("edge_ecg.stream.intellivue_source").setLevel(logging.ERROR)  # the demo prints the monitor's alarms itself
     from edge_ecg.alarms.control import request
-    from edge_ecg.demo import REPO, Console, _cpu, _describe, find_bundles, toml_config
+    from edge_ecg.demo import REPO, Console, _cpu, _describe, toml_config
     from edge_ecg.errors import RecordError
     from edge_ecg.eval.monitor_eval import BUDGET_S, EXPECTED, ONSET_S
     from edge_ecg.service.config import config_from_dict, tomllib
@@ -50,7 +51,12 @@ def main(args) -> int:
           f"the MP90's own bytes replayed at {args.speed:g}x with the cable cut at {FAULTS.split('@')[1]} s of capture")
     expected = EXPECTED.get(name)
     print(f"scenario: {'no physiological alarm expected' if expected is None else f'{expected} from the first second (onset {ONSET_S:g} s)'}")
-    bundles, notes = find_bundles(("I",))
+    from firmware_bridge.intellivue.capture import read_capture
+    from firmware_bridge.intellivue.monitor_sim import capture_content
+    from firmware_bridge.intellivue.nomenclature import ECG_LEADS
+
+    leads = tuple(ECG_LEADS[o.physio_id] for o in capture_content(read_capture(capture))[2] if o.physio_id in ECG_LEADS)
+    bundles, notes = _usable_bundles(leads or ("I",))
     for n in notes:
         print(n)
     link = out / "monitor.tty"
@@ -118,6 +124,30 @@ def main(args) -> int:
         proc.stdout.close()
         proc.stderr.close()
     return 0
+
+
+def _usable_bundles(leads: tuple[str, ...]) -> tuple[list[dict], list[str]]:
+    """The demo bundles that can run on the monitor's leads. A bundle whose manifest asks for a
+    12-lead panel, or for more ECG leads (``[input] leads``) than the monitor exports, is passed
+    over from its manifest alone (the MP90 captures export lead I only); the others go through
+    the cart demo's ``find_bundles`` (hash verification, panel leads)."""
+    from edge_ecg.demo import REPO, find_bundles
+    from edge_ecg.service.config import tomllib
+
+    notes, runnable = [], False
+    for toml in sorted((REPO / "bundles").glob("*/bundle.toml")):
+        manifest = tomllib.loads(toml.read_text())
+        wanted = tuple(manifest.get("input", {}).get("leads", ()))
+        render = manifest.get("render", {})
+        if render.get("layout") == "12lead" or len(wanted) > len(leads) or len(render.get("leads", ())) > len(leads):
+            need = "a 12-lead panel" if render.get("layout") == "12lead" else f"{max(len(wanted), len(render.get('leads', ())))} ECG leads"
+            notes.append(f"bundle {toml.parent.name}: not used (needs {need}; the monitor exports {', '.join(leads)})")
+        else:
+            runnable = True
+    if not runnable:
+        return [], notes + ["the daemon runs the classical detectors only"]
+    found, more = find_bundles(leads)
+    return found, notes + [n for n in more if not any(n.startswith(f"bundle {p.split(' ')[1]}") for p in notes)]
 
 
 def _describe_monitor(rec: dict) -> str:

@@ -30,10 +30,10 @@ def configured_session(capture):
     from firmware_bridge.intellivue.messages import (
         NOM_ACT_POLL_MDIB_DATA, ObservationPoll, PollReply, encode_poll_reply, parse_message, parse_poll_request, ABS_TIME_UNKNOWN,
     )
-    from firmware_bridge.intellivue.monitor_sim import _capture_content, static_attributes
+    from firmware_bridge.intellivue.monitor_sim import capture_content, static_attributes
     from firmware_bridge.intellivue.session import ClientSession, SessionState
 
-    (create_ud, _create), _items, objects, origin = _capture_content(capture)
+    (create_ud, _create), _items, objects, origin = capture_content(capture)
     set_ud = next(ud for ud in capture.user_data if ud[:1] == b"\xe1" and parse_message(ud).command_type == 5)
     s = ClientSession()
     events = list(s.tick(0.0))

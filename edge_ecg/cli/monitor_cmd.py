@@ -20,6 +20,14 @@ def register(cli) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the fault injection")
     p.set_defaults(func=_monitor_sim)
 
+    e = cli.subcommand("eval", "intellivue", "the IntelliVue captures through monitor-sim and the daemon: our alarm times beside the monitor's own")
+    e.add_argument("captures", nargs="*", default=["nsr", "nsr-spo2-85", "nsr-no-pleth", "vt", "vf"],
+                   help="captures (paths, prefixes or scenarios; default: all five)")
+    e.add_argument("--speed", type=float, default=20.0, help="replay speed-up (protocol timers stay on the wall clock)")
+    e.add_argument("--work", default=".cache/eval-intellivue", help="where the event logs of the runs are kept")
+    e.add_argument("--no-write", action="store_true", help="print the table only; do not write docs/results/intellivue_alarms.json")
+    e.set_defaults(func=_eval)
+
 
 def _monitor_sim(args) -> int:
     from edge_ecg.errors import InputError
@@ -32,3 +40,22 @@ def _monitor_sim(args) -> int:
                                assoc_timeout_s=args.assoc_timeout, answer_static=not args.no_static, report=args.report)
     except FaultSpecError as exc:
         raise InputError("--faults", str(exc)) from None
+
+
+def _eval(args) -> int:
+    import shutil
+    from pathlib import Path
+
+    from edge_ecg.eval.monitor_eval import decode_table, evaluate, table
+    from edge_ecg.results import write_result
+
+    work = Path(args.work)
+    if work.exists():
+        shutil.rmtree(work)
+    res = evaluate(args.captures, work, speed=args.speed)
+    print(decode_table(res["decode"]))
+    print()
+    print(table(res["rows"]))
+    if not args.no_write:
+        print(f"wrote {write_result('intellivue_alarms', res)}")
+    return 0

@@ -183,7 +183,7 @@ class WaveObject:
     period_ticks: int
 
 
-def _capture_content(capture: Capture):
+def capture_content(capture: Capture):
     """Split a capture into its MDS Create, the poll results to replay, and the wave objects."""
     create = None
     items: list[tuple[int, int, bytes, bool]] = []
@@ -288,7 +288,7 @@ class MonitorSimulator:
         self.linger_s = linger_s
         self.report_path = Path(report) if report else None
         self.on_event = on_event or (lambda kind, detail: log.info("monitor-sim %s %s", kind, detail))
-        (self._create_ud, self._create), self.items, self.wave_objects, self.origin_rt = _capture_content(capture)
+        (self._create_ud, self._create), self.items, self.wave_objects, self.origin_rt = capture_content(capture)
         self.master: int | None = None
         self.slave: int | None = None
         self.path = ""
