@@ -104,3 +104,17 @@ def _display_bench(load: Callable[[str], dict[str, Any]]) -> list[str]:
     ]
     head = [f"{r['input']}; {r['seconds']:.0f} s per run; page {r['page_size']}; load average before {r.get('load_average_before')} and after {r.get('load_average_after')} (1, 5, 15 min; the machine has {env.get('machine', {}).get('cores', '?')} cores).", ""]
     return head + table(["measure", "measured", "target"], rows)
+
+
+@renderer("intellivue-decode")
+def _intellivue_decode(load: Callable[[str], dict[str, Any]]) -> list[str]:
+    from edge_ecg.eval.monitor_eval import decode_table
+
+    return decode_table(load("intellivue_alarms")["results"]["decode"]).splitlines()
+
+
+@renderer("intellivue-alarms")
+def _intellivue_alarms(load: Callable[[str], dict[str, Any]]) -> list[str]:
+    from edge_ecg.eval.monitor_eval import table
+
+    return table(load("intellivue_alarms")["results"]["rows"]).splitlines()
