@@ -199,3 +199,12 @@ def test_make_demo_streams_an_intellivue_capture(tmp_path):
     assert "summary" in text and "the monitor's own alarms (first raise): NOM_EVT_ECG_V_TACHY HI_PRI_P_AL at t=0.1 s" in text
     assert "ventricular_tachycardia from the start:" in text  # our verdict, whatever today's detectors say
     assert (out / "state" / "events.jsonl").stat().st_size > 0
+
+
+def test_monitor_records_noted_before_the_event_log_is_attached_are_kept():
+    src = IntellivueSource("/dev/null-not-a-port", start=False)
+    src._note("monitor_alarm", change="raised", t=0.128, code="NOM_EVT_ECG_V_TACHY")
+    got = []
+    src.attach_event_sink(lambda kind, **f: got.append((kind, f)))
+    src._note("monitor_numerics", t=1.0, values={})
+    assert [k for k, _ in got] == ["monitor_alarm", "monitor_numerics"] and got[0][1]["code"] == "NOM_EVT_ECG_V_TACHY"

@@ -150,6 +150,7 @@ class IntellivueSource:
         self.monitor: MonitorInfo | None = None
         self.layout: _Layout | None = None
         self._event_sink: Callable[..., Any] | None = None
+        self._unsent_notes: collections.deque = collections.deque(maxlen=256)
         self._queue: queue.Queue[SampleBlock] = queue.Queue(maxsize=queue_blocks)
         self._closed = threading.Event()
         self._state = SourceState.CONNECTING
@@ -185,8 +186,13 @@ class IntellivueSource:
         return self._state_since
 
     def attach_event_sink(self, note: Callable[..., Any]) -> None:
-        """``note(kind, **fields)`` (the daemon's ``EventSinks.note``): monitor alarms and numerics go there."""
-        self._event_sink = note
+        """``note(kind, **fields)`` (the daemon's ``EventSinks.note``): monitor alarms and numerics go
+        there, starting with those noted before it was attached (the reader starts at once)."""
+        with self._lock:
+            self._event_sink = note
+            held, self._unsent_notes = list(self._unsent_notes), collections.deque(maxlen=256)
+        for kind, fields in held:
+            self._deliver_note(note, kind, fields)
 
     def read(self, timeout: float | None = None) -> SampleBlock | None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -525,11 +531,18 @@ class IntellivueSource:
                 log.exception("intellivue %s: on_monitor callback failed", self.port)
 
     def _note(self, kind: str, **fields: Any) -> None:
-        if self._event_sink is not None:
-            try:
-                self._event_sink(kind, **fields)
-            except Exception as exc:  # the event log failing must not stop the samples
-                log.warning("intellivue %s: event log note failed: %s", self.port, exc)
+        with self._lock:
+            sink = self._event_sink
+            if sink is None:  # no event log yet: hold the record (bounded) until one is attached
+                self._unsent_notes.append((kind, fields))
+                return
+        self._deliver_note(sink, kind, fields)
+
+    def _deliver_note(self, sink: Callable[..., Any], kind: str, fields: dict) -> None:
+        try:
+            sink(kind, **fields)
+        except Exception as exc:  # the event log failing must not stop the samples
+            log.warning("intellivue %s: event log note failed: %s", self.port, exc)
 
 
 def _trim(block: SampleBlock, skip: int) -> SampleBlock:
