@@ -52,7 +52,7 @@ def run_source(name: str, tmp_path: Path, faults: str = "", extra: tuple = (), c
                                    "--link", str(link), *extra, cwd=REPO)
     states: list[tuple[float, SourceState, str]] = []
     monitor: list[tuple[str, dict]] = []
-    src = IntellivueSource(path, session=config or ClientConfig(retry_s=0.5, keepalive_s=2.0), silence_s=0.75,
+    src = IntellivueSource(path, config=config or ClientConfig(retry_s=0.5, keepalive_s=2.0), silence_s=0.75,
                            on_state=lambda s, d: states.append((time.monotonic(), s, d)), on_monitor=lambda k, r: monitor.append((k, r)), **kw)
     blocks = []
     deadline = time.monotonic() + 90
@@ -174,7 +174,7 @@ def test_daemon_logs_the_monitors_alarms_beside_its_own(tmp_path):
     from edge_ecg.alarms.event_log import read_events
     from edge_ecg.eval.monitor_eval import run_capture, summarise
 
-    run = run_capture(capture_path("1D-vt"), tmp_path / "state", speed=SPEED)
+    run = run_capture(capture_path("1D-vt"), tmp_path / "state", speed=2 * SPEED)
     assert run.samples == 119168 and run.gap_samples == 0
     events = read_events(tmp_path / "state" / "events.jsonl").events
     kinds = {e["kind"] for e in events}
@@ -190,7 +190,7 @@ def test_make_demo_streams_an_intellivue_capture(tmp_path):
     from test_daemon_support import cli_env
 
     out = tmp_path / "demo-out"
-    proc = subprocess.run([sys.executable, "-m", "edge_ecg.demo", "--source", "intellivue-vt", "--speed", "40", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "edge_ecg.demo", "--source", "intellivue-vt", "--speed", "80", "--out", str(out)],
                           cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     text = proc.stdout

@@ -29,8 +29,8 @@ it stays open, else the port is reopened with 50 ms..0.5 s backoff) / ``closed``
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from edge_ecg.stream.block import AuxChannel, SampleBlock, SourceState
+from edge_ecg.stream.block_queue import BlockQueue
 from firmware_bridge.intellivue.framing import FrameDecoder
 from firmware_bridge.intellivue.nomenclature import AUX_WAVES, MS_INVALID, MS_UNAVAILABLE
 from firmware_bridge.intellivue.observations import decode_samples
@@ -109,7 +110,7 @@ class IntellivueSource:
     wave priority list: lead names and "PLETH"), ``stall_s`` (1.5), ``silence_s`` (3.0: no frame
     at all -> lost, re-associate), ``backoff_s``, ``queue_blocks`` (4096; the oldest go first,
     seen as a gap), ``numerics_log_s`` (10), ``on_state(state, detail)``, ``on_monitor(kind,
-    record)`` (every monitor numeric/alarm record), ``session`` (a ``ClientConfig``),
+    record)`` (every monitor numeric/alarm record), ``config`` (a ``ClientConfig``: waves, timers),
     ``exclusive`` and ``start`` as for ``SerialSource``.
     """
 
@@ -127,7 +128,7 @@ class IntellivueSource:
         numerics_log_s: float = 10.0,
         on_state: Callable[[SourceState, str], None] | None = None,
         on_monitor: Callable[[str, dict], None] | None = None,
-        session: ClientConfig | None = None,
+        config: ClientConfig | None = None,
         exclusive: bool = True,
         start: bool = True,
     ) -> None:
@@ -142,16 +143,16 @@ class IntellivueSource:
         self.exclusive = exclusive
         self.on_state = on_state
         self.on_monitor = on_monitor
-        config = session or ClientConfig()
+        config = config or ClientConfig()
         if waves:
-            config = ClientConfig(**{**config.__dict__, "waves": tuple(waves)})
+            config = dataclasses.replace(config, waves=tuple(waves))
         self.session = ClientSession(config)
         self.stats = IntellivueStats()
         self.monitor: MonitorInfo | None = None
         self.layout: _Layout | None = None
         self._event_sink: Callable[..., Any] | None = None
         self._unsent_notes: collections.deque = collections.deque(maxlen=256)
-        self._queue: queue.Queue[SampleBlock] = queue.Queue(maxsize=queue_blocks)
+        self._blocks = BlockQueue(queue_blocks)
         self._closed = threading.Event()
         self._state = SourceState.CONNECTING
         self._state_since = time.monotonic()
@@ -167,8 +168,6 @@ class IntellivueSource:
         self._alarms: dict[tuple, dict] = {}
         self._early: collections.deque = collections.deque(maxlen=64)  # monitor records before the first wave sample
         self._numerics_logged = 0.0
-        self._consumer_next: int | None = None
-        self._origin_block: int | None = None
         if start:
             self.start()
 
@@ -195,23 +194,18 @@ class IntellivueSource:
             self._deliver_note(note, kind, fields)
 
     def read(self, timeout: float | None = None) -> SampleBlock | None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                block = self._queue.get(timeout=remaining) if remaining != 0.0 else self._queue.get_nowait()
-            except queue.Empty:
-                return None
-            block = self._place(block)
-            if block is not None:
-                return block
+        """The next block (with ``gap_before`` set), or ``None`` if none arrived within ``timeout``."""
+        block = self._blocks.get(timeout)
+        self.stats.samples_missing = self._blocks.samples_missing
+        return block
 
     def __iter__(self) -> Iterator[SampleBlock]:
+        """Yield blocks until ``close()``; waits in short slices so closing ends the loop promptly."""
         while True:
             block = self.read(timeout=0.1)
             if block is not None:
                 yield block
-            elif self._closed.is_set() and self._queue.empty():
+            elif self._closed.is_set() and self._blocks.empty():
                 return
 
     def close(self) -> None:
@@ -226,22 +220,6 @@ class IntellivueSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-    # ------------------------------------------------------------------ consumer side
-    def _place(self, block: SampleBlock) -> SampleBlock | None:
-        """Set ``gap_before`` against what the consumer last got (queue drops included)."""
-        nxt = self._consumer_next if self._consumer_next is not None else self._origin_block
-        if nxt is not None and block.start < nxt:  # a reply seen twice: drop what was already handed over
-            skip = nxt - block.start
-            if skip >= block.n:
-                return None
-            block = _trim(block, skip)
-        gap = 0 if nxt is None else block.start - nxt
-        if gap:
-            block = SampleBlock(block.start, block.samples, block.fs, block.leads, block.lead_off, block.pacer, gap_before=gap, aux=block.aux)
-            self.stats.samples_missing += gap
-        self._consumer_next = block.stop
-        return block
 
     # ------------------------------------------------------------------ reader thread
     def _set_state(self, state: SourceState, detail: str = "") -> None:
@@ -297,7 +275,7 @@ class IntellivueSource:
         decoder = FrameDecoder()
         session = self.session
         now = time.monotonic()
-        self._handle_events(session.link_lost(now, "port opened"), now)
+        self._handle_events(session.link_lost(now, "port reopened"), now)
         self._set_state(SourceState.CONNECTING, "associating")
         last_frame = last_wave = now
         try:
@@ -462,22 +440,13 @@ class IntellivueSource:
             return  # already have it
         self._stream_next = block.stop
         self._last_rx_wall = now
-        if self._origin_block is None:
-            self._origin_block = block.start
         while self._early:
             self._on_monitor_data(self._early.popleft(), now)
         self.stats.blocks += 1
         self.stats.samples += block.n
         self._set_state(SourceState.STREAMING)
-        try:
-            self._queue.put_nowait(block)
-        except queue.Full:
-            try:
-                self._queue.get_nowait()
-                self.stats.queue_overruns += 1
-            except queue.Empty:
-                pass
-            self._queue.put_nowait(block)
+        self._blocks.put(block)
+        self.stats.queue_overruns = self._blocks.overruns
 
     def _stream_t(self, rel_time: int) -> float | None:
         """Stream time (s) of a monitor RelativeTime, on the same base as the sample index."""
@@ -543,19 +512,6 @@ class IntellivueSource:
             sink(kind, **fields)
         except Exception as exc:  # the event log failing must not stop the samples
             log.warning("intellivue %s: event log note failed: %s", self.port, exc)
-
-
-def _trim(block: SampleBlock, skip: int) -> SampleBlock:
-    """Drop the first ``skip`` rows (and the aux samples of that span)."""
-    aux = []
-    for a in block.aux:
-        cut = int(round(skip * a.fs / block.fs))
-        aux.append(AuxChannel(a.name, a.fs, a.start + cut, a.samples[cut:], a.unit))
-    return SampleBlock(
-        start=block.start + skip, samples=block.samples[skip:], fs=block.fs, leads=block.leads,
-        lead_off=None if block.lead_off is None else block.lead_off[skip:],
-        pacer=block.pacer[block.pacer >= skip] - skip, aux=tuple(aux),
-    )
 
 
 _OPTIONS = {"waves", "baud"}

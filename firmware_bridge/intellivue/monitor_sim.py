@@ -37,16 +37,13 @@ MIB cable looks to the host); ``unplug@90+5`` the USB adapter is unplugged (the 
 from __future__ import annotations
 
 import collections
-import fcntl
 import json
 import logging
 import os
 import select
 import struct
 import sys
-import termios
 import time
-import tty
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -63,6 +60,7 @@ from firmware_bridge.intellivue.association import (
     parse_association,
 )
 from firmware_bridge.intellivue.capture import Capture, read_capture
+from firmware_bridge.sim_support import Fault, FaultSpecError, PtyDevice, parse_fault_spec, spawn_simulator
 from firmware_bridge.intellivue.datatypes import PduError, Reader, encode_float, read_attribute_list, read_text_id_list, write_text_id_list, Writer
 from firmware_bridge.intellivue.framing import FrameDecoder, encode_frame
 from firmware_bridge.intellivue.messages import (
@@ -120,48 +118,18 @@ POLLED = (NOM_MOC_VMO_METRIC_SA_RT, NOM_MOC_VMO_METRIC_NU, NOM_MOC_VMO_AL_MON)
 _KIND = {NOM_MOC_VMO_METRIC_SA_RT: "waves", NOM_MOC_VMO_METRIC_NU: "numerics", NOM_MOC_VMO_AL_MON: "alarms"}
 
 
-class FaultSpecError(ValueError):
-    """A ``--faults`` item that cannot be parsed; the message quotes the item."""
-
-
-@dataclass(frozen=True)
-class Fault:
-    kind: str
-    start_s: float
-    duration_s: float = 0.0
-    param: str = ""
-
-    def active(self, t: float) -> bool:
-        return self.start_s <= t < self.start_s + self.duration_s
+def _check_probability(fault: Fault, item: str) -> None:
+    try:
+        value = float(fault.param) if fault.param else 0.0
+    except ValueError:
+        raise FaultSpecError(f"fault {item!r}: parameter {fault.param!r} is not a number") from None
+    if fault.kind in ("drop", "corrupt") and not 0.0 <= value <= 1.0:
+        raise FaultSpecError(f"fault {item!r}: probability must be in [0, 1]")
 
 
 def parse_faults(spec: str) -> list[Fault]:
-    faults = []
-    for item in (s.strip() for s in spec.split(",")):
-        if not item:
-            continue
-        try:
-            kind, rest = item.split("@", 1)
-            kind = kind.strip()
-            rest, _, param = rest.partition(":")
-            start, _, dur = rest.partition("+")
-            fault = Fault(kind, float(start), float(dur) if dur else 0.0, param or _DEFAULT_PARAM.get(kind, ""))
-        except ValueError:
-            raise FaultSpecError(f"fault {item!r}: expected KIND@START[+DURATION][:PARAM]") from None
-        if fault.kind not in FAULT_KINDS:
-            raise FaultSpecError(f"fault {item!r}: unknown kind {fault.kind!r} (known: {', '.join(FAULT_KINDS)})")
-        if fault.start_s < 0 or fault.duration_s < 0:
-            raise FaultSpecError(f"fault {item!r}: times must not be negative")
-        if fault.kind in ("drop", "corrupt", "cut", "unplug") and fault.duration_s <= 0:
-            raise FaultSpecError(f"fault {item!r}: {fault.kind} needs a +DURATION")
-        try:
-            value = float(fault.param) if fault.param else 0.0
-        except ValueError:
-            raise FaultSpecError(f"fault {item!r}: parameter {fault.param!r} is not a number") from None
-        if fault.kind in ("drop", "corrupt") and not 0.0 <= value <= 1.0:
-            raise FaultSpecError(f"fault {item!r}: probability must be in [0, 1]")
-        faults.append(fault)
-    return faults
+    """``"corrupt@20+10:0.2,cut@60+15"`` -> faults; ``FaultSpecError`` names the bad item."""
+    return parse_fault_spec(spec, FAULT_KINDS, _DEFAULT_PARAM, ("drop", "corrupt", "cut", "unplug"), _check_probability)
 
 
 @dataclass(frozen=True)
@@ -259,7 +227,7 @@ class _Poll:
     seq: int = 0
 
 
-class MonitorSimulator:
+class MonitorSimulator(PtyDevice):
     """One simulated monitor; ``run()`` blocks until the capture has been replayed (or ``stop()``)."""
 
     def __init__(
@@ -310,35 +278,6 @@ class MonitorSimulator:
         self._t_start: float | None = None  # wall time at capture time 0
         self.log: dict[str, list] = {"delivered": [], "dropped": [], "corrupted": [], "not_sent": [], "lost_on_line": []}
         self.counts = collections.Counter()
-
-    # -- the pty "cable" --------------------------------------------------------------------------
-    def _plug(self) -> None:
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        os.set_blocking(master, False)
-        self.master, self.slave = master, slave
-        self.path = os.ttyname(slave)
-        if self.link:
-            tmp = self.link.with_name(self.link.name + ".new")
-            if tmp.is_symlink() or tmp.exists():
-                tmp.unlink()
-            os.symlink(self.path, tmp)
-            os.replace(tmp, self.link)
-
-    def _unplug(self) -> None:
-        if self.link and self.link.is_symlink():
-            self.link.unlink()
-        for fd in (self.master, self.slave):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self.master = self.slave = None
-
-    @property
-    def device_path(self) -> str:
-        return str(self.link) if self.link else self.path
 
     def stop(self) -> None:
         self._stop = True
@@ -656,12 +595,6 @@ class MonitorSimulator:
         return {"capture": str(self.capture.path), "origin_rt": self.origin_rt, "speed": self.speed,
                 "wave_objects": [o.__dict__ for o in self.wave_objects], "counts": dict(self.counts), **self.log}
 
-    def _unread(self) -> int:
-        try:
-            return struct.unpack("i", fcntl.ioctl(self.slave, termios.FIONREAD, b"\0\0\0\0"))[0]
-        except (OSError, TypeError):
-            return 0
-
 
 def run_monitor_sim(capture_spec: str, *, speed: float = 1.0, faults: str = "", link: str | None = None, seed: int = 0,
                     assoc_timeout_s: float = 10.0, answer_static: bool = True, report: str | None = None,
@@ -688,14 +621,4 @@ def run_monitor_sim(capture_spec: str, *, speed: float = 1.0, faults: str = "", 
 
 def spawn_monitor_sim(capture: str | os.PathLike[str], *args: str, timeout_s: float = 60.0, cwd: str | os.PathLike[str] | None = None):
     """Start ``edge-ecg monitor-sim CAPTURE ARGS...`` as its own process; returns ``(process, device path)``."""
-    import subprocess
-
-    proc = subprocess.Popen([sys.executable, "-m", "edge_ecg", "monitor-sim", os.fspath(capture), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
-    ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
-    line = proc.stdout.readline().strip() if ready else ""
-    if not line:
-        proc.kill()
-        err = proc.stderr.read() if proc.stderr else ""
-        raise RuntimeError(f"monitor-sim {capture}: no device path within {timeout_s} s: {err[-2000:]}")
-    return proc, line
+    return spawn_simulator("monitor-sim", capture, *args, timeout_s=timeout_s, cwd=cwd)

@@ -10,6 +10,7 @@ code's unit), optionally a calibration bar and fixed-value masks (invalid, pacer
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -67,16 +68,21 @@ def _sa_obs(handle: int, r: Reader) -> WaveObservation:
     return WaveObservation(handle, physio, state, np.frombuffer(raw[: n - n % 2], dtype=">u2").astype(np.uint16))
 
 
-def wave_observations(handle: int, attrs: dict[int, bytes]) -> list[WaveObservation]:
+def _observed(handle: int, attrs: dict[int, bytes], single: int, compound: int, read_one) -> list:
+    """The values of an observed-value attribute and of its compound form (count, length, values)."""
     out = []
-    if NOM_ATTR_SA_VAL_OBS in attrs:
-        out.append(_sa_obs(handle, Reader(attrs[NOM_ATTR_SA_VAL_OBS])))
-    if NOM_ATTR_SA_CMPD_VAL_OBS in attrs:
-        r = Reader(attrs[NOM_ATTR_SA_CMPD_VAL_OBS])
+    if single in attrs:
+        out.append(read_one(handle, Reader(attrs[single])))
+    if compound in attrs:
+        r = Reader(attrs[compound])
         count, length = r.u16(), r.u16()
         body = r.sub(length)
-        out += [_sa_obs(handle, body) for _ in range(count)]
+        out += [read_one(handle, body) for _ in range(count)]
     return out
+
+
+def wave_observations(handle: int, attrs: dict[int, bytes]) -> list[WaveObservation]:
+    return _observed(handle, attrs, NOM_ATTR_SA_VAL_OBS, NOM_ATTR_SA_CMPD_VAL_OBS, _sa_obs)
 
 
 def encode_sa_obs(physio_id: int, samples: np.ndarray, state: int = 0) -> bytes:
@@ -192,7 +198,7 @@ def wave_spec(handle: int, attrs: dict[int, bytes]) -> WaveSpec:
         count, length = r.u16(), r.u16()
         body = r.sub(length)
         kw["fixed_values"] = tuple((body.u16(), body.u16()) for _ in range(count))
-    return WaveSpec(**{**spec.__dict__, **kw})
+    return dataclasses.replace(spec, **kw)
 
 
 def decode_samples(spec: WaveSpec, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -246,15 +252,7 @@ def _nu_obs(handle: int, r: Reader) -> NumericObservation:
 
 
 def numeric_observations(handle: int, attrs: dict[int, bytes]) -> list[NumericObservation]:
-    out = []
-    if NOM_ATTR_NU_VAL_OBS in attrs:
-        out.append(_nu_obs(handle, Reader(attrs[NOM_ATTR_NU_VAL_OBS])))
-    if NOM_ATTR_NU_CMPD_VAL_OBS in attrs:
-        r = Reader(attrs[NOM_ATTR_NU_CMPD_VAL_OBS])
-        count, length = r.u16(), r.u16()
-        body = r.sub(length)
-        out += [_nu_obs(handle, body) for _ in range(count)]
-    return out
+    return _observed(handle, attrs, NOM_ATTR_NU_VAL_OBS, NOM_ATTR_NU_CMPD_VAL_OBS, _nu_obs)
 
 
 # -- alarms ---------------------------------------------------------------------------------------
