@@ -30,6 +30,7 @@ def main(args) -> int:
     from edge_ecg.eval.monitor_eval import BUDGET_S, EXPECTED, ONSET_S
     from edge_ecg.service.config import config_from_dict, tomllib
     from edge_ecg.service.daemon import build_daemon, start_daemon
+    from edge_ecg.stream.intellivue_source import IntellivueSource, check_uri
     from firmware_bridge.intellivue.capture import resolve_capture
     from firmware_bridge.intellivue.monitor_sim import spawn_monitor_sim
 
@@ -67,8 +68,6 @@ def main(args) -> int:
         cfg_text = toml_config(f"intellivue:{link}", state, bundles)
         (out / "edge-ecg.toml").write_text(cfg_text)
         cfg = config_from_dict(tomllib.loads(cfg_text), origin=str(out / "edge-ecg.toml"), base=out)
-        d = build_daemon(cfg)
-        print(f"daemon: config {out / 'edge-ecg.toml'}, {len(bundles)} bundle(s), events -> {cfg.sinks.event_log}")
         lines: collections.deque = collections.deque()
         raised: list[dict] = []
         monitor_changes: list[dict] = []
@@ -84,8 +83,13 @@ def main(args) -> int:
                 lines.append(("monitor", rec))
                 monitor_changes.append(rec)
 
+        # the source is made here, not by the daemon, so that the monitor's first alarms reach the console
+        port, options = check_uri(cfg.source.partition(":")[2], "source")
+        source = IntellivueSource(port, on_monitor=on_monitor, start=False, **options)
+        d = build_daemon(cfg, source=source)
+        print(f"daemon: config {out / 'edge-ecg.toml'}, {len(bundles)} bundle(s), events -> {cfg.sinks.event_log}")
         d.sinks.listeners.append(on_event)
-        d.pipeline.source.on_monitor = on_monitor
+        source.start()
         wall0, cpu0 = time.monotonic(), _cpu()
         start_daemon(d, ready_timeout_s=30)
         acked = False

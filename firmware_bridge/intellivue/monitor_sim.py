@@ -18,7 +18,8 @@ protocol the way the MP90 did on the capture:
   kind in order, at the capture's own relative times (``--speed`` compresses them), rewritten
   only where a real monitor would differ for this client: invoke id, poll number and sequence
   number (which restarts with every new poll request, as on the capture). The relative-time
-  stamps and observation contents are the MP90's bytes;
+  stamps and observation contents are the MP90's bytes. Capture time 0 is when the client has
+  polled all three kinds (or 1 s after its first wave poll);
 - **keep-alive**: answers a single poll of the MDS object with the MDS attributes of the capture;
 - **association time-out**: no message from the client for ``assoc_timeout_s`` (wall clock; 10 s
   as the guide gives for a 1 s minimum poll period): it aborts and forgets the polls.
@@ -276,6 +277,7 @@ class MonitorSimulator(PtyDevice):
         self._written = 0  # bytes ever written to the pty
         self._in_flight: collections.deque[tuple[int, int]] = collections.deque()  # (end offset, rt) of delivered waves
         self._t_start: float | None = None  # wall time at capture time 0
+        self._first_wave_poll: float | None = None
         self.log: dict[str, list] = {"delivered": [], "dropped": [], "corrupted": [], "not_sent": [], "lost_on_line": []}
         self.counts = collections.Counter()
 
@@ -403,8 +405,17 @@ class MonitorSimulator(PtyDevice):
             return
         period = (req.period_ticks or 0) / RT_PER_S
         self._polls[req.obj_code] = _Poll(msg.invoke_id, req.poll_number, now + max(period, 1.0))
-        if self._t_start is None and req.obj_code == NOM_MOC_VMO_METRIC_SA_RT:
-            self._t_start = now  # the replay starts with the first wave poll
+        if self._t_start is None and req.obj_code == NOM_MOC_VMO_METRIC_SA_RT and self._first_wave_poll is None:
+            self._first_wave_poll = now
+        self._maybe_start(now)
+
+    def _maybe_start(self, now: float) -> None:
+        """Capture time 0 is when the client polls all three kinds (as PERSEUS had when the capture
+        began), or 1 s of wall time after its first wave poll if it never asks for the others."""
+        if self._t_start is not None or self._first_wave_poll is None:
+            return
+        if all(code in self._polls for code in POLLED) or now - self._first_wave_poll >= 1.0:
+            self._t_start = now
             self.on_event("replay", f"{len(self.items)} replies over {self.items[-1].due_s:.1f} s of capture at {self.speed:g}x")
 
     def _reply_bytes(self, item: ReplayItem, poll: _Poll) -> bytes:
@@ -504,6 +515,7 @@ class MonitorSimulator(PtyDevice):
                     self._create_sent_at = now
                 for code in [c for c, p in self._polls.items() if now > p.until_wall]:
                     del self._polls[code]
+                self._maybe_start(now)
                 # replay what is due
                 if t is not None:
                     for k, f in enumerate(self.faults):
