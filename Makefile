@@ -28,8 +28,9 @@ system-deps:
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# make demo SOURCE=intellivue-vt: a Philips IntelliVue capture instead of the cart (nsr, nsr-spo2-85, nsr-no-pleth, vt, vf)
 demo: $(STAMP)
-	$(PY) -m edge_ecg.demo
+	$(PY) -m edge_ecg.demo $(if $(SOURCE),--source $(SOURCE))
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py

@@ -188,7 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m edge_ecg.demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=REPO / "demo-out")
     ap.add_argument("--speed", type=float, default=SPEED)
+    ap.add_argument("--source", help="stream a monitor capture instead of the cart, e.g. intellivue-vt (see edge_ecg.monitor_demo)")
     args = ap.parse_args(argv)
+    if args.source:
+        from edge_ecg.monitor_demo import main as monitor_demo
+
+        return monitor_demo(args)
 
     import logging
 

@@ -169,3 +169,16 @@ def _screen_workers(load: Callable[[str], dict[str, Any]]) -> list[str]:
                      f"{s['ratio_to_first']:.2f}", ", ".join(f"{x:.1f}" for x in s["load_average_before_runs"])])
     return table(["processes", "inference threads each", "records", "wall s (median)", "records/s", "ratio to first",
                   "load average before each run"], rows)
+
+@renderer("intellivue-decode")
+def _intellivue_decode(load: Callable[[str], dict[str, Any]]) -> list[str]:
+    from edge_ecg.eval.monitor_eval import decode_table
+
+    return decode_table(load("intellivue_alarms")["results"]["decode"]).splitlines()
+
+
+@renderer("intellivue-alarms")
+def _intellivue_alarms(load: Callable[[str], dict[str, Any]]) -> list[str]:
+    from edge_ecg.eval.monitor_eval import table
+
+    return table(load("intellivue_alarms")["results"]["rows"]).splitlines()

@@ -23,22 +23,18 @@ back), in one write together with the 4 frames after it, so a host reads them in
 from __future__ import annotations
 
 import collections
-import fcntl
 import logging
 import os
 import select
-import struct
 import sys
-import termios
 import time
-import tty
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from firmware_bridge.codec import Decoder, encode, encode_payload
+from firmware_bridge.sim_support import Fault, FaultSpecError, PtyDevice, parse_fault_spec, spawn_simulator
 from edge_ecg.errors import RecordError
 from firmware_bridge.frames import (
     ELECTRODE_BIT,
@@ -64,51 +60,21 @@ _DEFAULT_PARAM = {"drop": "0.01", "bitflip": "0.001", "garbage": "256", "leadoff
 JUMP_GLUED_FRAMES = 4  # frames after a jumped one that go out in the same write
 
 
-class FaultSpecError(ValueError):
-    """A ``--faults`` item that cannot be parsed; the message quotes the item."""
-
-
-@dataclass(frozen=True)
-class Fault:
-    kind: str
-    start_s: float
-    duration_s: float = 0.0
-    param: str = ""
-
-    def active(self, t: float) -> bool:
-        return self.start_s <= t < self.start_s + self.duration_s
+def _check_param(fault: Fault, item: str) -> None:
+    if fault.kind == "jump":
+        try:
+            float(fault.param)
+        except ValueError:
+            raise FaultSpecError(f"fault {item!r}: jump needs :SECONDS (the index offset), got {fault.param!r}") from None
+    if fault.kind == "leadoff":
+        bad = [e for e in fault.param.split("+") if e not in ELECTRODE_BIT]
+        if bad:
+            raise FaultSpecError(f"fault {item!r}: unknown electrode(s) {bad} (known: {', '.join(ELECTRODE_BIT)})")
 
 
 def parse_faults(spec: str) -> list[Fault]:
     """``"unplug@30+1.5,garbage@12:300"`` -> faults; raises ``FaultSpecError`` naming the bad item."""
-    faults = []
-    for item in (s.strip() for s in spec.split(",")):
-        if not item:
-            continue
-        try:
-            kind, rest = item.split("@", 1)
-            rest, _, param = rest.partition(":")
-            start, _, dur = rest.partition("+")
-            fault = Fault(kind.strip(), float(start), float(dur) if dur else 0.0, param or _DEFAULT_PARAM.get(kind.strip(), ""))
-        except ValueError:
-            raise FaultSpecError(f"fault {item!r}: expected KIND@START[+DURATION][:PARAM]") from None
-        if fault.kind not in FAULT_KINDS:
-            raise FaultSpecError(f"fault {item!r}: unknown kind {fault.kind!r} (known: {', '.join(FAULT_KINDS)})")
-        if fault.start_s < 0 or fault.duration_s < 0:
-            raise FaultSpecError(f"fault {item!r}: times must not be negative")
-        if fault.kind in ("drop", "bitflip", "stall", "unplug", "leadoff") and fault.duration_s <= 0:
-            raise FaultSpecError(f"fault {item!r}: {fault.kind} needs a +DURATION")
-        if fault.kind == "jump":
-            try:
-                float(fault.param)
-            except ValueError:
-                raise FaultSpecError(f"fault {item!r}: jump needs :SECONDS (the index offset), got {fault.param!r}") from None
-        if fault.kind == "leadoff":
-            bad = [e for e in fault.param.split("+") if e not in ELECTRODE_BIT]
-            if bad:
-                raise FaultSpecError(f"fault {item!r}: unknown electrode(s) {bad} (known: {', '.join(ELECTRODE_BIT)})")
-        faults.append(fault)
-    return faults
+    return parse_fault_spec(spec, FAULT_KINDS, _DEFAULT_PARAM, ("drop", "bitflip", "stall", "unplug", "leadoff"), _check_param)
 
 
 def infer_uv_per_lsb(lead: np.ndarray, fallback: float = 1.0) -> float:
@@ -134,7 +100,7 @@ def infer_uv_per_lsb(lead: np.ndarray, fallback: float = 1.0) -> float:
     return fallback
 
 
-class CartSimulator:
+class CartSimulator(PtyDevice):
     """One simulated cart; ``run()`` blocks until the record has been sent (or ``stop()``).
 
     ``record`` is an ``edge_ecg.records.Record``. ``speed`` scales the ADC clock (1 = real time).
@@ -202,33 +168,6 @@ class CartSimulator:
         self.frames_sent = 0
         self._jumps = sorted((int(f.start_s * self.fs), int(round(float(f.param) * self.fs))) for f in self.faults if f.kind == "jump")
         self._held: tuple[list[bytes], int, int] | None = None  # a jumped frame and those glued to it: wires, rows, frames still to add
-
-    # ------------------------------------------------------------------ the pty "USB" link
-    def _plug(self) -> None:
-        master, slave = os.openpty()
-        tty.setraw(slave)  # no echo, no CR/LF translation on the cart side either
-        os.set_blocking(master, False)
-        self.master, self.slave = master, slave
-        self.path = os.ttyname(slave)
-        if self.link:
-            tmp = self.link.with_name(self.link.name + ".new")
-            if tmp.is_symlink() or tmp.exists():
-                tmp.unlink()
-            os.symlink(self.path, tmp)
-            os.replace(tmp, self.link)
-
-    def _unplug(self) -> None:
-        if self.link and self.link.is_symlink():
-            self.link.unlink()
-        for fd in (self.master, self.slave):
-            if fd is not None:
-                os.close(fd)
-        self.master = self.slave = None
-
-    @property
-    def device_path(self) -> str:
-        """What a host opens: the stable link if there is one, else the current pty."""
-        return str(self.link) if self.link else self.path
 
     def stop(self) -> None:
         self._stop = True
@@ -426,13 +365,6 @@ class CartSimulator:
     def _uptime_ms(now: float, t0: float | None) -> int:
         return int((now - t0) * 1000) & 0xFFFFFFFF if t0 is not None else 0
 
-    def _unread(self) -> int:
-        """Bytes written to the pty that the host has not read yet."""
-        try:
-            return struct.unpack("i", fcntl.ioctl(self.slave, termios.FIONREAD, b"\0\0\0\0"))[0]
-        except OSError:
-            return 0
-
 
 def run_cart_sim(
     record_path: str,
@@ -472,16 +404,4 @@ def spawn_cart_sim(record_path: str | os.PathLike[str], *args: str, timeout_s: f
     For tests and demos that need a real cart process (its own pty, killed or exiting on its
     own). The caller terminates the process when done.
     """
-    import subprocess
-
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edge_ecg", "cart-sim", os.fspath(record_path), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
-    )
-    ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
-    line = proc.stdout.readline().strip() if ready else ""
-    if not line:
-        proc.kill()
-        err = proc.stderr.read() if proc.stderr else ""
-        raise RuntimeError(f"cart-sim {record_path}: no device path within {timeout_s} s: {err[-2000:]}")
-    return proc, line
+    return spawn_simulator("cart-sim", record_path, *args, timeout_s=timeout_s, cwd=cwd)

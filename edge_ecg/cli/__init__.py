@@ -20,6 +20,7 @@ from edge_ecg.errors import EdgeEcgError
 _MODULES = (
     "edge_ecg.cli.records_cmd",
     "edge_ecg.cli.cart_cmd",
+    "edge_ecg.cli.monitor_cmd",
     "edge_ecg.cli.dsp_cmd",
     "edge_ecg.cli.export_cmd",
     "edge_ecg.cli.train_cmd",

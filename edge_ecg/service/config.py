@@ -163,16 +163,22 @@ def _path(base: Path, value: str) -> Path:
 
 
 def parse_source(uri: Any, where: str) -> str:
-    """``serial:/dev/...`` or ``replay:RECORD[?speed=X]``; checked for form here, opened later."""
+    """``serial:/dev/...``, ``intellivue:/dev/...[?waves=I,II,PLETH]`` or ``replay:RECORD[?speed=X]``;
+    checked for form here, opened later."""
     if not isinstance(uri, str) or not uri:
-        raise ConfigError(where, "must be a string: serial:DEVICE or replay:RECORD[?speed=X]")
+        raise ConfigError(where, "must be a string: serial:DEVICE, intellivue:DEVICE or replay:RECORD[?speed=X]")
     kind, sep, rest = uri.partition(":")
-    if not sep or kind not in ("serial", "replay") or not rest:
-        raise ConfigError(where, f"{uri!r} is not a source (allowed: serial:/dev/DEVICE, replay:RECORD[?speed=X&start=S&stop=S&loop=N])")
+    if not sep or kind not in ("serial", "replay", "intellivue") or not rest:
+        raise ConfigError(where, f"{uri!r} is not a source (allowed: serial:/dev/DEVICE, intellivue:/dev/DEVICE[?waves=I,II,PLETH], "
+                                 "replay:RECORD[?speed=X&start=S&stop=S&loop=N])")
     if kind == "replay":
         from edge_ecg.stream.replay_source import ReplaySpec
 
         ReplaySpec.parse(uri, where)
+    if kind == "intellivue":
+        from edge_ecg.stream.intellivue_source import check_uri
+
+        check_uri(rest, where)
     return uri
 
 

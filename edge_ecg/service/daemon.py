@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def open_source(uri: str, where: str = "source"):
-    """``serial:DEVICE`` -> ``SerialSource``; ``replay:RECORD?...`` -> ``ReplaySource``."""
+    """``serial:DEVICE`` -> ``SerialSource``; ``intellivue:DEVICE`` -> ``IntellivueSource``; ``replay:RECORD?...`` -> ``ReplaySource``."""
     kind, _, rest = uri.partition(":")
     if kind == "replay":
         from edge_ecg.stream.replay_source import ReplaySource
@@ -43,7 +43,11 @@ def open_source(uri: str, where: str = "source"):
         from edge_ecg.stream.serial_source import SerialSource
 
         return SerialSource(rest)
-    raise ConfigError(where, f"{uri!r} is not a source (allowed: serial:DEVICE, replay:RECORD)")
+    if kind == "intellivue":
+        from edge_ecg.stream.intellivue_source import open_intellivue
+
+        return open_intellivue(rest, where)
+    raise ConfigError(where, f"{uri!r} is not a source (allowed: serial:DEVICE, intellivue:DEVICE, replay:RECORD)")
 
 
 def load_slots(cfg: DaemonConfig) -> list:
@@ -161,6 +165,9 @@ def build_daemon(cfg: DaemonConfig, *, slots: list | None = None, source: Any = 
     sinks_ref["s"] = sinks
     evidence = EvidenceWriter(storage.evidence_dir, storage=storage, health=health) if cfg.sinks.evidence else None
     state_file = AlarmStateFile(state / STATE_FILE, health, storage)
+    attach = getattr(source, "attach_event_sink", None)  # a monitor source logs the monitor's own alarms beside ours
+    if attach is not None:
+        attach(sinks.note)
     pending: dict[str, Any] = {}
     manager_ref: dict[str, AlarmManager] = {}
 
