@@ -31,6 +31,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from edge_ecg.alarms.actions import AlarmActions
 from edge_ecg.display.access import Gate
 from edge_ecg.display.feed import DisplayFeed
 from edge_ecg.display.settings import DisplayConfig
@@ -74,6 +75,7 @@ class DisplayApp:
         self.note = note
         self.evidence_dir = evidence_dir
         self.gate = Gate(cfg.secret)
+        self.actions = AlarmActions(manager)
         self.static = _static_files()
         self.stopping = threading.Event()
 
@@ -91,20 +93,16 @@ class DisplayApp:
         if not verdict.ok:
             self.log_action(action, origin, False, reason=verdict.reason, **detail)
             return verdict.status, {"ok": False, "error": verdict.reason}
-        try:
-            if action == "ack":
-                events = self.manager.acknowledge(name=body.get("alarm") or None, origin=origin)
-            elif action == "pause":
-                seconds = body.get("seconds")
-                events = self.manager.pause_audio(seconds=None if seconds is None else float(seconds), origin=origin)
-            else:  # unlock: only checks the secret (the page then keeps it for unlock_s)
-                events = []
-        except (KeyError, ValueError, TypeError) as exc:
-            reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            self.log_action(action, origin, False, reason=str(reason), **detail)
-            return 400, {"ok": False, "error": str(reason)}
+        if action == "unlock":  # only checks the secret (the page then keeps it for unlock_s)
+            reply: dict[str, Any] = {"ok": True, "events": [], "audio": self.manager.audio()}
+        else:  # the same validated action the control socket performs
+            reply = self.actions.perform({"cmd": action, "alarm": body.get("alarm"), "seconds": body.get("seconds")}, origin)
+        if not reply["ok"]:
+            self.log_action(action, origin, False, reason=reply["error"], **detail)
+            return 400, reply
+        events = reply["events"]
         self.log_action(action, origin, True, events=len(events), **detail)
-        return 200, {"ok": True, "events": [e.to_dict() for e in events], "audio": self.manager.audio(), "unlock_s": self.cfg.unlock_s}
+        return 200, {**reply, "unlock_s": self.cfg.unlock_s}
 
 
 class Handler(BaseHTTPRequestHandler):
