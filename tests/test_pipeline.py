@@ -4,8 +4,10 @@ overrun, inference failure as a technical alarm, evidence snapshots, memory boun
 from __future__ import annotations
 
 import dataclasses
+import json
 import io
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +29,7 @@ def synthetic(seconds=40.0, fs=360.0, leads=("II", "V1")) -> Record:
     beat = np.zeros_like(t)
     for r in np.arange(0.4, seconds, 0.8):
         beat += 1200 * np.exp(-0.5 * ((t - r) / 0.012) ** 2) + 200 * np.exp(-0.5 * ((t - r - 0.25) / 0.05) ** 2)
-    sig = np.stack([beat, 0.5 * beat], axis=1).astype(np.float32)
+    sig = np.stack([beat * (1.0 - 0.5 * i / max(1, len(leads) - 1)) for i in range(len(leads))], axis=1).astype(np.float32)
     return Record(signals=sig, fs=fs, leads=leads, name="synthetic")
 
 
@@ -152,3 +154,20 @@ def test_noise_is_a_technical_condition_from_signal_quality(tmp_path, mitdb_dir)
     noise = [e for e in read_events(tmp_path / "events.jsonl").events if e.get("alarm") == "noise"]
     assert noise and noise[0]["kind"] == "raised" and noise[0]["category"] == "technical" and noise[0]["priority"] == "low"
     assert 10.0 < noise[0]["t"] <= 16.0, noise[0]["t"]
+
+
+def test_a_strip_model_with_more_input_leads_than_the_source_is_unavailable_not_failing(tmp_path):
+    # the committed rhythm bundle is trained on ("II", "V"); a one-lead source cannot feed it: the
+    # model is disabled at the first block with a reason (not an inference failure every hop) and
+    # the pipeline runs on
+    from edge_ecg.service.models import load_slot
+
+    repo = Path(__file__).resolve().parents[1]
+    s = load_slot(BundleConfig(path=repo / "bundles" / "rhythm", precision="fp32", threads=1))
+    assert len(s.bundle.input_leads) == 2 and not s.required_leads()
+    assert s.lead_problem(("II", "V1")) is None
+    p, m, events, _ = run_pipeline(synthetic(20.0, leads=("I",)), [s], lossless=True, state=tmp_path)
+    assert p.error is None and p.stats.inference_errors == 0 and p.stats.windows == 0
+    unavailable = [e for e in events if e.get("alarm") == "model_unavailable"]
+    assert unavailable and unavailable[0]["kind"] == "raised"
+    assert "needs 2 ECG leads" in json.dumps(unavailable[0]["evidence"])

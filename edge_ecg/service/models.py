@@ -73,6 +73,18 @@ class ModelSlot:
         spec = self.bundle.spec
         return tuple(spec.panel_leads) if spec.layout == "12lead" or spec.leads else ()
 
+    def lead_problem(self, leads: tuple[str, ...]) -> str | None:
+        """Why this model cannot run on a source with ``leads`` (None = it can): a lead its render
+        spec draws is missing, or fewer leads than its ``[input] leads`` (a strip model stands a
+        source's other lead in for a missing one, ``lead_select.select_leads``, but needs as many)."""
+        need = [l for l in self.required_leads() if l not in leads]
+        if need:
+            return f"needs leads {', '.join(need)}; the source has {', '.join(leads)}"
+        wanted = self.bundle.input_leads
+        if len(leads) < len(wanted):
+            return f"needs {len(wanted)} ECG leads ({', '.join(wanted)}); the source has {len(leads)} ({', '.join(leads)})"
+        return None
+
 
 @dataclass(frozen=True)
 class UnavailableModel:

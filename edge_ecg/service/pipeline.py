@@ -345,11 +345,10 @@ class Pipeline:
         self.fs, self.leads = float(block.fs), tuple(block.leads)
         usable = []
         for slot in self.slots + ([self.triage_slot] if self.triage_slot else []):
-            need = [l for l in slot.required_leads() if l not in self.leads]
-            if need:  # that model cannot run on this source; the others and the DSP can
+            reason = slot.lead_problem(self.leads)
+            if reason is not None:  # that model cannot run on this source; the others and the DSP can
                 from edge_ecg.service.models import UnavailableModel
 
-                reason = f"needs leads {', '.join(need)}; the source has {', '.join(self.leads)}"
                 log.error("bundle %s disabled: %s", slot.name, reason)
                 self.unavailable.append(UnavailableModel(str(slot.cfg.path), slot.cfg.role, reason))
                 continue
