@@ -3,7 +3,8 @@
 The reader never waits: when the consumer has fallen ``maxsize`` blocks behind, the oldest block
 goes (counted in ``overruns``). The consumer's ``get(timeout)`` never waits longer than asked, and
 every block it returns carries ``gap_before``: the samples between the previous block it handed
-out and this one (lost on the wire, or dropped here), so no loss is ever seen as shifted time.
+out and this one (lost on the wire, or dropped here), so no loss is ever seen as shifted time,
+with ``gap_reason`` saying which (the source's own reason, ``queue_overrun``, or both).
 A block that overlaps what was already handed out (a reply received twice) is trimmed, its aux
 channels with it, or dropped when nothing new is left.
 """
@@ -65,8 +66,13 @@ class BlockQueue:
             block = trim(block, skip)
         gap = 0 if nxt is None else block.start - nxt
         if gap:
-            block = dataclasses.replace(block, gap_before=gap)
+            # the source's own reason when the whole gap is one it saw; blocks dropped here add theirs
+            reason = block.gap_reason if block.gap_before == gap and block.gap_reason else (
+                f"{block.gap_reason}+queue_overrun" if block.gap_reason else "queue_overrun")
+            block = dataclasses.replace(block, gap_before=gap, gap_reason=reason)
             self.samples_missing += gap
+        elif block.gap_before:
+            block = dataclasses.replace(block, gap_before=0, gap_reason="")
         self._next = block.stop
         return block
 

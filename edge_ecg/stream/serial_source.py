@@ -12,10 +12,8 @@ the samples that never arrived show up as ``gap_before`` on the next block, neve
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-import queue
 import re
 import threading
 import time
@@ -26,6 +24,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from edge_ecg.stream.block import SampleBlock, SourceState
+from edge_ecg.stream.block_queue import BlockQueue
 from firmware_bridge.codec import Decoder, encode
 from firmware_bridge.frames import PACER_BIT, PROTOCOL_VERSION, T_GET_HELLO, T_PING, T_START, T_STOP, Command, Hello, Pong, Samples, Status, lead_electrode_mask
 from firmware_bridge.sample_index import GapReason, Placement, SampleIndexTracker
@@ -185,7 +184,7 @@ class SerialSource:
         self.on_state = on_state
         self.stats = SourceStats()
         self.hello: Hello | None = None
-        self._queue: queue.Queue[SampleBlock] = queue.Queue(maxsize=queue_blocks)
+        self._blocks = BlockQueue(queue_blocks)
         self._closed = threading.Event()
         self._state = SourceState.CONNECTING
         self._state_since = time.monotonic()
@@ -198,9 +197,6 @@ class SerialSource:
         self._lead_masks = np.zeros(0, dtype=np.uint16)
         self._lsb = np.zeros(0, dtype=np.float32)
         self._bad_before = 0  # bad frames of earlier connections
-        # consumer side
-        self._origin: int | None = None  # start of the first block ever produced
-        self._consumer_next: int | None = None
         if start:
             self.start()
 
@@ -219,17 +215,11 @@ class SerialSource:
         return self._state_since
 
     def read(self, timeout: float | None = None) -> SampleBlock | None:
-        """The next block (with ``gap_before`` set), or ``None`` if none arrived within ``timeout``."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                block = self._queue.get(timeout=remaining) if remaining != 0.0 else self._queue.get_nowait()
-            except queue.Empty:
-                return None
-            block = self._place(block)
-            if block is not None:
-                return block
+        """The next block (with ``gap_before`` and ``gap_reason`` set against the previous one
+        handed out, queue drops included), or ``None`` if none arrived within ``timeout``."""
+        block = self._blocks.get(timeout)
+        self.stats.samples_missing = self._blocks.samples_missing
+        return block
 
     def __iter__(self) -> Iterator[SampleBlock]:
         """Yield blocks until ``close()``; waits in short slices so closing ends the loop promptly."""
@@ -237,7 +227,7 @@ class SerialSource:
             block = self.read(timeout=0.1)
             if block is not None:
                 yield block
-            elif self._closed.is_set() and self._queue.empty():
+            elif self._closed.is_set() and self._blocks.empty():
                 return
 
     def close(self) -> None:
@@ -252,29 +242,6 @@ class SerialSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-    # ------------------------------------------------------------------ consumer side
-    def _place(self, block: SampleBlock) -> SampleBlock | None:
-        """Set ``gap_before`` against what the consumer last got (queue drops included).
-
-        The reader places blocks in increasing order (``SampleIndexTracker``), so the only gap
-        the reader did not see is blocks the bounded queue dropped for a slow consumer.
-        """
-        nxt = self._consumer_next if self._consumer_next is not None else self._origin
-        if nxt is not None and block.start < nxt:  # cannot happen: the tracker never places backwards
-            log.error("serial source %s: block at %d overlaps the stream end %d; shifted, not trimmed", self.port, block.start, nxt)
-            block = dataclasses.replace(block, start=nxt)
-        gap = 0 if nxt is None else block.start - nxt
-        if gap:
-            reason = block.gap_reason or "queue_overrun"
-            if block.gap_before != gap:
-                reason = f"{block.gap_reason}+queue_overrun" if block.gap_reason else "queue_overrun"
-            block = dataclasses.replace(block, gap_before=gap, gap_reason=reason)
-            self.stats.samples_missing += gap
-        elif block.gap_before:
-            block = dataclasses.replace(block, gap_before=0)
-        self._consumer_next = block.stop
-        return block
 
     # ------------------------------------------------------------------ reader thread
     def _set_state(self, state: SourceState, detail: str = "") -> None:
@@ -467,16 +434,7 @@ class SerialSource:
         reason = "" if first.reason is GapReason.CONTIGUOUS else first.reason.value
         block = SampleBlock(start=first.start, samples=samples, fs=hello.fs, leads=hello.leads, lead_off=lead_off, pacer=pacer,
                             gap_before=first.gap, gap_reason=reason)
-        if self._origin is None:
-            self._origin = block.start
         self.stats.blocks += 1
         self.stats.samples += block.n
-        try:
-            self._queue.put_nowait(block)
-        except queue.Full:
-            try:
-                self._queue.get_nowait()  # drop the oldest: the consumer will see a gap
-                self.stats.queue_overruns += 1
-            except queue.Empty:
-                pass
-            self._queue.put_nowait(block)
+        self._blocks.put(block)  # never blocks: a consumer far behind loses the oldest block (a gap)
+        self.stats.queue_overruns = self._blocks.overruns
