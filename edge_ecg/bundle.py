@@ -89,6 +89,7 @@ class Bundle:
     files: dict[str, str]
     provenance: dict[str, Any] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
+    signature: Any = None  # edge_ecg.signing.SignatureCheck when loaded under a trust policy
 
     @functools.cached_property
     def spec(self):
@@ -153,12 +154,15 @@ def _req(table: Mapping[str, Any], key: str, kind, where: Path, section: str = "
     return value
 
 
-def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
+def load_bundle(path: str | Path, verify: bool = True, trust: Any = None) -> Bundle:
     """Read ``bundle.toml``, verify every listed file's sha256 and the parts' consistency.
 
     ``path`` is the bundle directory or its ``bundle.toml``. Raises ``BundleError`` naming the
     file: missing, unlisted model file, hash mismatch (tampered or truncated), unknown format,
     bad label, or parts that do not fit each other (image size vs RenderSpec, logits vs labels).
+    With ``trust`` (an ``edge_ecg.signing.TrustPolicy``) the signature over ``bundle.toml`` is
+    checked first (``SignatureError``, a ``BundleError``, when refused), so a unit that loads a
+    bundle through here never runs one its trusted keys did not sign.
     """
     root = Path(path)
     if root.name == MANIFEST:
@@ -168,9 +172,14 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
         raise BundleError(root, "bundle directory not found")
     if not manifest_path.is_file():
         raise BundleError(manifest_path, "bundle has no bundle.toml")
+    raw_manifest = manifest_path.read_bytes()  # read once: the bytes verified are the bytes parsed
+    signature = None
+    if trust is not None:
+        from edge_ecg.signing import check_signature
+
+        signature = check_signature(root, trust, manifest=raw_manifest)
     try:
-        with open(manifest_path, "rb") as f:
-            m = tomllib.load(f)
+        m = tomllib.loads(raw_manifest.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(manifest_path, f"not valid TOML ({exc})") from None
 
@@ -250,6 +259,7 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
         files=digests,
         provenance=dict(m.get("provenance", {})),
         manifest=m,
+        signature=signature,
     )
     inp = m.get("input", {})
     if not isinstance(inp, dict) or not isinstance(inp.get("leads", []), list) \

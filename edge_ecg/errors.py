@@ -32,3 +32,7 @@ class BundleError(InputError):
 
 class ConfigError(InputError):
     """A configuration key with a bad value; ``source`` names the file and key."""
+
+
+class SignatureError(BundleError):
+    """A bundle whose signature is missing, malformed, by an untrusted key, or does not verify."""

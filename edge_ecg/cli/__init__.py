@@ -27,6 +27,8 @@ _MODULES = (
     "edge_ecg.cli.run_cmd",
     "edge_ecg.cli.screen_cmd",
     "edge_ecg.cli.sound_cmd",
+    "edge_ecg.cli.bundle_cmd",
+    "edge_ecg.cli.doctor_cmd",
 )
 
 _GROUP_HELP = {
@@ -37,7 +39,22 @@ _GROUP_HELP = {
     "train": "factory: masked-image pretraining, fine-tuning, demo bundles",
     "alarms": "talk to a running daemon's alarm manager over its control socket",
     "sound": "the IEC 60601-1-8 alarm bursts: write, play on ALSA, measure",
+    "bundle": "signed bundles: sign and pack (factory); install, roll back, list (unit)",
 }
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: package and build id, runtimes, and the configured bundles with their engines
+    (``$EDGE_ECG_CONFIG`` or the installed config), computed only when asked for."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from edge_ecg.buildinfo import version_report
+
+        print("\n".join(version_report()))
+        parser.exit()
 
 
 class CommandLine:
@@ -48,7 +65,7 @@ class CommandLine:
             prog="edge-ecg",
             description="Offline bedside ECG appliance: HeartBEiT on ECG images, INT8 on Jetson, local alarms.",
         )
-        self.parser.add_argument("--version", action="version", version=f"edge-ecg {__version__}")
+        self.parser.add_argument("--version", action=_VersionAction, help=f"show package (edge-ecg {__version__}), build, bundle and engine versions and exit")
         self.parser.add_argument("-v", "--verbose", action="count", default=0, help="debug log output")
         self.top = self.parser.add_subparsers(dest="command", metavar="COMMAND")
         self._groups: dict[str, argparse._SubParsersAction] = {}

@@ -39,6 +39,7 @@ class BundleConfig:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     smoothing: int = 1  # windows averaged before a threshold is applied
     triage_label: str | None = None  # triage: the label meaning "this alarm is true" (default: first)
+    trust: Any = None  # edge_ecg.signing.TrustPolicy from [trust]: load_bundle checks the signature
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,10 @@ class DaemonConfig:
     origin: str = "<config>"
     display: Any = None  # edge_ecg.display.settings.DisplayConfig (None = no [display] table: no display)
     audio: Any = None  # edge_ecg.sound.SoundConfig (None = no [audio] table: silent)
+    trust: Any = None  # edge_ecg.signing.TrustPolicy
 
 
-_TOP = {"source", "bundle", "dsp", "alarms", "sinks", "service", "display", "audio"}
+_TOP = {"source", "bundle", "dsp", "alarms", "sinks", "service", "display", "audio", "trust"}
 
 
 class _Table:
@@ -182,6 +184,18 @@ def parse_source(uri: Any, where: str) -> str:
     return uri
 
 
+def parse_trust(raw: Any, origin: str, base: Path):
+    """``[trust]``: ``keys`` (folder of trusted public keys, default the unit's trust folder) and
+    ``require_signature`` (default false: development and ``make demo`` load unsigned bundles;
+    the installed config sets it true)."""
+    from edge_ecg.paths import install_paths
+    from edge_ecg.signing import TrustPolicy
+
+    t = _Table(origin, "trust.", raw, {"keys", "require_signature"})
+    keys = t.string("keys", None)
+    return TrustPolicy(keys_dir=_path(base, keys) if keys else install_paths().trust_dir, required=t.boolean("require_signature", False))
+
+
 def config_from_dict(data: Mapping[str, Any], origin: str = "<config>", base: Path | None = None) -> DaemonConfig:
     """Validate a parsed TOML document into a ``DaemonConfig``; the first problem raises ``ConfigError``."""
     base = base or Path.cwd()
@@ -193,6 +207,7 @@ def config_from_dict(data: Mapping[str, Any], origin: str = "<config>", base: Pa
         path, _, query = source[len("replay:") :].partition("?")
         source = f"replay:{_path(base, path)}" + (f"?{query}" if query else "")
 
+    trust = parse_trust(data.get("trust", {}), origin, base)
     bundles = []
     raw_bundles = data.get("bundle", [])
     if isinstance(raw_bundles, Mapping):
@@ -221,6 +236,7 @@ def config_from_dict(data: Mapping[str, Any], origin: str = "<config>", base: Pa
                 thresholds={str(k): float(v) for k, v in thresholds.items()},
                 smoothing=t.number("smoothing", 1, positive=True, integer=True),
                 triage_label=t.string("triage_label", None),
+                trust=trust,
             )
         )
         b = bundles[-1]
@@ -299,7 +315,7 @@ def config_from_dict(data: Mapping[str, Any], origin: str = "<config>", base: Pa
     display = parse_display(_Table(origin, "display.", data["display"], DISPLAY_KEYS), base, _path) if "display" in data else None
     audio = parse_audio(_Table(origin, "audio.", data["audio"], AUDIO_KEYS)) if "audio" in data else None
     return DaemonConfig(source=source, bundles=tuple(bundles), dsp=dict(dsp), alarms=alarms, sinks=sinks, service=service, origin=origin,
-                        display=display, audio=audio)
+                        display=display, audio=audio, trust=trust)
 
 
 def load_config(path: str | os.PathLike[str]) -> DaemonConfig:

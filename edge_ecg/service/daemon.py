@@ -11,6 +11,7 @@ the alarm state back (``alarm-state.json``) with a ``restarted`` event naming wh
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -90,6 +91,7 @@ class Daemon:
     health: StorageHealth = field(default_factory=StorageHealth)
     state_file: AlarmStateFile | None = None
     unavailable: list[UnavailableModel] = field(default_factory=list)
+    ready: bool = False  # READY=1 sent: `bundle install` reads it (with windows classified) as healthy
     _housekeeping: threading.Thread | None = None
     _closing: threading.Event = field(default_factory=threading.Event)
 
@@ -142,6 +144,10 @@ def build_daemon(cfg: DaemonConfig, *, slots: list | None = None, source: Any = 
 
     Fatal here: a source that cannot be opened and a control socket another daemon holds. A bundle
     that fails to load is not (``unavailable``; ``slots`` given = already loaded by the caller)."""
+    from edge_ecg.buildinfo import build_info
+
+    build = build_info()
+    log.info("%s starting (python %s, pid %d, config %s)", build.line(), sys.version.split()[0], os.getpid(), cfg.origin)
     if slots is None:
         models = load_models(cfg.bundles, cfg.origin)
     else:
@@ -211,7 +217,7 @@ def build_daemon(cfg: DaemonConfig, *, slots: list | None = None, source: Any = 
         unavailable=models.unavailable,
         storage=health,
     )
-    sinks.note("started", source=cfg.source, bundles=[f"{s.name}:{s.cfg.role}:{s.backend}:{s.cfg.precision}" for s in models.slots],
+    sinks.note("started", version=build.version, build=build.build_id, source=cfg.source, bundles=[f"{s.name}:{s.cfg.role}:{s.backend}:{s.cfg.precision}" for s in models.slots],
                unavailable=[m.to_dict() for m in models.unavailable], recovered_torn_bytes=event_log.recovered_torn_bytes,
                storage_budget_bytes=storage.budget.total_bytes, storage_reserve_bytes=storage.budget.reserve_bytes)
     snapshot, note = state_file.load()
@@ -219,7 +225,7 @@ def build_daemon(cfg: DaemonConfig, *, slots: list | None = None, source: Any = 
         manager.restore(snapshot or {"alarms": []}, note=note)  # the `restarted` event names what came back
     control = None
     try:
-        control = ControlServer(cfg.sinks.socket_path, manager_handler(manager, lambda: pipeline.stats.summary(pipeline.fs),
+        control = ControlServer(cfg.sinks.socket_path, manager_handler(manager, lambda: {**pipeline.stats.summary(pipeline.fs), **service_status(daemon_ref["d"])},
                                                                        audit=lambda rec: sinks.note(**rec)))
     except OSError as exc:  # alarms sound and show without it; say so loudly
         log.error("control socket %s cannot be opened: %s; running without it", cfg.sinks.socket_path, exc)
@@ -246,6 +252,25 @@ def attach_outputs(d: Daemon) -> None:
                                    d.evidence.folder if d.evidence is not None else None, d.sounder)
 
 
+def service_status(d: Daemon) -> dict[str, Any]:
+    """What the control socket's ``status`` adds for fleet tools and ``bundle install``'s health check:
+    READY sent, the stream's rate and leads, and each loaded bundle with the windows it classified."""
+    p = d.pipeline
+    slots = list(p.slots) + ([p.triage_slot] if p.triage_slot is not None else [])
+    hello = getattr(p.source, "hello", None)
+    state = getattr(p.source, "state", None)
+    return {
+        "ready": d.ready,
+        "pid": os.getpid(),
+        "fs": p.fs,
+        "leads": list(p.leads),
+        "source_state": getattr(state, "value", None if state is None else str(state)),
+        "hello": None if hello is None else {"device_id": hello.device_id, "firmware": ".".join(map(str, hello.firmware)), "fs": hello.fs, "leads": list(hello.leads)},
+        "unavailable": [m.to_dict() for m in getattr(d, "unavailable", [])],
+        "bundles": [{"name": s.name, "version": s.bundle.version, "role": s.cfg.role, "root": str(getattr(s.bundle, "root", "")), "windows": getattr(s, "windows", 0)} for s in slots],
+    }
+
+
 def start_daemon(d: Daemon, ready_timeout_s: float = 30.0) -> None:
     """Start the threads, wait for the first samples (source up), then ``READY=1`` and the watchdog."""
     if d.sounder is not None:
@@ -258,6 +283,7 @@ def start_daemon(d: Daemon, ready_timeout_s: float = 30.0) -> None:
     d.pipeline.first_block.wait(ready_timeout_s)
     state = "streaming" if d.pipeline.first_block.is_set() else "waiting for the cart"
     d.notifier.ready(f"{state}; {len(d.pipeline.slots) + (1 if d.pipeline.triage_slot else 0)} bundle(s)")
+    d.ready = True
     interval = watchdog_interval_s()
     if interval is not None:
         d.watchdog = Watchdog(d.notifier, interval, d.pipeline.healthy, d.pipeline.status_line).start()

@@ -46,6 +46,7 @@ class ModelSlot:
     hop_s: float
     triage_index: int = 0
     history: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1))
+    windows: int = 0  # windows classified (findings): what `bundle install` waits for before it trusts a new bundle
 
     @property
     def name(self) -> str:
@@ -66,6 +67,8 @@ class ModelSlot:
         return [(i, label, prio) for i, (label, prio) in enumerate(zip(self.labels, self.priorities)) if prio != "none"]
 
     def smooth(self, probs: np.ndarray) -> np.ndarray:
+        """Called once per classified findings window (so it also counts them)."""
+        self.windows += 1
         self.history.append(np.asarray(probs, dtype=np.float32))
         return np.mean(np.stack(self.history), axis=0)
 
@@ -135,7 +138,7 @@ def load_slot(cfg: BundleConfig, origin: str = "config") -> ModelSlot:
     from edge_ecg.inference import Classifier
     from edge_ecg.runtimes import open_runtime
 
-    bundle = load_bundle(cfg.path)  # verifies every sha256
+    bundle = load_bundle(cfg.path, trust=cfg.trust)  # the signature under [trust], then every sha256
     runtime = open_runtime(bundle, backend=cfg.backend, precision=cfg.precision, threads=cfg.threads)
     labels = tuple(bundle.label_names)
     thresholds = np.array([l.threshold for l in bundle.labels], dtype=np.float32)
@@ -164,5 +167,6 @@ def load_slot(cfg: BundleConfig, origin: str = "config") -> ModelSlot:
         triage_index=triage_index,
         history=collections.deque(maxlen=max(1, cfg.smoothing)),
     )
-    log.info("bundle %s %s loaded (%s, %s, window %.1f s, hop %.1f s, role %s)", bundle.name, bundle.version, slot.backend, cfg.precision, window_s, hop_s, cfg.role)
+    log.info("bundle %s %s loaded (%s, %s, window %.1f s, hop %.1f s, role %s, %s)", bundle.name, bundle.version, slot.backend, cfg.precision, window_s, hop_s, cfg.role,
+             bundle.signature.describe() if bundle.signature is not None else "signature not checked")
     return slot
