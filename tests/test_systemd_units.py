@@ -57,7 +57,7 @@ def test_unit_is_notify_with_watchdog_and_hardening():
     assert s["Service.Type"] == ["notify"]
     assert int(s["Service.WatchdogSec"][0]) > 0
     assert s["Service.Restart"] == ["on-failure"]
-    assert s["Service.DynamicUser"] == ["yes"]
+    assert s["Service.User"] == ["edge-ecg"]  # the system user the .deb creates, in dialout
     assert s["Service.ProtectSystem"] == ["strict"]
     assert s["Service.StateDirectory"] == ["edge-ecg"]
     assert s["Service.DevicePolicy"] == ["closed"]
