@@ -115,15 +115,15 @@ def manpage(meta: BuildMeta) -> str:
     return "\n".join(lines)
 
 
-def copyright_text(bundle_attributions: list[str]) -> str:
+def copyright_text(bundle_attributions: list[str], year: int) -> str:
     text = ("Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n"
             "Upstream-Name: edge-ecg\n\n"
-            "Files: *\nCopyright: edge-ecg contributors\nLicense: Apache-2.0\n"
+            f"Files: *\nCopyright: {year} edge-ecg contributors\nLicense: Apache-2.0\n"
             " On Debian systems the full text is in /usr/share/common-licenses/Apache-2.0.\n\n"
-            "Files: opt/edge-ecg/wheels/*\nCopyright: the authors of each wheel (see the METADATA inside it)\n"
+            f"Files: opt/edge-ecg/wheels/*\nCopyright: {year} the authors of each wheel (see the METADATA inside it)\n"
             "License: various\n Each wheel carries its own license file in its .dist-info folder.\n")
     if bundle_attributions:
-        text += ("\nFiles: opt/edge-ecg/share/bundles/*\nCopyright: edge-ecg contributors; training data as attributed below\n"
+        text += (f"\nFiles: opt/edge-ecg/share/bundles/*\nCopyright: {year} edge-ecg contributors; training data as attributed below\n"
                  "License: Apache-2.0 and ODC-By-1.0\n")
         for a in bundle_attributions:
             for line in a.strip().splitlines():
@@ -179,8 +179,8 @@ def assemble(target: Target, stage: Path, package_wheel: Path, wheelhouses: dict
             "BUILD_SLUG": meta.build_id.replace("+", "-").replace("/", "-"), "WHAT": target.what}
     _put(stage, Path("/usr/bin/edge-ecg"), _fill((TEMPLATES / "edge-ecg.wrapper").read_text(), subs), 0o755)
     doc = Path("/usr/share/doc/edge-ecg")
-    _put(stage, doc / "copyright", copyright_text(attributions))
-    _put(stage, doc / "changelog.Debian.gz", _gz(_changelog(meta)))
+    _put(stage, doc / "copyright", copyright_text(attributions, meta.built_at.year))
+    _put(stage, doc / "changelog.gz", _gz(_changelog(meta)))  # a native package: changelog.gz
     _put(stage, Path("/usr/share/man/man1/edge-ecg.1.gz"), _gz(manpage(meta)))
     _put(stage, Path("/usr/share/lintian/overrides/edge-ecg"), (TEMPLATES / "lintian-overrides.in").read_text())
     info = {"package": "edge-ecg", "version": meta.version, "build_id": meta.build_id, "commit": meta.commit,
