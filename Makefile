@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv bench bundles results clean system-deps
+.PHONY: demo test venv bench bundles results clean system-deps release lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,5 +45,15 @@ bundles: $(STAMP)
 	$(PY) -m edge_ecg train pretrain configs/pretrain.toml
 	for c in vt-triage rhythm 12lead-screen; do $(PY) -m edge_ecg train bundle configs/$$c.toml || exit 1; done
 
+# Offline Debian packages in dist/: edge-ecg_<version>_arm64.deb (Jetson, JetPack 6) and _amd64.deb
+# (x86-64 benches), each with a hash-pinned wheelhouse, checked with lintian (docs/jetson.md).
+# SIGNING_KEY=factory.key signs the bundles; without it a development key is made in .cache/release/.
+release: $(STAMP) system-deps
+	$(PY) -m release.build --out dist $(if $(SIGNING_KEY),--signing-key $(SIGNING_KEY),)
+
+# Re-resolve release/locks/ from pyproject's dependencies (network; Python 3.10-3.12 on PATH or in pyenv).
+lock: $(STAMP)
+	$(PY) -m release.lock
+
 clean:
-	rm -rf $(VENV) .pytest_cache out demo-out
+	rm -rf $(VENV) .pytest_cache out demo-out dist
