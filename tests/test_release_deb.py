@@ -164,6 +164,9 @@ def test_amd64_package_installs_offline_and_the_installed_daemon_works(debs, tmp
         cart = c.popen(f"exec {sys.executable} -m edge_ecg cart-sim {record} --speed 2 --loop --link /dev/edge-ecg-cart",
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
+            # what the package's udev rule does for a real cart: the port belongs to group dialout, mode 0660
+            wait_for(lambda: c.run("test -e /dev/edge-ecg-cart", check=False).returncode == 0, 60, "cart-sim's pty", c)
+            c.run("chgrp dialout \"$(readlink -f /dev/edge-ecg-cart)\" && chmod 0660 \"$(readlink -f /dev/edge-ecg-cart)\"")
             t0 = time.monotonic()
             inst = c.run(f"dpkg -i {deb}", timeout=900)
             print(f"dpkg -i: {time.monotonic() - t0:.0f} s\n{inst.stdout[-2000:]}\n{inst.stderr[-2000:]}")
