@@ -158,7 +158,7 @@ class ServiceControl:
                 if u.get("ActiveState") == "failed":
                     return False, f"{self.unit} failed (Result={u.get('Result')}, exit status {u.get('ExecMainStatus')}); see journalctl -u {self.unit}"
                 if int(u.get("NRestarts", "0") or 0) > restarts:
-                    return False, f"the daemon exited (exit status {u.get('ExecMainStatus')}) and systemd restarted it; see journalctl -u {self.unit}"
+                    return False, f"the daemon exited and systemd restarted it (restarts {restarts} -> {u.get('NRestarts')}); see journalctl -u {self.unit}"
                 if u.get("ActiveState") != "active":
                     why = f"{self.unit} is {u.get('ActiveState')}/{u.get('SubState')} (no READY=1 yet)"
                     time.sleep(self.poll_s)
@@ -172,6 +172,10 @@ class ServiceControl:
             elif not pipe.get("ready"):
                 why = "daemon has not sent READY=1"
             else:
+                down = {u.get("bundle"): u.get("reason") for u in pipe.get("unavailable", [])}
+                bad = [n for n in expect if n in down]
+                if bad:  # the daemon is up and has decided: that model is off (model_unavailable)
+                    return False, f"the daemon runs without bundle {bad[0]}: {down[bad[0]]}"
                 why = self._bundles_ok(st, pipe, expect)
                 if why is None:
                     loaded = ", ".join(f"{b['name']} {b['version']} ({b['windows']} windows)" for b in pipe.get("bundles", []))

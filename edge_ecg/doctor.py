@@ -439,43 +439,38 @@ def check_systemd(ctx: DoctorContext) -> list[Finding]:
     return [_ok("systemd unit", detail, restarts=int(restarts or 0))]
 
 
-def _config_section(ctx: DoctorContext, *names: str) -> dict | None:
-    """An optional section of the raw config (display and sound belong to the display area's config)."""
-    try:
-        from edge_ecg.service.config import tomllib
-
-        data = tomllib.loads(ctx.config_path.read_text())
-    except Exception:
-        return None
-    for n in names:
-        if isinstance(data.get(n), dict):
-            return data[n]
-    return None
-
-
 def check_display(ctx: DoctorContext) -> list[Finding]:
-    wanted = _config_section(ctx, "display")
+    """A connected DRM display when the config's ``[display]`` is enabled (the kiosk page shows on it)."""
+    display = getattr(ctx.cfg, "display", None)
+    if display is None or not getattr(display, "enabled", False):
+        return [Finding("display", "skip", "no [display] enabled in the config")]
     drm = Path("/sys/class/drm")
     connectors = sorted(drm.glob("card*-*")) if drm.is_dir() else []
     connected = [c.name for c in connectors if (c / "status").is_file() and (c / "status").read_text().strip() == "connected"]
-    status = "fail" if wanted is not None and wanted.get("enabled", True) else "warn"
     if connected:
         return [_ok("display", f"connected: {', '.join(connected)}")]
-    detail = f"no connected display ({len(connectors)} DRM connector(s))"
-    return [Finding("display", status, detail, "connect the bedside display (HDMI/DP) and check `cat /sys/class/drm/card*-*/status`")]
+    return [Finding("display", "fail", f"[display] is enabled but no display is connected ({len(connectors)} DRM connector(s))",
+                    "connect the bedside display (HDMI/DP/DSI) and check `cat /sys/class/drm/card*-*/status`; "
+                    "a bench without one sets [display] enabled = false")]
 
 
 def check_sound(ctx: DoctorContext) -> list[Finding]:
-    wanted = _config_section(ctx, "sound", "audio")
+    """An ALSA playback device and aplay when the config's ``[audio]`` is enabled (the alarm bursts)."""
+    audio = getattr(ctx.cfg, "audio", None)
+    if audio is None or not getattr(audio, "enabled", False):
+        return [Finding("sound", "warn" if ctx.is_release else "skip", "no [audio] enabled in the config: alarms are not audible from this unit",
+                        "enable [audio] with the speaker's ALSA device")]
+    from edge_ecg.sound.player import AplayPlayer
+
+    missing = AplayPlayer(audio.device).available()
     cards = Path("/proc/asound/cards")
     text = cards.read_text().strip() if cards.is_file() else ""
     playback = sorted(p.name for p in Path("/dev/snd").glob("pcmC*D*p")) if Path("/dev/snd").is_dir() else []
-    status = "fail" if wanted is not None and wanted.get("enabled", True) else "warn"
-    if text and "no soundcards" not in text and playback:
-        first = text.splitlines()[0].strip()
-        return [_ok("sound", f"{first}; playback devices {', '.join(playback)}")]
-    return [Finding("sound", status, "no sound card with a playback device: alarms are not audible from this unit",
-                    "connect the speaker / enable the audio codec (aplay -l lists playback devices)")]
+    if missing is None and text and "no soundcards" not in text and playback:
+        return [_ok("sound", f"device {audio.device}: {text.splitlines()[0].strip()}; playback {', '.join(playback)}")]
+    why = missing or "no sound card with a playback device"
+    return [Finding("sound", "fail", f"[audio] device {audio.device}: {why}: alarms are not audible from this unit",
+                    "connect the speaker / enable the audio codec (`aplay -l` lists playback devices); a bench without one sets [audio] enabled = false")]
 
 
 CHECKS: tuple[Callable[[DoctorContext], list[Finding]], ...] = (

@@ -9,7 +9,9 @@ Layout on the unit (paths from ``edge_ecg.paths.DEFAULT``)::
     /opt/edge-ecg/venv -> venv-BUILD   created by postinst (not in the package)
     /etc/edge-ecg/edge-ecg.toml        conffile (signatures required)
     /etc/edge-ecg/trusted.d/*.pub      conffiles: the public keys bundles must be signed with
-    /lib/systemd/system/edge-ecg.service, /lib/udev/rules.d/99-edge-ecg-cart.rules
+    /lib/systemd/system/edge-ecg.service, edge-ecg-display.socket, /lib/udev/rules.d/99-edge-ecg-cart.rules
+    /usr/lib/systemd/user/edge-ecg-kiosk.service   the display's kiosk page (enabled per desktop user)
+    /etc/edge-ecg/display.token        made by postinst (a random PIN, root only), kept on upgrade
     /usr/bin/edge-ecg                  runs the venv's edge-ecg
 """
 
@@ -175,6 +177,9 @@ def assemble(target: Target, stage: Path, package_wheel: Path, wheelhouses: dict
         _put(stage, paths.trust_dir / key.name, key.read_bytes())
     _put(stage, Path("/lib/systemd/system") / paths.unit, (REPO / "systemd" / "edge-ecg.service").read_text())
     _put(stage, Path("/lib/udev/rules.d/99-edge-ecg-cart.rules"), (REPO / "systemd" / "99-edge-ecg-cart.rules").read_text())
+    # the bedside display's socket (the unit's Sockets=) and the kiosk page, a user unit (docs/display.md)
+    _put(stage, Path("/lib/systemd/system/edge-ecg-display.socket"), (REPO / "systemd" / "edge-ecg-display.socket").read_text())
+    _put(stage, Path("/usr/lib/systemd/user/edge-ecg-kiosk.service"), (REPO / "systemd" / "edge-ecg-kiosk.service").read_text())
     subs = {**paths.as_substitutions(), "VERSION": meta.version, "ARCH": target.name, "BUILD_ID": meta.build_id,
             "BUILD_SLUG": meta.build_id.replace("+", "-").replace("/", "-"), "WHAT": target.what}
     _put(stage, Path("/usr/bin/edge-ecg"), _fill((TEMPLATES / "edge-ecg.wrapper").read_text(), subs), 0o755)

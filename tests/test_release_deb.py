@@ -77,7 +77,8 @@ def test_arm64_package_carries_an_aarch64_cp310_wheelhouse(debs):
     for b in ("rhythm", "vt-triage"):
         assert f"opt/edge-ecg/share/bundles/{b}/bundle.sig" in members and f"opt/edge-ecg/share/bundles/{b}/model.int8.onnx" in members
     for path in ("etc/edge-ecg/edge-ecg.toml", "etc/edge-ecg/trusted.d/development.pub", "lib/systemd/system/edge-ecg.service",
-                 "lib/udev/rules.d/99-edge-ecg-cart.rules", "usr/bin/edge-ecg", "opt/edge-ecg/build-info.json"):
+                 "lib/udev/rules.d/99-edge-ecg-cart.rules", "usr/bin/edge-ecg", "opt/edge-ecg/build-info.json",
+                 "lib/systemd/system/edge-ecg-display.socket", "usr/lib/systemd/user/edge-ecg-kiosk.service"):
         assert path in members, path
     assert "require_signature = true" in deb_file(data, "etc/edge-ecg/edge-ecg.toml")
     info = json.loads(deb_file(data, "opt/edge-ecg/build-info.json"))
@@ -173,6 +174,12 @@ def test_amd64_package_installs_offline_and_the_installed_daemon_works(debs, tmp
             assert "edge-ecg: installed" in inst.stdout
             assert c.run("getent group dialout").stdout.split(":")[-1].strip().split(",").count("edge-ecg") == 1
             assert c.run("systemctl is-enabled edge-ecg").stdout.strip() == "enabled"
+            assert c.run("systemctl is-active edge-ecg-display.socket").stdout.strip() == "active"
+            assert c.run("stat -c %a /etc/edge-ecg/display.token").stdout.strip() == "600"
+            # this machine has no display and no speaker: a bench says so in its config (a unit that
+            # keeps them enabled without the devices fails `doctor`); the daemon restarts on it
+            c.run("sed -i '/^\\[display\\]/a enabled = false' /etc/edge-ecg/edge-ecg.toml && "
+                  "sed -i '/^\\[audio\\]/a enabled = false' /etc/edge-ecg/edge-ecg.toml && systemctl restart edge-ecg")
             store = c.run("ls -l /var/opt/edge-ecg/bundles").stdout
             assert "rhythm -> versions/rhythm/" in store and "vt-triage -> versions/vt-triage/" in store, store
 
