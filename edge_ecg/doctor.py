@@ -34,7 +34,7 @@ MIN_FREE_FAIL = 200 << 20  # below this the event log and a bundle update can fa
 MIN_FREE_WARN = 1 << 30
 FS_RANGE = (100.0, 2000.0)  # Hz: the DSP's filters and the renderer are built for diagnostic ECG rates
 RUNTIME_MODULES = {"numpy": "numpy", "scipy": "scipy", "pyserial": "serial", "onnxruntime": "onnxruntime", "wfdb": "wfdb",
-                   "pillow": "PIL", "edfio": "edfio", "cryptography": "cryptography"}
+                   "pillow": "PIL", "edfio": "edfio", "cryptography": "cryptography", "ecgdatakit": "ecgdatakit", "pydicom": "pydicom"}
 
 
 @dataclass(frozen=True)

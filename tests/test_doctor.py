@@ -110,3 +110,15 @@ def test_installed_paths_agree_everywhere():
     for script in ("postinst.in", "prerm.in", "postrm.in"):
         text = (REPO / "release" / "debian" / script).read_text()
         assert "/opt/edge-ecg" not in text and "/var/opt" not in text and "/etc/edge-ecg" not in text, f"{script} hard-codes a path"
+
+
+def test_doctor_checks_every_runtime_dependency():
+    """Each of pyproject's runtime dependencies is imported by the doctor's package check."""
+    import re
+
+    from edge_ecg.doctor import RUNTIME_MODULES
+    from edge_ecg.service.config import tomllib
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[<>=;\[ ]", d, 1)[0].strip().lower() for d in deps if "python_version < '3.11'" not in d}
+    assert names == set(RUNTIME_MODULES), names ^ set(RUNTIME_MODULES)
