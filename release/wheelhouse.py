@@ -93,4 +93,7 @@ def ensure(target: Target, python: str, log=print) -> Path:
         raise SystemExit(f"wheelhouse {folder.name}: " + "; ".join(problems))
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
+    for stale in folder.parent.glob(f"{target.name}-{tag(python)}-*"):  # wheelhouses of earlier locks
+        if stale != folder and stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
     return folder
