@@ -15,7 +15,7 @@ daemon reads changes until one ``rename(2)`` of a symlink swaps the slot (atomic
 kill at any earlier moment leaves the previous bundle active and at worst a stale staging copy.
 A swap is recorded in ``.transaction.json`` before it happens and the record removed only when
 the daemon reported healthy, so a power cut or ``kill -9`` in between is undone by ``recover()``
-(run by the unit's ``ExecStartPre=`` before the daemon starts, and by every ``bundle`` command).
+(run by ``edge-ecg-bundles.service`` before every daemon start, and by every ``bundle`` command).
 """
 
 from __future__ import annotations

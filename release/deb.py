@@ -178,6 +178,7 @@ def assemble(target: Target, stage: Path, package_wheel: Path, wheelhouses: dict
     _put(stage, Path("/lib/systemd/system") / paths.unit, (REPO / "systemd" / "edge-ecg.service").read_text())
     _put(stage, Path("/lib/udev/rules.d/99-edge-ecg-cart.rules"), (REPO / "systemd" / "99-edge-ecg-cart.rules").read_text())
     # the bedside display's socket (the unit's Sockets=) and the kiosk page, a user unit (docs/display.md)
+    _put(stage, Path("/lib/systemd/system/edge-ecg-bundles.service"), (REPO / "systemd" / "edge-ecg-bundles.service").read_text())
     _put(stage, Path("/lib/systemd/system/edge-ecg-display.socket"), (REPO / "systemd" / "edge-ecg-display.socket").read_text())
     _put(stage, Path("/usr/lib/systemd/user/edge-ecg-kiosk.service"), (REPO / "systemd" / "edge-ecg-kiosk.service").read_text())
     subs = {**paths.as_substitutions(), "VERSION": meta.version, "ARCH": target.name, "BUILD_ID": meta.build_id,

@@ -4,7 +4,7 @@ What it is: the root filesystem is an overlay of ``/`` (every write lands in a t
 folder and vanishes with it), in new mount, PID, network (``unshare -n``: loopback only, down),
 and cgroup namespaces, with a private ``/dev`` (its own pty instance) and ``/run``, and a cgroup
 subtree of its own that is removed afterwards. Inside, ``/lib/systemd/systemd`` runs as PID 1 up to
-``basic.target``: ``dpkg -i``, ``systemctl``, ``journalctl``, ``Type=notify`` and ``ExecStartPre=``
+``basic.target``: ``dpkg -i``, ``systemctl``, ``journalctl``, ``Type=notify`` and the units' dependencies
 are the real ones. A test runs commands in it with ``run()`` (``nsenter``), and shares files through
 ``bind`` folders, mounted at the same path inside and out.
 

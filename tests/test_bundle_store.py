@@ -96,7 +96,7 @@ def test_kill_9_after_the_switch_is_undone_by_recover(unit):
     assert (unit["store"] / "vt-triage").resolve() != unit["active"]
     listing = cli("bundle", "list", "--store", unit["store"], "--config", unit["cfg"])
     assert "UNCONFIRMED install" in listing.stdout, listing.stdout
-    # what the unit's ExecStartPre= runs before the daemon starts again
+    # what edge-ecg-bundles.service runs before the daemon starts again
     out = cli("bundle", "recover", "--no-restart", "--store", unit["store"], "--config", unit["cfg"])
     assert out.returncode == 0 and "undid the unconfirmed install" in out.stdout, out.stdout + out.stderr
     assert (unit["store"] / "vt-triage").resolve() == unit["active"]

@@ -99,7 +99,9 @@ def test_installed_paths_agree_everywhere():
     """The unit, the default config and the maintainer scripts name the paths edge_ecg.paths holds."""
     unit = (REPO / "systemd" / "edge-ecg.service").read_text()
     assert f"ExecStart={DEFAULT.executable} run --config {DEFAULT.config}" in unit
-    assert f"ExecStartPre=-+{DEFAULT.executable} bundle recover" in unit and f"User={DEFAULT.user}" in unit
+    assert "Wants=edge-ecg-bundles.service" in unit and f"User={DEFAULT.user}" in unit
+    recover = (REPO / "systemd" / "edge-ecg-bundles.service").read_text()
+    assert f"ExecStart=-{DEFAULT.executable} bundle recover --no-restart --quiet --config {DEFAULT.config}" in recover
     assert "StateDirectory=" + DEFAULT.state_dir.name in unit
     from edge_ecg.service.config import load_config
 

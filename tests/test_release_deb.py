@@ -78,7 +78,8 @@ def test_arm64_package_carries_an_aarch64_cp310_wheelhouse(debs):
         assert f"opt/edge-ecg/share/bundles/{b}/bundle.sig" in members and f"opt/edge-ecg/share/bundles/{b}/model.int8.onnx" in members
     for path in ("etc/edge-ecg/edge-ecg.toml", "etc/edge-ecg/trusted.d/development.pub", "lib/systemd/system/edge-ecg.service",
                  "lib/udev/rules.d/99-edge-ecg-cart.rules", "usr/bin/edge-ecg", "opt/edge-ecg/build-info.json",
-                 "lib/systemd/system/edge-ecg-display.socket", "usr/lib/systemd/user/edge-ecg-kiosk.service"):
+                 "lib/systemd/system/edge-ecg-display.socket", "usr/lib/systemd/user/edge-ecg-kiosk.service",
+                 "lib/systemd/system/edge-ecg-bundles.service"):
         assert path in members, path
     assert "require_signature = true" in deb_file(data, "etc/edge-ecg/edge-ecg.toml")
     info = json.loads(deb_file(data, "opt/edge-ecg/build-info.json"))
