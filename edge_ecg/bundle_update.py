@@ -172,10 +172,15 @@ class ServiceControl:
             elif not pipe.get("ready"):
                 why = "daemon has not sent READY=1"
             else:
+                # READY means every bundle the daemon will run is loaded: one missing now is off for good
+                # (model_unavailable: refused at load, or leads the cart does not send), so fail at once
                 down = {u.get("bundle"): u.get("reason") for u in pipe.get("unavailable", [])}
-                bad = [n for n in expect if n in down]
-                if bad:  # the daemon is up and has decided: that model is off (model_unavailable)
-                    return False, f"the daemon runs without bundle {bad[0]}: {down[bad[0]]}"
+                loaded = {b.get("name") for b in pipe.get("bundles", [])}
+                bad = [n for n in expect if n in down or n not in loaded]
+                if bad:
+                    alarms = [a for a in st.get("alarms", []) if a.get("alarm") == "model_unavailable"]
+                    detail = down.get(bad[0]) or "; ".join(str((a.get("evidence") or {}).get("reason", "")) for a in alarms) or "not loaded"
+                    return False, f"the daemon runs without bundle {bad[0]} (model_unavailable: {detail})"
                 why = self._bundles_ok(st, pipe, expect)
                 if why is None:
                     loaded = ", ".join(f"{b['name']} {b['version']} ({b['windows']} windows)" for b in pipe.get("bundles", []))
