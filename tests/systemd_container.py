@@ -126,6 +126,9 @@ class SystemdContainer:
         return subprocess.Popen(["nsenter", "-t", str(self.pid), "-m", "-p", "-n", "-C", "-r", "-w", "env", "-i", *base, "bash", "-c", cmd], **kw)
 
     def stop(self) -> None:
+        if self.pid is None and self.proc is not None:  # interrupted while booting: find it all the same
+            time.sleep(0.5)
+            self.pid = self._find_init()
         if self.pid is not None:
             try:
                 os.kill(self.pid, signal.SIGKILL)  # PID 1 of the namespace: the kernel ends everything in it
