@@ -106,9 +106,11 @@ def test_kill_9_after_the_switch_is_undone_by_recover(unit):
 
 def test_sigterm_after_the_switch_switches_back_at_once(unit):
     rc, lines = install_until(unit, "switched", signal.SIGTERM, "--restart-cmd", "sleep 3", "--health-timeout", "2")
-    assert rc == 1, lines
+    # 1: the signal came while it waited for the daemon (it restarts the old version); 2: right after
+    # the switch, before the restart: either way it switched back before exiting
+    assert rc in (1, 2), lines
     assert (unit["store"] / "vt-triage").resolve() == unit["active"]
     assert not (unit["store"] / ".transaction.json").exists()
-    assert any("NOT healthy: interrupted by SIGTERM" in l for l in lines), lines
+    assert any("SIGTERM" in l for l in lines), lines
     last = [json.loads(l) for l in (unit["store"] / "history.jsonl").read_text().splitlines() if '"install"' in l][-1]
     assert last["result"] == "rolled back" and "SIGTERM" in last["reason"]
