@@ -31,15 +31,14 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
 from edge_ecg.stream.block import AuxChannel, SampleBlock, SourceState
-from edge_ecg.stream.block_queue import BlockQueue
+from edge_ecg.stream.port_source import PortSource
 from firmware_bridge.intellivue.framing import FrameDecoder
 from firmware_bridge.intellivue.nomenclature import AUX_WAVES, MS_INVALID, MS_UNAVAILABLE
 from firmware_bridge.intellivue.observations import decode_samples
@@ -103,7 +102,7 @@ def parse_port(uri_rest: str) -> tuple[str, dict[str, str]]:
     return port, opts
 
 
-class IntellivueSource:
+class IntellivueSource(PortSource):
     """An IntelliVue monitor on ``port`` (a device path or a ``/dev/serial/by-id/...`` link).
 
     Keyword-only options (seconds): ``baudrate`` (115200: the MIB/RS232 setting), ``waves`` (the
@@ -111,8 +110,12 @@ class IntellivueSource:
     at all -> lost, re-associate), ``backoff_s``, ``queue_blocks`` (4096; the oldest go first,
     seen as a gap), ``numerics_log_s`` (10), ``on_state(state, detail)``, ``on_monitor(kind,
     record)`` (every monitor numeric/alarm record), ``config`` (a ``ClientConfig``: waves, timers),
-    ``exclusive`` and ``start`` as for ``SerialSource``.
+    ``exclusive`` and ``start`` as for ``SerialSource``. ``close()`` releases the association
+    (best effort) before freeing the port.
     """
+
+    label = "intellivue"
+    close_timeout_s = 3.0
 
     def __init__(
         self,
@@ -132,32 +135,21 @@ class IntellivueSource:
         exclusive: bool = True,
         start: bool = True,
     ) -> None:
-        port = str(port)
-        self.port = port if ("/" in port or "://" in port) else f"/dev/serial/by-id/{port}"
+        super().__init__(port, stats=IntellivueStats(), backoff_s=backoff_s, queue_blocks=queue_blocks, read_timeout_s=read_timeout_s,
+                         on_state=on_state, exclusive=exclusive)
         self.baudrate = baudrate
         self.stall_s = stall_s
         self.silence_s = silence_s
-        self.backoff_s = backoff_s
-        self.read_timeout_s = read_timeout_s
         self.numerics_log_s = numerics_log_s
-        self.exclusive = exclusive
-        self.on_state = on_state
         self.on_monitor = on_monitor
         config = config or ClientConfig()
         if waves:
             config = dataclasses.replace(config, waves=tuple(waves))
         self.session = ClientSession(config)
-        self.stats = IntellivueStats()
         self.monitor: MonitorInfo | None = None
         self.layout: _Layout | None = None
         self._event_sink: Callable[..., Any] | None = None
         self._unsent_notes: collections.deque = collections.deque(maxlen=256)
-        self._blocks = BlockQueue(queue_blocks)
-        self._closed = threading.Event()
-        self._state = SourceState.CONNECTING
-        self._state_since = time.monotonic()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name=f"intellivue-source {self.port}", daemon=True)
         # time bookkeeping (reader thread only)
         self._rt_last: int | None = None  # last raw RelativeTime seen (for unwrapping)
         self._rt_unwrapped = 0
@@ -172,18 +164,6 @@ class IntellivueSource:
             self.start()
 
     # ------------------------------------------------------------------ public API
-    def start(self) -> None:
-        if not self._thread.is_alive():
-            self._thread.start()
-
-    @property
-    def state(self) -> SourceState:
-        return self._state
-
-    @property
-    def state_since(self) -> float:
-        return self._state_since
-
     def attach_event_sink(self, note: Callable[..., Any]) -> None:
         """``note(kind, **fields)`` (the daemon's ``EventSinks.note``): monitor alarms and numerics go
         there, starting with those noted before it was attached (the reader starts at once)."""
@@ -193,85 +173,16 @@ class IntellivueSource:
         for kind, fields in held:
             self._deliver_note(note, kind, fields)
 
-    def read(self, timeout: float | None = None) -> SampleBlock | None:
-        """The next block (with ``gap_before`` set), or ``None`` if none arrived within ``timeout``."""
-        block = self._blocks.get(timeout)
-        self.stats.samples_missing = self._blocks.samples_missing
-        return block
-
-    def __iter__(self) -> Iterator[SampleBlock]:
-        """Yield blocks until ``close()``; waits in short slices so closing ends the loop promptly."""
-        while True:
-            block = self.read(timeout=0.1)
-            if block is not None:
-                yield block
-            elif self._closed.is_set() and self._blocks.empty():
-                return
-
-    def close(self) -> None:
-        """Release the association (best effort), stop the reader and free the port."""
-        self._closed.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=3.0)
-        self._set_state(SourceState.CLOSED, "closed")
-
-    def __enter__(self) -> "IntellivueSource":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     # ------------------------------------------------------------------ reader thread
-    def _set_state(self, state: SourceState, detail: str = "") -> None:
-        with self._lock:
-            if state == self._state or self._state == SourceState.CLOSED:
-                return
-            self._state = state
-            self._state_since = time.monotonic()
-        log.info("intellivue %s: %s %s", self.port, state.value, detail)
-        if self.on_state is not None:
-            try:
-                self.on_state(state, detail)
-            except Exception:
-                log.exception("intellivue %s: on_state callback failed", self.port)
-
-    def _run(self) -> None:
+    def _open_port(self):
         import serial  # pyserial
 
-        delay = self.backoff_s[0]
-        while not self._closed.is_set():
-            try:
-                ser = serial.Serial(self.port, self.baudrate, bytesize=8, parity="N", stopbits=1, timeout=self.read_timeout_s,
-                                    write_timeout=1.0, exclusive=self.exclusive)
-            except (serial.SerialException, OSError, ValueError) as exc:
-                self.stats.last_error = str(exc)
-                self._set_state(SourceState.LOST, f"cannot open: {exc}")
-                self._closed.wait(delay)
-                delay = min(delay * 2, self.backoff_s[1])
-                continue
-            self.stats.connects += 1
-            try:
-                self._connection(ser)
-                delay = self.backoff_s[0]
-            except (serial.SerialException, OSError) as exc:
-                self.stats.last_error = str(exc)
-                self._set_state(SourceState.LOST, f"link error: {exc}")
-                delay = self.backoff_s[0]
-            except Exception as exc:  # a bug must degrade to "lost", never kill the thread
-                log.exception("intellivue %s: reader failed", self.port)
-                self.stats.last_error = repr(exc)
-                self._set_state(SourceState.LOST, f"reader error: {exc!r}")
-            finally:
-                try:
-                    ser.close()
-                except Exception:
-                    pass
-            if not self._closed.is_set():
-                self._closed.wait(delay)
-                delay = min(delay * 2, self.backoff_s[1])
+        return serial.Serial(self.port, self.baudrate, bytesize=8, parity="N", stopbits=1, timeout=self.read_timeout_s,
+                             write_timeout=1.0, exclusive=self.exclusive)
 
-    def _connection(self, ser) -> None:
+    def _connection(self, ser) -> bool:
         """One open port: associate (aborting anything stale first) and stream until it fails."""
+        self.stats.connects += 1
         decoder = FrameDecoder()
         session = self.session
         now = time.monotonic()
@@ -316,6 +227,7 @@ class IntellivueSource:
                 ser.flush()
             except Exception:
                 pass
+        return True
 
     # ------------------------------------------------------------------ session events
     def _handle_events(self, events: list, now: float) -> None:
@@ -445,8 +357,7 @@ class IntellivueSource:
         self.stats.blocks += 1
         self.stats.samples += block.n
         self._set_state(SourceState.STREAMING)
-        self._blocks.put(block)
-        self.stats.queue_overruns = self._blocks.overruns
+        self._put(block)
 
     def _stream_t(self, rel_time: int) -> float | None:
         """Stream time (s) of a monitor RelativeTime, on the same base as the sample index."""

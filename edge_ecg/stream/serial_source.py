@@ -15,16 +15,15 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
 from edge_ecg.stream.block import SampleBlock, SourceState
-from edge_ecg.stream.block_queue import BlockQueue
+from edge_ecg.stream.port_source import PortSource
 from firmware_bridge.codec import Decoder, encode
 from firmware_bridge.frames import PACER_BIT, PROTOCOL_VERSION, T_GET_HELLO, T_PING, T_START, T_STOP, Command, Hello, Pong, Samples, Status, lead_electrode_mask
 from firmware_bridge.sample_index import GapReason, Placement, SampleIndexTracker
@@ -113,7 +112,7 @@ class SourceStats:
     wrong_device: int = 0  # HELLOs from a device that is not the cart the port names (never streamed)
 
 
-class SerialSource:
+class SerialSource(PortSource):
     """A cart on ``port`` (a device path, a ``/dev/serial/by-id/...`` link, or just the by-id name),
     read in the background.
 
@@ -154,6 +153,8 @@ class SerialSource:
     later frames are never trimmed away.
     """
 
+    label = "serial source"
+
     def __init__(
         self,
         port: str,
@@ -170,27 +171,14 @@ class SerialSource:
         expect_device_id: int | None = None,
         start: bool = True,
     ) -> None:
-        port = str(port)
-        # a bare udev name ("usb-EdgeECG_Cart_1234-if00") means the by-id link of that cart
-        self.port = port if ("/" in port or "://" in port) else f"/dev/serial/by-id/{port}"
+        super().__init__(port, stats=SourceStats(), backoff_s=backoff_s, queue_blocks=queue_blocks, read_timeout_s=read_timeout_s,
+                         on_state=on_state, exclusive=exclusive)
         self.baudrate = baudrate
         self.stall_s = stall_s
         self.silence_s = silence_s
         self.handshake_s = handshake_s
-        self.backoff_s = backoff_s
-        self.read_timeout_s = read_timeout_s
-        self.exclusive = exclusive
         self.expect_device_id = expect_device_id if expect_device_id is not None else expected_device_id(self.port)
-        self.on_state = on_state
-        self.stats = SourceStats()
         self.hello: Hello | None = None
-        self._blocks = BlockQueue(queue_blocks)
-        self._closed = threading.Event()
-        self._state = SourceState.CONNECTING
-        self._state_since = time.monotonic()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name=f"serial-source {self.port}", daemon=True)
-        self._ser = None
         # index bookkeeping (reader thread only)
         self._session: int | None = None
         self._index = SampleIndexTracker()
@@ -200,100 +188,25 @@ class SerialSource:
         if start:
             self.start()
 
-    # ------------------------------------------------------------------ public API
-    def start(self) -> None:
-        if not self._thread.is_alive():
-            self._thread.start()
-
-    @property
-    def state(self) -> SourceState:
-        return self._state
-
-    @property
-    def state_since(self) -> float:
-        """``time.monotonic()`` of the last state change."""
-        return self._state_since
-
-    def read(self, timeout: float | None = None) -> SampleBlock | None:
-        """The next block (with ``gap_before`` and ``gap_reason`` set against the previous one
-        handed out, queue drops included), or ``None`` if none arrived within ``timeout``."""
-        block = self._blocks.get(timeout)
-        self.stats.samples_missing = self._blocks.samples_missing
-        return block
-
-    def __iter__(self) -> Iterator[SampleBlock]:
-        """Yield blocks until ``close()``; waits in short slices so closing ends the loop promptly."""
-        while True:
-            block = self.read(timeout=0.1)
-            if block is not None:
-                yield block
-            elif self._closed.is_set() and self._blocks.empty():
-                return
-
-    def close(self) -> None:
-        """Stop the reader (sends STOP if connected) and release the port."""
-        self._closed.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=2.0)
-        self._set_state(SourceState.CLOSED, "closed")
-
-    def __enter__(self) -> "SerialSource":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     # ------------------------------------------------------------------ reader thread
-    def _set_state(self, state: SourceState, detail: str = "") -> None:
-        with self._lock:
-            if state == self._state:
-                return
-            if self._state == SourceState.CLOSED:
-                return
-            self._state = state
-            self._state_since = time.monotonic()
-        log.info("serial source %s: %s %s", self.port, state.value, detail)
-        if self.on_state is not None:
-            try:
-                self.on_state(state, detail)
-            except Exception:  # a broken callback must not kill the reader
-                log.exception("serial source %s: on_state callback failed", self.port)
-
-    def _run(self) -> None:
+    def _open_port(self):
         import serial  # pyserial
 
-        delay = self.backoff_s[0]
-        while not self._closed.is_set():
-            try:
-                # exclusive: an advisory lock (flock) so that no second reader (another source,
-                # a modem manager probing ttyACM devices) splits the byte stream with us
-                self._ser = serial.Serial(self.port, self.baudrate, timeout=self.read_timeout_s, write_timeout=1.0,
-                                          exclusive=self.exclusive)
-                if self.exclusive:
-                    hold_exclusive(self._ser.fileno())
-            except (serial.SerialException, OSError, ValueError) as exc:
-                self.stats.last_error = str(exc)
-                self._set_state(SourceState.LOST, f"cannot open: {exc}")
-                self._closed.wait(delay)
-                delay = min(delay * 2, self.backoff_s[1])
-                continue
-            try:
-                if self._session_loop(self._ser):
-                    delay = self.backoff_s[0]
-            except (serial.SerialException, OSError) as exc:
-                self.stats.last_error = str(exc)
-                self._set_state(SourceState.LOST, f"link error: {exc}")
-                delay = self.backoff_s[0]  # it was working a moment ago: retry soon
-            finally:
-                try:
-                    if self.exclusive:
-                        release_exclusive(self._ser.fileno())
-                    self._ser.close()
-                except Exception:
-                    pass
-            if not self._closed.is_set():
-                self._closed.wait(delay)
-                delay = min(delay * 2, self.backoff_s[1])
+        # exclusive: an advisory lock (flock) so that no second reader (another source, a modem
+        # manager probing ttyACM devices) splits the byte stream with us, and TIOCEXCL so that no
+        # other open() of the tty succeeds (nobody can send the cart STOP behind our back)
+        ser = serial.Serial(self.port, self.baudrate, timeout=self.read_timeout_s, write_timeout=1.0, exclusive=self.exclusive)
+        if self.exclusive:
+            hold_exclusive(ser.fileno())
+        return ser
+
+    def _release_port(self, ser) -> None:
+        if self.exclusive:
+            release_exclusive(ser.fileno())
+        ser.close()
+
+    def _connection(self, ser) -> bool:
+        return self._session_loop(ser)
 
     def _handshake(self, ser, decoder: Decoder) -> tuple[Hello | None, list]:
         """Ask for HELLO until it comes; frames that arrive meanwhile (samples a streaming cart
@@ -436,5 +349,4 @@ class SerialSource:
                             gap_before=first.gap, gap_reason=reason)
         self.stats.blocks += 1
         self.stats.samples += block.n
-        self._blocks.put(block)  # never blocks: a consumer far behind loses the oldest block (a gap)
-        self.stats.queue_overruns = self._blocks.overruns
+        self._put(block)
