@@ -83,6 +83,10 @@ def test_verify_and_bench_library_functions(arts):
     b = load_bundle(arts.bundle_dir)
     rep = verify(b, "onnxruntime", "int8", runs=3, threads=1)
     assert rep.windows == 16 and rep.top_label_agreement == 1.0 and rep.factory_max_abs_logit_diff < 1e-4 and rep.ok()
+    assert rep.max_abs_logit_diff == 0.0 and rep.against == "int8"  # the same graph on the same runtime
+    q = verify(b, "onnxruntime", "int8", runs=3, threads=1, against="fp32")  # what quantization changed
+    assert q.against == "fp32" and q.max_abs_logit_diff > 0.0 and q.factory_max_abs_logit_diff < 1e-4
+    assert "vs onnxruntime fp32" in q.lines()[0]
     rows = benchmark(b, precisions=("fp32", "int8"), runs=3, rounds=1, threads=1)
     assert [(r.backend, r.precision) for r in rows] == [("onnxruntime", "fp32"), ("onnxruntime", "int8")]
     assert all(r.p50_ms > 0 and r.images_per_s > 0 for r in rows)
@@ -94,7 +98,7 @@ def test_appliance_side_never_imports_torch_or_tensorrt():
     import sys
 
     code = ("import sys, edge_ecg.bundle, edge_ecg.inference, edge_ecg.runtimes, edge_ecg.runtimes.check, "
-            "edge_ecg.runtimes.onnxruntime_runtime, edge_ecg.runtimes.tensorrt_runtime, edge_ecg.cli.export_cmd; "
+            "edge_ecg.runtimes.onnxruntime_runtime, edge_ecg.runtimes.tensorrt_runtime, edge_ecg.cli.engine_cmd; "
             "bad = [m for m in ('torch', 'tensorrt', 'pycuda', 'onnx') if m in sys.modules]; "
             "assert not bad, bad")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

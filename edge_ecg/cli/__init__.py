@@ -23,6 +23,7 @@ _MODULES = (
     "edge_ecg.cli.monitor_cmd",
     "edge_ecg.cli.dsp_cmd",
     "edge_ecg.cli.export_cmd",
+    "edge_ecg.cli.engine_cmd",
     "edge_ecg.cli.train_cmd",
     "edge_ecg.cli.run_cmd",
     "edge_ecg.cli.screen_cmd",

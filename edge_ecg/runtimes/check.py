@@ -21,11 +21,12 @@ from edge_ecg.runtimes import Runtime, open_runtime
 class VerifyReport:
     backend: str
     precision: str
+    against: str  # the reference: ONNX Runtime at this precision
     windows: int
     top_label_agreement: float
     decision_agreement: float  # per-label decisions at the bundle's default thresholds
     max_abs_logit_diff: float
-    factory_max_abs_logit_diff: float  # ONNX Runtime here vs the logits stored at export
+    factory_max_abs_logit_diff: float  # the reference here vs its logits stored at export
     latency_ms_p50: float
     latency_ms_p90: float
     latency_ms_p99: float
@@ -35,7 +36,7 @@ class VerifyReport:
 
     def lines(self) -> list[str]:
         return [
-            f"verify {self.backend} {self.precision} vs onnxruntime {self.precision} on {self.windows} check windows",
+            f"verify {self.backend} {self.precision} vs onnxruntime {self.against} on {self.windows} check windows",
             f"  top-label agreement   {self.top_label_agreement:.4f}",
             f"  decision agreement    {self.decision_agreement:.4f}",
             f"  max |logit diff|      {self.max_abs_logit_diff:.3g}",
@@ -57,7 +58,9 @@ def _latencies(rt: Runtime, x: np.ndarray, n: int, warmup: int = 3) -> np.ndarra
 
 
 def verify(bundle: Bundle, backend: str = "tensorrt", precision: str = "int8", runs: int = 50,
-           threads: int | None = None) -> VerifyReport:
+           threads: int | None = None, against: str | None = None) -> VerifyReport:
+    """``backend`` at ``precision`` against ONNX Runtime at ``against`` (default: the same precision,
+    which checks an engine build; ``"fp32"`` measures what INT8 quantization changed in the decisions)."""
     from edge_ecg.inference import sigmoid
     from edge_ecg.render import to_model_input
 
@@ -65,16 +68,17 @@ def verify(bundle: Bundle, backend: str = "tensorrt", precision: str = "int8", r
         raise BundleError(bundle.root, "bundle has no check windows (check.npz)")
     check = bundle.check_windows()
     x = to_model_input(check["images"])
-    with open_runtime(bundle, "onnxruntime", precision, threads=threads) as ref_rt:
+    against = against or precision
+    with open_runtime(bundle, "onnxruntime", against, threads=threads) as ref_rt:
         ref = ref_rt.run(x)
     with open_runtime(bundle, backend, precision, threads=threads) as rt:
         got = rt.run(x)
         lat = _latencies(rt, x, runs)
         name = rt.backend
     thr = bundle.thresholds[None, :]
-    stored = check.get(f"logits_{precision}")
+    stored = check.get(f"logits_{against}")
     return VerifyReport(
-        backend=name, precision=precision, windows=len(x),
+        backend=name, precision=precision, against=against, windows=len(x),
         top_label_agreement=float(np.mean(ref.argmax(1) == got.argmax(1))),
         decision_agreement=float(np.mean((sigmoid(ref) >= thr) == (sigmoid(got) >= thr))),
         max_abs_logit_diff=float(np.abs(ref - got).max()),
