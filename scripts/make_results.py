@@ -42,7 +42,8 @@ def regenerate(text: str, results_dir: Path) -> tuple[str, list[str]]:
 
 
 def pages(docs: Path) -> list[Path]:
-    return sorted(p for p in [*docs.rglob("*.md"), REPO / "README.md"] if p.is_file())
+    """The pages under ``docs`` and the README beside it."""
+    return sorted(p for p in [*docs.rglob("*.md"), docs.parent / "README.md"] if p.is_file())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         new, changed = regenerate(text, args.results)
         if not changed:
             continue
-        rel = page.relative_to(REPO)
+        rel = page.relative_to(args.docs.parent)
         stale += [f"{rel}: {name}" for name in changed]
         if not args.check:
             page.write_text(new)
