@@ -97,7 +97,7 @@ class Bundle:
         from edge_ecg.render import RenderSpec
 
         try:
-            return RenderSpec.from_dict(self.render)
+            return RenderSpec.from_dict(self.render, "render")
         except Exception as exc:
             raise BundleError(self.root / MANIFEST, f"[render] is not a valid RenderSpec: {exc}") from None
 

@@ -171,8 +171,10 @@ def test_spec_round_trips_and_refuses_bad_values():
         RenderSpec(layout="3x4")
     with pytest.raises(ConfigError, match="width"):
         RenderSpec(width=0)
-    with pytest.raises(ConfigError, match="unknown keys colour"):
+    with pytest.raises(ConfigError, match=r"RenderSpec.colour: unknown key"):
         RenderSpec.from_dict({"colour": "red"})
+    with pytest.raises(ConfigError, match=r"bundle.toml: render.width: must be an integer"):
+        RenderSpec.from_dict({"width": "224"}, "bundle.toml: render")
     with pytest.raises(ConfigError, match="12 leads"):
         RenderSpec(leads=("I", "II"))
 

@@ -7,11 +7,11 @@ compared for equality between the bundle a model was trained with and the one se
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from edge_ecg.config_table import from_table, to_table
 from edge_ecg.errors import ConfigError
 
 LAYOUTS = ("12lead", "strips")
@@ -86,23 +86,12 @@ class RenderSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """TOML-safe: tuples become lists; every field is written so a bundle is self-describing."""
-        out = dataclasses.asdict(self)
-        out["leads"] = list(self.leads)
-        return out
+        return to_table(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RenderSpec":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError("RenderSpec", f"unknown keys {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        kwargs = dict(data)
-        if "leads" in kwargs:
-            kwargs["leads"] = tuple(kwargs["leads"])
-        for name in ("seconds", "line_width", "mm_per_s", "mm_per_mv"):
-            if name in kwargs and isinstance(kwargs[name], int) and not isinstance(kwargs[name], bool):
-                kwargs[name] = float(kwargs[name])
-        return cls(**kwargs)
+    def from_dict(cls, data: Mapping[str, Any], where: str = "RenderSpec") -> "RenderSpec":
+        """From a TOML table (a bundle's ``[render]``, a training config's); unknown keys refused."""
+        return from_table(cls, data, where)
 
 
 STANDARD_SPEC = RenderSpec()
