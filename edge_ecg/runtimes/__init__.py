@@ -24,10 +24,10 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
 
-__all__ = ["BACKENDS", "Runtime", "RuntimeError_", "open_runtime", "tensorrt_available", "select_backend"]
+__all__ = ["BACKENDS", "Runtime", "InferenceBackendError", "open_runtime", "tensorrt_available", "select_backend"]
 
 
-class RuntimeError_(InputError):
+class InferenceBackendError(InputError):
     """A runtime that cannot run this bundle (backend missing, bad input batch)."""
 
 
@@ -46,9 +46,9 @@ class Runtime:
         if x.ndim == 3:
             x = x[None]
         if x.ndim != 4 or tuple(x.shape[1:]) != (c, h, w):
-            raise RuntimeError_(self.bundle.root, f"input batch must be (N,{c},{h},{w}) float32, got shape {x.shape}")
+            raise InferenceBackendError(self.bundle.root, f"input batch must be (N,{c},{h},{w}) float32, got shape {x.shape}")
         if x.shape[0] == 0:
-            raise RuntimeError_(self.bundle.root, "empty input batch")
+            raise InferenceBackendError(self.bundle.root, "empty input batch")
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def run(self, x: np.ndarray) -> np.ndarray:

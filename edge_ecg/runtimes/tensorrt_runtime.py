@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from edge_ecg.errors import BundleError
-from edge_ecg.runtimes import Runtime, RuntimeError_
+from edge_ecg.runtimes import Runtime, InferenceBackendError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def _import():
         import pycuda.driver as cuda
         import tensorrt as trt
     except ImportError as exc:
-        raise RuntimeError_("tensorrt", f"TensorRT backend unavailable ({exc}); use --backend onnxruntime") from None
+        raise InferenceBackendError("tensorrt", f"TensorRT backend unavailable ({exc}); use --backend onnxruntime") from None
     return trt, cuda
 
 
@@ -206,7 +206,7 @@ class TensorRTRuntime(Runtime):
             self.context.set_input_shape(self.bundle.input_name, (n, c, h, w))
             cuda.memcpy_htod_async(self._dev_in, self._host_in[:n], self._stream)
             if not self.context.execute_async_v3(self._stream.handle):
-                raise RuntimeError_(self.engine_path, "execute_async_v3 failed")
+                raise InferenceBackendError(self.engine_path, "execute_async_v3 failed")
             cuda.memcpy_dtoh_async(self._host_out[:n], self._dev_out, self._stream)
             self._stream.synchronize()
         finally:
