@@ -33,19 +33,35 @@ def provenance(env: dict[str, Any]) -> str:
     return f"<sub>`{env.get('command', '?')}` at commit {sha} on {where}, {str(env.get('date', '?'))[:10]}; from `docs/results/{env.get('name')}.json`.</sub>"
 
 
+class Loader:
+    """What a renderer reads result files through: ``load(name)`` returns one envelope (and
+    records it for the provenance lines); ``available()`` lists every result file's name."""
+
+    def __init__(self, results_dir: str | Path | None = None) -> None:
+        self.results_dir = Path(results_dir) if results_dir is not None else RESULTS_DIR
+        self.used: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, result: str) -> dict[str, Any]:
+        if result not in self.used:
+            self.used[result] = read_result(result, self.results_dir)
+        return self.used[result]
+
+    def available(self) -> list[str]:
+        return sorted(p.stem for p in self.results_dir.glob("*.json"))
+
+    def peek(self, result: str) -> dict[str, Any]:
+        """An envelope read without adding a provenance line (for an index of files)."""
+        return read_result(result, self.results_dir)
+
+
 def render(name: str, results_dir: str | Path | None = None) -> str:
     """The Markdown for table ``name``, with a provenance line per result file it read."""
     if name not in RENDERERS:
         raise KeyError(f"no results table named {name!r} (known: {', '.join(sorted(RENDERERS))})")
-    used: dict[str, dict[str, Any]] = {}
-
-    def load(result: str) -> dict[str, Any]:
-        if result not in used:
-            used[result] = read_result(result, results_dir if results_dir is not None else RESULTS_DIR)
-        return used[result]
-
+    load = Loader(results_dir)
     lines = RENDERERS[name](load)
-    lines += [""] + [provenance(env) for env in used.values()]
+    if load.used:
+        lines += [""] + [provenance(env) for env in load.used.values()]
     return "\n".join(lines) + "\n"
 
 
@@ -182,3 +198,16 @@ def _intellivue_alarms(load: Callable[[str], dict[str, Any]]) -> list[str]:
     from edge_ecg.eval.monitor_eval import table
 
     return table(load("intellivue_alarms")["results"]["rows"]).splitlines()
+
+
+@renderer("results-index")
+def _results_index(load: Loader) -> list[str]:
+    """Every result file: what produced it, when, on what (the page that shows it links back)."""
+    rows = []
+    for name in load.available():
+        env = load.peek(name)
+        m = env.get("machine") or {}
+        sha = (env.get("commit") or "unknown")[:9] + (" (dirty)" if env.get("dirty") else "")
+        rows.append([f"[`{name}`]({name}.json)".replace("](", "](results/", 1), f"`{env.get('command', '?')}`",
+                     str(env.get("date", "?"))[:10], sha, f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores"])
+    return table(["result file", "command", "date", "commit", "machine"], rows)
