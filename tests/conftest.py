@@ -55,8 +55,12 @@ def misc_dir() -> Path:
 def tiny_screen_bundle(tmp_path_factory, ludb_dir) -> Path:
     """The tiny untrained HeartBEiT screening bundle of ``test_screen_cli`` (built once per session:
     the screening test modules share it)."""
-    from test_screen_cli import build_tiny_bundle
+    from helpers.screening import build_tiny_bundle
 
     out = tmp_path_factory.mktemp("bundle") / "tiny-screen-test"
     build_tiny_bundle(out, ludb_dir)
     return out
+
+
+# Fixtures shared across modules live in tests/helpers/ and are registered here.
+from helpers.model_artifacts import arts  # noqa: E402,F401  (session fixture: a tiny exported bundle)

@@ -10,7 +10,6 @@ import pytest
 
 from edge_ecg.bundle import Label, dump_toml, load_bundle, sha256_file
 from edge_ecg.errors import BundleError
-from test_model_artifacts import arts  # noqa: F401
 
 if sys.version_info >= (3, 11):
     import tomllib

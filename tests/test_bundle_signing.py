@@ -18,9 +18,9 @@ from edge_ecg.bundle import load_bundle
 from edge_ecg.errors import BundleError, SignatureError
 from edge_ecg.signing import TrustPolicy, check_signature, generate_keypair, read_signature, sign_bundle
 from test_daemon_support import cli_env
+from helpers.bundles import copy_bundle
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCE = REPO / "bundles" / "vt-triage"
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +32,6 @@ def keys(tmp_path_factory):
     trust.mkdir()
     shutil.copy(factory_pub, trust / "factory.pub")
     return {"factory": factory, "other": other, "trust": trust}
-
-
-def copy_bundle(dest: Path) -> Path:
-    if not (SOURCE / "bundle.toml").is_file():
-        pytest.skip("bundles/vt-triage is not in this checkout")
-    b = load_bundle(SOURCE, verify=False)
-    dest.mkdir(parents=True)
-    for name in ["bundle.toml", *b.files]:
-        shutil.copy(SOURCE / name, dest / name)
-    return dest
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from edge_ecg.signing import generate_keypair, sign_bundle
-from test_bundle_signing import copy_bundle
+from helpers.bundles import copy_bundle
 from test_daemon_support import cli_env
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import pytest
 from edge_ecg.stream import SourceState
 from edge_ecg.stream.serial_source import SerialSource
 from firmware_bridge.cart_sim import spawn_cart_sim
-from source_helpers import drain_after_exit
+from helpers.sources import drain_after_exit
 
 REPO = Path(__file__).resolve().parents[1]
 

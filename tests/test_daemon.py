@@ -24,7 +24,7 @@ from edge_ecg.service.config import config_from_dict
 from edge_ecg.service.daemon import build_daemon, start_daemon
 from edge_ecg.service.sd_notify import Notifier
 from test_daemon_support import REPO, cli_env, tiny_bundle, write_config
-from test_pipeline import synthetic
+from helpers.records import synthetic
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-import numpy as np
 import pytest
 
 from edge_ecg.records import read_record
 from test_daemon_support import Cart, run_daemon_on, write_wfdb
+from helpers.records import vt_runs
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
@@ -23,27 +23,6 @@ SPEED = 100.0
 # machine may take to schedule the reader. The simulated carts here get a longer ring (a cart with
 # more RAM) so a high speed-up loses nothing; each test asserts that no samples were lost.
 RING_S = 120.0
-
-
-def vt_runs(atr_path) -> list[tuple[float, float]]:
-    """(first V beat of the run, onset) in seconds of annotated ventricular runs meeting the VT
-    definition: >= 5 consecutive V beats at > 100 bpm; the onset is the first beat of the first
-    5-beat stretch faster than 100 bpm."""
-    import wfdb
-
-    ann = wfdb.rdann(str(atr_path), "atr")
-    beats = [(s, sym) for s, sym in zip(ann.sample, ann.symbol) if sym in "NLRBAaJSVrFejnE/fQ?"]
-    onsets, run = [], []
-    for s, sym in beats + [(None, "N")]:
-        if sym == "V":
-            run.append(s)
-            continue
-        for i in range(len(run) - 4):
-            if np.mean(np.diff(run[i : i + 5])) / ann.fs < 0.6:  # mean RR < 0.6 s = rate > 100 bpm
-                onsets.append((run[0] / ann.fs, run[i] / ann.fs))
-                break
-        run = []
-    return onsets
 
 
 def test_vt_alarm_within_10_s_of_every_annotated_vt_run(mitdb_dir, tmp_path):

@@ -34,8 +34,8 @@ import pytest
 from edge_ecg.alarms.control import ControlError, request
 from edge_ecg.alarms.event_log import read_events
 from edge_ecg.records import read_record
-from fault_helpers import DaemonProcess, corrupt_bundle, read_jsonl, seccomp_prefix, slow_hook, tmpfs_prefix, write_config
-from test_daemon_e2e import vt_runs
+from helpers.faults import DaemonProcess, corrupt_bundle, read_jsonl, seccomp_prefix, slow_hook, tmpfs_prefix, write_config
+from helpers.records import vt_runs
 from test_daemon_support import REPO, Cart, cli_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]

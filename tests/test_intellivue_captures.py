@@ -26,7 +26,7 @@ from firmware_bridge.intellivue.framing import FrameDecoder, escape, fcs_ok
 from firmware_bridge.intellivue.messages import parse_mds_create, parse_message, parse_poll_reply, parse_set_result
 from firmware_bridge.intellivue.observations import alarm_entries, decode_samples, numeric_observations
 from firmware_bridge.intellivue.session import AlarmData, NumericData, WaveData
-from intellivue_helpers import CAPTURES, MONITORS, capture_path, configured_session, perseus_wave
+from helpers.intellivue import CAPTURES, MONITORS, capture_path, configured_session, perseus_wave
 
 pytestmark = pytest.mark.shared_data
 

@@ -25,7 +25,7 @@ from firmware_bridge.intellivue.messages import (
 from firmware_bridge.intellivue.monitor_sim import MonitorSimulator
 from firmware_bridge.intellivue.observations import alarm_entries, numeric_observations, wave_observations, wave_spec
 from firmware_bridge.intellivue.session import ClientSession
-from intellivue_helpers import capture_path, configured_session
+from helpers.intellivue import capture_path, configured_session
 
 pytestmark = pytest.mark.shared_data
 

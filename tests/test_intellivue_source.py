@@ -22,7 +22,7 @@ from firmware_bridge.intellivue.messages import parse_message, parse_poll_reply
 from firmware_bridge.intellivue.monitor_sim import spawn_monitor_sim
 from firmware_bridge.intellivue.observations import wave_observations
 from firmware_bridge.intellivue.session import ClientConfig
-from intellivue_helpers import capture_path
+from helpers.intellivue import capture_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 REPO = Path(__file__).resolve().parents[1]

@@ -8,7 +8,6 @@ import pytest
 onnx = pytest.importorskip("onnx")
 torch = pytest.importorskip("torch")
 
-from test_model_artifacts import arts  # noqa: E402,F401  (session fixture)
 
 
 def test_graph_is_opset17_checked_and_named(arts):

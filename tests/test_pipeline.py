@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from edge_ecg.alarms import AlarmManager, EventLog, read_events
-from edge_ecg.records import Record
 from edge_ecg.service.config import BundleConfig
 from edge_ecg.service.pipeline import Pipeline
 from edge_ecg.service.sinks import EventSinks
@@ -21,16 +20,7 @@ from edge_ecg.stream.block import SampleBlock
 from edge_ecg.stream.replay_source import ReplaySource, ReplaySpec
 from edge_ecg.stream.ring import SampleRing
 from test_daemon_support import tiny_bundle
-
-
-def synthetic(seconds=40.0, fs=360.0, leads=("II", "V1")) -> Record:
-    """A plain sinus-like signal (narrow QRS spikes at 75 bpm) for plumbing tests."""
-    t = np.arange(int(seconds * fs)) / fs
-    beat = np.zeros_like(t)
-    for r in np.arange(0.4, seconds, 0.8):
-        beat += 1200 * np.exp(-0.5 * ((t - r) / 0.012) ** 2) + 200 * np.exp(-0.5 * ((t - r - 0.25) / 0.05) ** 2)
-    sig = np.stack([beat * (1.0 - 0.5 * i / max(1, len(leads) - 1)) for i in range(len(leads))], axis=1).astype(np.float32)
-    return Record(signals=sig, fs=fs, leads=leads, name="synthetic")
+from helpers.records import synthetic
 
 
 def test_ring_buffer_indexes_by_sample_and_keeps_gaps():

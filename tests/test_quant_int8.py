@@ -7,7 +7,6 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 
-from test_model_artifacts import arts  # noqa: E402,F401
 
 
 def _graph(arts):

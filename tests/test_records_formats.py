@@ -14,6 +14,7 @@ from edge_ecg.records import (
     Record, RecordError, ensure_12_leads, find_records, read_csv, read_record, resample, write_aecg, write_csv,
     write_edf, write_record,
 )
+from helpers.records import CART_AECG
 
 START = dt.datetime(2024, 5, 1, 8, 30, 0)
 
@@ -238,40 +239,6 @@ def test_every_noise_stress_csv_reads_as_headerless_millivolts(noise_stress_dir)
         img = render(rec, RenderSpec(layout="strips", leads=("II",)))
         ink_rows = np.nonzero((img.min(axis=2) < 128).any(axis=1))[0]
         assert ink_rows.size and abs(np.median(ink_rows) - 112) < 20, path.name
-
-
-CART_AECG = """<?xml version="1.0" encoding="UTF-8"?>
-<hl7:AnnotatedECG xmlns:hl7="urn:hl7-org:v3" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
-  <hl7:id root="2.16.840.1.113883.3.1"/>
-  <hl7:code code="93000" codeSystem="2.16.840.1.113883.6.12"/>
-  <hl7:effectiveTime><hl7:low value="20240501083000-0500"/><hl7:high value="20240501083000.008-0500"/></hl7:effectiveTime>
-  <hl7:component>
-    <hl7:series>
-      <hl7:code code="RHYTHM" codeSystem="2.16.840.1.113883.5.4"/>
-      <hl7:component><hl7:sequenceSet>
-        <hl7:component><hl7:sequence>
-          <hl7:code code="TIME_ABSOLUTE" codeSystem="2.16.840.1.113883.5.4"/>
-          <hl7:value xsi:type="GLIST_TS"><hl7:head value="20240501083000.000-0500"/><hl7:increment value="2" unit="ms"/></hl7:value>
-        </hl7:sequence></hl7:component>
-        <hl7:component><hl7:sequence>
-          <hl7:code code="MDC_ECG_LEAD_II" codeSystem="2.16.840.1.113883.6.24"/>
-          <hl7:value xsi:type="SLIST_PQ"><hl7:origin value="0.1" unit="mV"/><hl7:scale value="5" unit="uV"/>
-            <hl7:digits>0 10 -20
-              40</hl7:digits></hl7:value>
-        </hl7:sequence></hl7:component>
-        <hl7:component><hl7:sequence>
-          <hl7:code code="MDC_ECG_LEAD_aVR" codeSystem="2.16.840.1.113883.6.24"/>
-          <hl7:value xsi:type="SLIST_PQ"><hl7:origin value="0" unit="uV"/><hl7:scale value="2.5" unit="uV"/>
-            <hl7:digits>1 2 3 4</hl7:digits></hl7:value>
-        </hl7:sequence></hl7:component>
-      </hl7:sequenceSet></hl7:component>
-      <hl7:derivation><hl7:derivedSeries>
-        <hl7:code code="REPRESENTATIVE_BEAT" codeSystem="2.16.840.1.113883.5.4"/>
-      </hl7:derivedSeries></hl7:derivation>
-    </hl7:series>
-  </hl7:component>
-</hl7:AnnotatedECG>
-"""
 
 
 def test_aecg_cart_style_file(tmp_path):

@@ -5,7 +5,7 @@ rolls back a bundle that fails its health check under the real systemd.
 
 Cost: the first run downloads the wheelhouses (~540 MB for four locks, cached in
 ``.cache/wheelhouse/`` by lock hash); later runs use the cache. The machine inside is an overlay
-of this one (``tests/systemd_container.py``): nothing it installs survives the test.
+of this one (``tests/helpers/systemd_container.py``): nothing it installs survives the test.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from systemd_container import SystemdContainer, can_boot
+from helpers.systemd_container import SystemdContainer, can_boot
 from test_daemon_support import write_wfdb
 
 pytestmark = [pytest.mark.slow]

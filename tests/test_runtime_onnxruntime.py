@@ -10,7 +10,6 @@ import pytest
 from edge_ecg.bundle import load_bundle
 from edge_ecg.errors import InputError
 from edge_ecg.runtimes import open_runtime, tensorrt_available
-from test_model_artifacts import arts  # noqa: F401
 
 
 def test_auto_selects_onnxruntime_here_and_says_why(arts, caplog):

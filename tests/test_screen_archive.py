@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_records_vendor import PATIENT, dicom_ecg, write_dicom_from, write_ishne
-from test_screen_cli import LABELS, _copy_wfdb, _write_wfdb
+from helpers.vendor_records import PATIENT, dicom_ecg, write_dicom_from, write_ishne
+from helpers.records import copy_wfdb, write_wfdb_uv
+from helpers.screening import LABELS
 
 pytestmark = pytest.mark.shared_data
 REPO = Path(__file__).resolve().parents[1]
@@ -60,7 +61,7 @@ def test_vendor_files_screen_like_their_originals_and_identifiers_stay_out(tiny_
     folder.mkdir()
     shutil.copy(dicom_ecg(), folder / "mortara-eli250.dcm")
     for i in (7, 11):
-        _copy_wfdb(ludb_dir / "data" / f"{i}.hea", folder / "wfdb")
+        copy_wfdb(ludb_dir / "data" / f"{i}.hea", folder / "wfdb")
     (folder / "dicom").mkdir()
     (folder / "holter").mkdir()
     write_dicom_from(read_record(ludb_dir / "data" / "7.hea"), folder / "dicom" / "IM000007")
@@ -94,14 +95,14 @@ def _bad_input_folder(folder: Path, ludb_dir: Path) -> dict[str, str]:
     from edge_ecg.records import read_record, write_csv
 
     src = ludb_dir / "data"
-    _copy_wfdb(src / "1.hea", folder, "good1")
+    copy_wfdb(src / "1.hea", folder, "good1")
     rec = read_record(src / "2.hea")
     expect = {"good1": "screened"}
     # existing cases
     (folder / "corrupt.hea").write_bytes(b"\x89garbage \xff\xfe not a header\n" * 3)
     (folder / "empty.hea").write_bytes(b"")
     (folder / "empty.xml").write_bytes(b"")
-    _write_wfdb(folder / "short", rec.signals[:2500], 500.0, rec.leads)
+    write_wfdb_uv(folder / "short", rec.signals[:2500], 500.0, rec.leads)
     expect.update({"corrupt": "", "empty": "empty", "empty.xml": "not recognised as an ECG record",
                    "short": "shorter than the bundle's 10 s window"})
     # junk EDF: its bytes must not reach the reason
@@ -119,7 +120,7 @@ def _bad_input_folder(folder: Path, ludb_dir: Path) -> dict[str, str]:
     write_csv(rec, folder / "locked.csv")
     (folder / "locked.csv").chmod(0)
     (folder / "lockeddir").mkdir()
-    _copy_wfdb(src / "3.hea", folder / "lockeddir", "hidden")
+    copy_wfdb(src / "3.hea", folder / "lockeddir", "hidden")
     (folder / "lockeddir").chmod(0)
     expect.update({"locked.csv": "permission denied", "lockeddir": "permission denied"})
     # a WFDB signal file without its header
@@ -142,7 +143,7 @@ def _bad_input_folder(folder: Path, ludb_dir: Path) -> dict[str, str]:
     (folder / "latin360.csv").write_bytes(("# Export Klinikum M\u00fcnchen\n" + header + body).encode("latin-1"))
     expect["latin360.csv"] = "screened"
     # two channels named alike (SVDB): loads as ECG1/ECG2, not screened for want of 12 leads
-    _write_wfdb(folder / "svdb", rec.signals[:, :2], 500.0, ("ECGA", "ECGB"))
+    write_wfdb_uv(folder / "svdb", rec.signals[:, :2], 500.0, ("ECGA", "ECGB"))
     hea = folder / "svdb.hea"
     hea.write_text(hea.read_text().replace(" ECGA\n", " ECG\n").replace(" ECGB\n", " ECG\n"))
     expect["svdb"] = "record has 2 lead(s): ECG1, ECG2"
@@ -202,7 +203,7 @@ def test_dask_scheduler_survives_a_killed_worker_and_resumes(tiny_screen_bundle,
 
     folder = tmp_path / "archive"
     for i in range(1, 25):
-        _copy_wfdb(ludb_dir / "data" / f"{i}.hea", folder / f"ward{i % 3}")
+        copy_wfdb(ludb_dir / "data" / f"{i}.hea", folder / f"ward{i % 3}")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   scheduler_port=0, silence_logs=40) as cluster, distributed.Client(cluster) as client:
         out = tmp_path / "dask-out"

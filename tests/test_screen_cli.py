@@ -10,8 +10,6 @@ records both flag and pass.
 from __future__ import annotations
 
 import csv
-import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,37 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_screen_report import report_in_chromium
+from helpers.chromium import report_in_chromium
+from helpers.records import copy_wfdb, write_wfdb_uv
+from helpers.screening import LABELS
 
 pytestmark = pytest.mark.shared_data
 REPO = Path(__file__).resolve().parents[1]
-LABELS = ("LVH", "ischemia")
-
-
-def build_tiny_bundle(out_dir: Path, ludb_dir: Path, n_calib: int = 8):
-    """A tiny untrained HeartBEiT bundle (standard 224 px 12-lead spec) calibrated on LUDB windows."""
-    import torch
-
-    from edge_ecg.bundle import Label
-    from edge_ecg.render import RenderSpec, to_model_input
-    from export.bundle_writer import bundle_from_model
-    from export.calibration import select_windows
-    from export.models.heartbeit import create_model
-
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    model = create_model("tiny", num_classes=len(LABELS)).eval()
-    with torch.no_grad():  # an untrained head (init scale 1e-3) gives 0.5 everywhere
-        torch.nn.init.normal_(model.head.weight, std=0.1)
-    spec = RenderSpec()
-    records = sorted((ludb_dir / "data").glob("*.hea"))[:n_calib]
-    calib = select_windows(records, spec, n=n_calib, window_s=10.0, seed=0)
-    with torch.no_grad():
-        probs = torch.sigmoid(model(torch.from_numpy(to_model_input(calib.images)))).numpy()
-    labels = [Label(n, float(np.round(np.quantile(probs[:, i], 0.9), 4)), "medium") for i, n in enumerate(LABELS)]
-    return bundle_from_model(model, out_dir, name="tiny-screen-test", spec=spec, labels=labels, calibration=calib,
-                             version="0.0.1", window_s=10.0, hop_s=5.0,
-                             provenance={"notice": "untrained test bundle: not for diagnosis"})
 
 
 def _rows(out: Path) -> dict[str, dict[str, str]]:
@@ -62,24 +35,6 @@ def _screen(*args: str) -> tuple[int, str, str]:
     proc = subprocess.run([sys.executable, "-m", "edge_ecg", "screen", *args, "--threads", "1"], cwd=REPO,
                           capture_output=True, text=True, timeout=600)
     return proc.returncode, proc.stdout, proc.stderr
-
-
-def _copy_wfdb(src: Path, dst_dir: Path, name: str | None = None) -> Path:
-    dst_dir.mkdir(parents=True, exist_ok=True)
-    name = name or src.stem
-    text = src.with_suffix(".hea").read_text().replace(f"{src.stem}.dat", f"{name}.dat")
-    text = f"{name}{text.split(maxsplit=1)[0][len(src.stem):]} " + text.split(maxsplit=1)[1]
-    (dst_dir / f"{name}.hea").write_text(text)
-    shutil.copy(src.with_suffix(".dat"), dst_dir / f"{name}.dat")
-    return dst_dir / f"{name}.hea"
-
-
-def _write_wfdb(path_base: Path, signals_uv: np.ndarray, fs: float, leads) -> None:
-    import wfdb
-
-    wfdb.wrsamp(path_base.name, fs=fs, units=["mV"] * len(leads), sig_name=list(leads),
-                p_signal=signals_uv.astype(np.float64) / 1000.0, fmt=["16"] * len(leads), adc_gain=[1000.0] * len(leads),
-                baseline=[0] * len(leads), write_dir=str(path_base.parent))
 
 
 @pytest.fixture(scope="module")
@@ -141,21 +96,21 @@ def test_bad_inputs_are_listed_and_good_ones_screened(tiny_screen_bundle, ludb_d
 
     src = ludb_dir / "data"
     folder = tmp_path / "clinic"
-    _copy_wfdb(src / "1.hea", folder, "good1")
-    _copy_wfdb(src / "2.hea", folder / "sub", "good2")
+    copy_wfdb(src / "1.hea", folder, "good1")
+    copy_wfdb(src / "2.hea", folder / "sub", "good2")
     (folder / "corrupt.hea").write_bytes(b"\x89garbage \xff\xfe not a header\n" * 3)
     (folder / "empty.hea").write_bytes(b"")
     (folder / "corrupt.edf").write_bytes(b"0       not an EDF header" * 16)
     (folder / "empty.xml").write_bytes(b"")  # not even recognisable as aECG: listed, not dropped
     rec3 = read_record(src / "3.hea")
-    _write_wfdb(folder / "threelead", rec3.select(("I", "II", "V1")).signals, 500.0, ("I", "II", "V1"))
+    write_wfdb_uv(folder / "threelead", rec3.select(("I", "II", "V1")).signals, 500.0, ("I", "II", "V1"))
     from scipy.signal import resample_poly
 
     rec4 = read_record(src / "4.hea")
-    _write_wfdb(folder / "at257hz", resample_poly(rec4.signals, 257, 500, axis=0), 257.0, rec4.leads)
-    _write_wfdb(folder / "short", rec4.signals[:2500], 500.0, rec4.leads)  # 5 s < the 10 s window
+    write_wfdb_uv(folder / "at257hz", resample_poly(rec4.signals, 257, 500, axis=0), 257.0, rec4.leads)
+    write_wfdb_uv(folder / "short", rec4.signals[:2500], 500.0, rec4.leads)  # 5 s < the 10 s window
     eight = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
-    _write_wfdb(folder / "eightlead", rec4.select(eight).signals, 500.0, eight)
+    write_wfdb_uv(folder / "eightlead", rec4.select(eight).signals, 500.0, eight)
 
     out = tmp_path / "out"
     assert main(["screen", str(folder), "--bundle", str(tiny_screen_bundle), "--out", str(out), "--threads", "1"]) == 0
@@ -182,7 +137,7 @@ def test_bad_inputs_are_listed_and_good_ones_screened(tiny_screen_bundle, ludb_d
     # resume: nothing again; a changed file only that one; --force everything
     assert main(["screen", str(folder), "--bundle", str(tiny_screen_bundle), "--out", str(out)]) == 0
     assert "screened 0 record(s) (0 windows), 0 not screened, 10 already" in capsys.readouterr().out
-    _write_wfdb(folder / "short", rec4.signals[:5000], 500.0, rec4.leads)  # the cart re-exported it, now 10 s
+    write_wfdb_uv(folder / "short", rec4.signals[:5000], 500.0, rec4.leads)  # the cart re-exported it, now 10 s
     assert main(["screen", str(folder), "--bundle", str(tiny_screen_bundle), "--out", str(out)]) == 0
     assert "screened 1 record(s)" in capsys.readouterr().out
     rows2 = _rows(out)
@@ -204,7 +159,6 @@ def test_bad_inputs_are_listed_and_good_ones_screened(tiny_screen_bundle, ludb_d
     assert {r["bundle_hash"] for r in _rows(out).values()} == {bundle_hash}
 
 
-
 def test_screens_every_supported_format(tiny_screen_bundle, ludb_dir, tmp_path, capsys):
     """LUDB records converted with the record writers (EDF, HL7 aECG, CSV; their sample-level
     round trips are tested in test_records_formats) screen like the WFDB originals."""
@@ -213,7 +167,7 @@ def test_screens_every_supported_format(tiny_screen_bundle, ludb_dir, tmp_path, 
 
     folder = tmp_path / "exports"
     for i in (5, 6):
-        _copy_wfdb(ludb_dir / "data" / f"{i}.hea", folder / "wfdb")
+        copy_wfdb(ludb_dir / "data" / f"{i}.hea", folder / "wfdb")
         rec = read_record(ludb_dir / "data" / f"{i}.hea")
         for ext in (".edf", ".xml", ".csv"):
             back = read_record(write_record(rec, folder / ext[1:] / f"{i}{ext}"))
@@ -254,7 +208,7 @@ def test_killed_run_resumes_where_it_stopped(tiny_screen_bundle, ludb_dir, tmp_p
 
     folder = tmp_path / "batch"
     for i in range(1, 17):
-        _copy_wfdb(ludb_dir / "data" / f"{i}.hea", folder)
+        copy_wfdb(ludb_dir / "data" / f"{i}.hea", folder)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "edge_ecg", "screen", str(folder), "--bundle", str(tiny_screen_bundle), "--out", str(out),
            "--threads", "1", "--batch-size", "1", "--no-progress"]
@@ -289,7 +243,7 @@ def test_inference_failure_fails_only_its_record_and_is_retried(tiny_screen_bund
     bundle = load_bundle(tiny_screen_bundle)
     folder = tmp_path / "in"
     for i in (7, 8, 9):
-        _copy_wfdb(ludb_dir / "data" / f"{i}.hea", folder)
+        copy_wfdb(ludb_dir / "data" / f"{i}.hea", folder)
     poison = to_model_input(render(read_record(folder / "8.hea"), bundle.spec))[0]
 
     class FailsOnRecord8:

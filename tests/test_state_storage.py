@@ -14,7 +14,7 @@ import pytest
 
 from edge_ecg.alarms.event_log import EventLog, read_all_events
 from edge_ecg.service.storage import AlarmStateFile, Budget, StateStorage, StorageHealth, budget_for
-from fault_helpers import tmpfs_prefix
+from helpers.faults import tmpfs_prefix
 from test_daemon_support import REPO, cli_env
 
 

@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, SHARED
-from test_model_artifacts import arts  # noqa: F401
 
 RUNTIME_SRC = REPO / "edge_ecg" / "runtimes" / "tensorrt_runtime.py"
 WHEEL_SPEC = "tensorrt-cu12-bindings==10.3.0"

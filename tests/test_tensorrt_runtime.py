@@ -21,7 +21,6 @@ import pytest
 
 from edge_ecg.bundle import load_bundle
 from edge_ecg.errors import BundleError
-from test_model_artifacts import arts  # noqa: F401
 
 
 class _Flag(int):

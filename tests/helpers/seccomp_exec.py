@@ -1,7 +1,7 @@
 """Run a command under the system-call filter of a systemd unit, without systemd as PID 1.
 
-    python tests/seccomp_exec.py --unit systemd/edge-ecg.service -- COMMAND ARGS...
-    python tests/seccomp_exec.py --unit systemd/edge-ecg.service --check
+    python tests/helpers/seccomp_exec.py --unit systemd/edge-ecg.service -- COMMAND ARGS...
+    python tests/helpers/seccomp_exec.py --unit systemd/edge-ecg.service --check
 
 Why: the test machines run the daemon as a process, not as a unit (systemd is not PID 1 in CI
 containers), yet the unit's ``SystemCallFilter=`` must not break it. This reads the unit's
