@@ -25,11 +25,11 @@ from edge_ecg.dsp.config import AnalyzerConfig
 from edge_ecg.dsp.types import Beat, RhythmEvent
 from edge_ecg.errors import InputError
 from edge_ecg.records import Record, read_record
-from edge_ecg.stream.block import SampleBlock
 
 # PhysioNet beat annotation codes (https://archive.physionet.org/physiobank/annotations.shtml)
 BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
 WINDOW_S = 0.15
+EDGE_END_S = 0.30  # the decision-delay bound: beats this close to the end cannot be decided causally
 
 
 @dataclass
@@ -110,21 +110,22 @@ def stream_record(
     config: AnalyzerConfig | None = None,
     stop: int | None = None,
     on_update: Callable | None = None,
+    start: int = 0,
+    analyzer: StreamAnalyzer | None = None,
 ) -> tuple[list[Beat], list[RhythmEvent]]:
-    """Feed a record through a fresh ``StreamAnalyzer`` in blocks of ``block_s`` seconds.
-
-    NaN samples are flagged lead-off in the blocks, as a cart would flag them.
+    """Feed samples [start, stop) of a record through a fresh ``StreamAnalyzer`` (or ``analyzer``)
+    in blocks of ``block_s`` seconds, as ``ReplaySource`` yields them to the daemon: NaN samples
+    flagged lead-off, the record's pulse waves (PLETH/ABP) beside the leads. Indices count from
+    ``start``.
     """
-    an = StreamAnalyzer(record.fs, record.leads, config)
-    step = max(int(round(block_s * record.fs)), 1)
+    from edge_ecg.stream.replay_source import ReplaySource
+
+    an = analyzer or StreamAnalyzer(record.fs, record.leads, config)
     n = record.n_samples if stop is None else min(stop, record.n_samples)
     beats: list[Beat] = []
     events: list[RhythmEvent] = []
-    sig = record.signals
-    for a in range(0, n, step):
-        x = sig[a : min(a + step, n)]
-        nan = np.isnan(x)
-        blk = SampleBlock(start=a, samples=x, fs=record.fs, leads=record.leads, lead_off=nan if nan.any() else None)
+    src = ReplaySource(record, speed=0, start_s=start / record.fs, stop_s=n / record.fs, block_s=block_s)
+    for blk in src:
         up = an.process(blk)
         beats.extend(up.beats)
         events.extend(up.events)
@@ -156,12 +157,22 @@ def reference(path: Path) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]
     return samp[is_beat], sym[is_beat], spans
 
 
-def score(ref: np.ndarray, test: np.ndarray, fs: float, exclude: Sequence[tuple[int, int]] = ()) -> Score:
-    """Beat-by-beat matching with ``wfdb.processing.compare_annotations`` (150 ms window)."""
+def score(ref: np.ndarray, test: np.ndarray, fs: float, exclude: Sequence[tuple[int, int]] = (), n_samples: int | None = None) -> Score:
+    """Beat-by-beat matching with ``wfdb.processing.compare_annotations`` (150 ms window).
+
+    With ``n_samples``, beats (reference and detected alike) in the record's first 150 ms (a
+    complex cut by the start, which references do not annotate) and last 300 ms (a causal detector
+    decides a beat up to 300 ms after its R peak, so it cannot decide those before the record
+    ends) are not scored, for every detector the same.
+    """
     from wfdb import processing
 
     ref = np.asarray(ref, dtype=np.int64)
     test = np.sort(np.asarray(test, dtype=np.int64))
+    if n_samples is not None:
+        lo, hi = int(WINDOW_S * fs), int(n_samples) - int(round(EDGE_END_S * fs))
+        ref = ref[(ref >= lo) & (ref < hi)]
+        test = test[(test >= lo) & (test < hi)]
     for a, b in exclude:
         ref = ref[(ref < a) | (ref > b)]
         test = test[(test < a) | (test > b)]
@@ -211,12 +222,13 @@ def evaluate_qrs(
         beats, _ = stream_record(rec, block_s, config)
         idx = np.array([b.index for b in beats], dtype=np.int64)
         delay = max(((b.decided_at - b.index) / rec.fs for b in beats), default=0.0)
+        n = rec.n_samples
         res = RecordResult(
-            name=hea.stem, n_ref=len(ref), ours=score(ref, idx, rec.fs, spans), ours_raw=score(ref, idx, rec.fs),
+            name=hea.stem, n_ref=len(ref), ours=score(ref, idx, rec.fs, spans, n), ours_raw=score(ref, idx, rec.fs, n_samples=n),
             max_delay_s=delay, n_ventricular=sum(b.ventricular for b in beats))
         if with_xqrs:
             xi = xqrs_detect(rec)
-            res.xqrs, res.xqrs_raw = score(ref, xi, rec.fs, spans), score(ref, xi, rec.fs)
+            res.xqrs, res.xqrs_raw = score(ref, xi, rec.fs, spans, n), score(ref, xi, rec.fs, n_samples=n)
         report.records.append(res)
         if progress:
             progress(res)
@@ -252,9 +264,10 @@ def evaluate_noise_stress(
         ref = read_csv_column(ann).astype(np.int64)
         rec = Record(signals=x[:, None].astype(np.float32), fs=NOISE_STRESS_FS, leads=("II",), name=f.stem, source=str(f))
         beats, _ = stream_record(rec, block_s, config)
-        row = (f.stem, int(f.stem[4:]), score(ref, [b.index for b in beats], rec.fs))
+        n = rec.n_samples
+        row = (f.stem, int(f.stem[4:]), score(ref, [b.index for b in beats], rec.fs, n_samples=n))
         if with_xqrs:
-            row += (score(ref, xqrs_detect(rec), rec.fs),)
+            row += (score(ref, xqrs_detect(rec), rec.fs, n_samples=n),)
         out.append(row)
     return out
 
