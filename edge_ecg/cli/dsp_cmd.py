@@ -20,6 +20,7 @@ def register(cli) -> None:
     p.add_argument("--no-xqrs", action="store_true", help="skip the wfdb xqrs baseline (it takes minutes)")
     p.add_argument("--records", nargs="*", help="only these record names")
     p.add_argument("--noise-stress", type=Path, default=None, help="also score the 118eNN noise-stress CSVs in this folder")
+    p.add_argument("--annotator", default="atr", help="reference annotation file extension (atr; ii for LUDB's lead II)")
     _outputs(p)
     p.set_defaults(func=_eval_qrs)
 
@@ -42,6 +43,7 @@ def register(cli) -> None:
                         "beside raise-every-alarm and the previous detector, with 95%% bootstrap intervals")
     p.add_argument("--folds", type=int, default=5, help="--cv folds (default 5)")
     p.add_argument("--jobs", type=int, default=1, help="--cv: records streamed in parallel (default 1)")
+    p.add_argument("--cache", type=Path, default=None, help="--cv: folder for the per-record logs (default .cache/eval/alarms)")
     p.add_argument("--bundle", type=Path, default=None,
                    help="a triage bundle: also print the model alone and the combination the daemon would use")
     p.add_argument("--config", type=Path, default=None,
@@ -120,7 +122,8 @@ def _eval_qrs(args) -> int:
         if not args.json:
             print(f"  {r.name}: done", file=sys.stderr, flush=True)
 
-    report = evaluate_qrs(args.folder, block_s=args.block_s, with_xqrs=not args.no_xqrs, names=args.records, progress=progress)
+    report = evaluate_qrs(args.folder, block_s=args.block_s, with_xqrs=not args.no_xqrs, names=args.records, progress=progress,
+                          annotator=args.annotator)
     result = qrs_result(report)
     text = report.format()
     if args.noise_stress:
@@ -128,6 +131,7 @@ def _eval_qrs(args) -> int:
         result["noise_stress"] = noise_result(rows)
         text += "\n\n" + format_noise_stress(rows)
     flags = (["--no-xqrs"] if args.no_xqrs else []) + (["--records", *args.records] if args.records else [])
+    flags += ["--annotator", args.annotator] if args.annotator != "atr" else []
     _emit(args, text, result, f"qrs-{args.folder.name}", _command(args, "qrs", flags))
     return 0
 
@@ -199,7 +203,9 @@ def _eval_alarms_cv(args) -> int:
         if not args.json:
             print(f"  {name}: streamed", file=sys.stderr, flush=True)
 
-    logs = collect(args.folder, block_s=args.block_s, progress=progress, jobs=args.jobs)
+    from edge_ecg.eval.alarm_cv import CACHE_DIR
+
+    logs = collect(args.folder, block_s=args.block_s, progress=progress, jobs=args.jobs, cache=args.cache or CACHE_DIR)
     report = cross_validated(logs, k=args.folds)
     summary = report.summary()
     main = summary[ROW_PULSE]

@@ -40,6 +40,7 @@ _EVIDENCE_S = 8.0  # the evidence checks look at most this far back from the dec
 _BEFORE_S = 8.0  # ... and learn the rhythm before a run from this long before its first beat
 _MAX_RAIL = 0.02  # a lead with more of the run on its rails (clipped) is not usable for judging it
 _MAX_GROWTH = 5.0  # ... nor one whose size grew more than this over the 5 s before the run
+_VF_PULSE_LOST = 0.5  # fibrillation is withheld while at least this share of due pulses still comes
 
 
 class _History:
@@ -367,14 +368,19 @@ class StreamAnalyzer:
         return confirm, {"judgement": reason, "checks": ev.to_dict()}
 
     def _vf_gate(self, onset: int, stop: int) -> tuple[bool, dict]:
+        """Fibrillation has no cardiac output: while at least half the pulses due since the
+        fibrillatory stretch began have come (or the pulse is about to be judged), it is artifact."""
         pulse = self._pulse_evidence(onset, stop)
         feats = RunEvidence(pulse=pulse).features()
         pc = feats["pulse_continuity"]
-        confirm = not (self.use_pulse and pc is not None and pc >= self.config.evidence.pulse_continuity)
+        reason = "confirmed"
+        if self.use_pulse and pc is not None and pc >= _VF_PULSE_LOST:
+            reason = f"the pulse goes on (continuity {pc:.2f})"
+        elif self.use_pulse and pc is None and feats["pulse_pending"]:
+            reason = "waiting for the pulse to be due"
         if self.evidence_log is not None:
             self.evidence_log.append({"kind": "vf", "run_start": int(onset), "now": int(stop), "onset": int(onset), "pulse_continuity": pc})
-        reason = "confirmed" if confirm else f"the pulse goes on unchanged (continuity {pc:.2f})"
-        return confirm, {"judgement": reason, "pulse": [p.to_dict() for p in pulse]}
+        return reason == "confirmed", {"judgement": reason, "pulse": [p.to_dict() for p in pulse]}
 
     def _run_end(self, run_start: int, index: int) -> None:
         if self.evidence_log is not None:

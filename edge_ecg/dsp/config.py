@@ -67,7 +67,7 @@ class EvidenceLimits:
 
     enabled: bool = True
     min_bsqi: float = 0.6  # a run needs a lead whose two QRS detectors agree this well (F1)
-    ecg_continuity: float = 0.5  # normal beats going on in a lead at this share: artifact
+    ecg_continuity: float = 0.75  # normal beats going on in a lead at this share: artifact
     pulse_continuity: float = 1.0  # the pulse going on at this share: artifact
 
 

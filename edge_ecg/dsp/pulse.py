@@ -54,11 +54,13 @@ class PulseEvidence:
     rate_during: float | None
     amplitude_ratio: float | None  # median amplitude during / before
     note: str = ""
+    pending: bool = False  # a trustworthy pulse, but too few pulses due since the run began to judge yet
 
     def to_dict(self) -> dict:
         r = lambda v, k=3: None if v is None else round(float(v), k)  # noqa: E731
         return {"channel": self.channel, "continuity": r(self.continuity), "rate_before": r(self.rate_before, 1),
-                "rate_during": r(self.rate_during, 1), "amplitude_ratio": r(self.amplitude_ratio), "note": self.note}
+                "rate_during": r(self.rate_during, 1), "amplitude_ratio": r(self.amplitude_ratio), "note": self.note,
+                "pending": self.pending}
 
 
 class PulseHistory:
@@ -190,4 +192,5 @@ def pulse_evidence(hist: PulseHistory, beats_s: np.ndarray, onset_s: float, now_
     di = np.diff(p.times[after])
     rate_d = 60.0 / float(np.median(di)) if di.size else None
     ratio = float(np.median(p.amplitudes[after]) / size_ref) if after.any() else 0.0
-    return PulseEvidence(name, cont, 60.0 / period, rate_d, ratio, "" if cont is not None else "run too short to judge yet")
+    return PulseEvidence(name, cont, 60.0 / period, rate_d, ratio, "" if cont is not None else "run too short to judge yet",
+                         pending=cont is None)

@@ -53,13 +53,14 @@ class RunEvidence:
     def features(self) -> dict[str, Any]:
         """The numbers the decision uses (and the cross-validation caches)."""
         b = [s.bsqi for s, u in zip(self.sqi, self.usable) if u]
-        e = [c for c in self.ecg_continuity if c is not None]
+        e = [c for c in self.ecg_continuity if c is not None and c == c]
         p = [q.continuity for q in self.pulse if q.continuity is not None]
         return {"bsqi": max(b) if b else 0.0, "ecg_continuity": max(e) if e else None, "pulse_continuity": max(p) if p else None,
-                **self.extra}
+                "ecg_pending": any(c is not None and c != c for c in self.ecg_continuity),
+                "pulse_pending": any(q.pending for q in self.pulse), **self.extra}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"leads": [s.to_dict() | {"usable": u, "normal_continuity": None if c is None else round(c, 3)}
+        return {"leads": [s.to_dict() | {"usable": u, "normal_continuity": None if c is None or c != c else round(c, 3)}
                           for s, u, c in zip(self.sqi, self.usable, self.ecg_continuity)],
                 "pulse": [q.to_dict() for q in self.pulse], **self.extra}
 
@@ -76,6 +77,12 @@ def judge(features: dict[str, Any], limits: EvidenceLimits, use_pulse: bool = Tr
     pc = features.get("pulse_continuity")
     if use_pulse and pc is not None and pc >= limits.pulse_continuity:
         return False, f"the pulse goes on unchanged (continuity {pc:.2f})"
+    # a check that can speak within a beat or two of the old rhythm is waited for (bounded by two
+    # periods of that rhythm), unless another check has already shown the rhythm is gone
+    gone = (ec is not None and ec < limits.ecg_continuity) or (use_pulse and pc is not None and pc < limits.pulse_continuity)
+    if not gone and (features.get("ecg_pending") and limits.ecg_continuity <= 1.0
+                     or use_pulse and features.get("pulse_pending") and limits.pulse_continuity <= 1.0):
+        return False, "waiting for the rhythm underneath to be due"
     return True, "confirmed"
 
 
@@ -114,7 +121,8 @@ def lead_continuity(x: np.ndarray, template: np.ndarray, r_offset: int, fs: floa
 
     The rhythm before is that of the matches before the onset (at least three, so the template
     does describe this lead's beats there, and regular, as for the pulse); the last of them
-    anchors the walk. None when the lead shows no such rhythm before the run.
+    anchors the walk. None when the lead shows no such rhythm before the run; NaN while it does but
+    too few of its beats were due since to judge.
     """
     t, s = template_matches(x, template, r_offset, fs, t0)
     before = t < onset - 0.05
@@ -134,4 +142,5 @@ def lead_continuity(x: np.ndarray, template: np.ndarray, r_offset: int, fs: floa
     after = t > anchor + 0.125  # not the anchor beat itself
     # a complex is matched once the template's span after its R peak has arrived
     settle = (template.shape[0] - r_offset) / fs
-    return continuity(t[after], s[after], anchor, now, period, float(np.median(s[before][-8:])), settle=settle)
+    c = continuity(t[after], s[after], anchor, now, period, float(np.median(s[before][-8:])), settle=settle)
+    return float("nan") if c is None else c  # NaN: a rhythm to follow, too few beats due yet

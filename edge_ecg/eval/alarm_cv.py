@@ -260,6 +260,7 @@ ROW_ALL = "raise every alarm"
 ROW_PREV = "previous detector (beat rule alone)"
 ROW_ECG = "evidence, ECG only (out of fold)"
 ROW_PULSE = "evidence, ECG + pulse (out of fold)"
+ROW_SHIPPED_NO_PULSE = "shipped selection, judged without pulse (oof)"
 
 
 def cross_validated(logs: dict[str, RecordLog], k: int = 5, seed: int = 0) -> CvReport:
@@ -272,6 +273,10 @@ def cross_validated(logs: dict[str, RecordLog], k: int = 5, seed: int = 0) -> Cv
         rows[row] = {n: cv.predictions[n] for n in logs}
         report.chosen[row] = [_limits_dict(c) for c in cv.chosen]
         report.shipped[row] = _limits_dict(select(logs, use_pulse))
+    # what a source without a pulse channel gets from the shipped limits (chosen with pulse)
+    cv = cross_validate(logs, lambda tr: select(tr, True), lambda lim, rl: replay(rl, decider(lim, False))[0], k=k, seed=seed, strata=truth)
+    rows[ROW_SHIPPED_NO_PULSE] = {n: cv.predictions[n] for n in logs}
+    report.chosen[ROW_SHIPPED_NO_PULSE] = [_limits_dict(c) for c in cv.chosen]
     return report
 
 

@@ -134,14 +134,14 @@ def stream_record(
     return beats, events
 
 
-def reference(path: Path) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+def reference(path: Path, annotator: str = "atr") -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
     """Reference beat samples, their symbols, and the [ ... ] flutter/fibrillation spans."""
     import wfdb
 
     try:
-        ann = wfdb.rdann(str(path.with_suffix("")), "atr")
+        ann = wfdb.rdann(str(path.with_suffix("")), annotator)
     except Exception as exc:
-        raise InputError(path.with_suffix(".atr"), f"cannot read reference annotations: {exc}") from exc
+        raise InputError(path.with_suffix("." + annotator), f"cannot read reference annotations: {exc}") from exc
     sym = np.array(ann.symbol)
     samp = np.asarray(ann.sample, dtype=np.int64)
     is_beat = np.isin(sym, list(BEAT_SYMBOLS))
@@ -193,16 +193,16 @@ def xqrs_detect(record: Record, lead: int = 0) -> np.ndarray:
     return np.asarray(det.qrs_inds, dtype=np.int64)
 
 
-def find_wfdb(folder: Path, names: Sequence[str] | None = None) -> list[Path]:
+def find_wfdb(folder: Path, names: Sequence[str] | None = None, annotator: str = "atr") -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "not a folder")
     heads = sorted(folder.glob("*.hea"))
     if names:
         heads = [h for h in heads if h.stem in set(names)]
-    heads = [h for h in heads if h.with_suffix(".atr").is_file()]
+    heads = [h for h in heads if h.with_suffix("." + annotator).is_file()]
     if not heads:
-        raise InputError(folder, "no WFDB records with .atr reference annotations")
+        raise InputError(folder, f"no WFDB records with .{annotator} reference annotations")
     return heads
 
 
@@ -213,21 +213,36 @@ def evaluate_qrs(
     names: Sequence[str] | None = None,
     config: AnalyzerConfig | None = None,
     progress: Callable[[RecordResult], None] | None = None,
+    annotator: str = "atr",
 ) -> QrsReport:
-    """Score the streaming detector (and ``xqrs``) on every annotated record of ``folder``."""
+    """Score the streaming detector (and ``xqrs``) on every annotated record of ``folder``.
+
+    ``annotator`` names the reference annotation file (``atr`` for MIT-BIH; ``ii`` etc. for LUDB,
+    whose per-lead files mark each QRS with ``N`` but only over part of each record: there, only
+    the annotated span (from 150 ms before its first to 150 ms after its last beat) is scored, for
+    both detectors, and xqrs runs on the annotated lead).
+    """
+    from edge_ecg.records.leads import canonical_lead
+
     report = QrsReport(block_s=block_s)
-    for hea in find_wfdb(Path(folder), names):
+    for hea in find_wfdb(Path(folder), names, annotator):
         rec = read_record(hea)
-        ref, sym, spans = reference(hea)
+        ref, sym, spans = reference(hea, annotator)
         beats, _ = stream_record(rec, block_s, config)
         idx = np.array([b.index for b in beats], dtype=np.int64)
         delay = max(((b.decided_at - b.index) / rec.fs for b in beats), default=0.0)
         n = rec.n_samples
+        xlead = 0
+        if annotator != "atr" and ref.size:
+            w = int(WINDOW_S * rec.fs)
+            spans = list(spans) + [(-(10**9), int(ref[0]) - w - 1), (int(ref[-1]) + w + 1, 10**12)]
+            lead = canonical_lead(annotator)
+            xlead = rec.leads.index(lead) if lead in rec.leads else 0
         res = RecordResult(
             name=hea.stem, n_ref=len(ref), ours=score(ref, idx, rec.fs, spans, n), ours_raw=score(ref, idx, rec.fs, n_samples=n),
             max_delay_s=delay, n_ventricular=sum(b.ventricular for b in beats))
         if with_xqrs:
-            xi = xqrs_detect(rec)
+            xi = xqrs_detect(rec, xlead)
             res.xqrs, res.xqrs_raw = score(ref, xi, rec.fs, spans, n), score(ref, xi, rec.fs, n_samples=n)
         report.records.append(res)
         if progress:
