@@ -58,6 +58,8 @@ def register(cli) -> None:
     p.add_argument("--block-s", type=float, default=1.0)
     p.add_argument("--records", nargs="*", help="only these record names")
     p.add_argument("--config", type=Path, default=None, help="daemon config whose [dsp] table the analyzer uses (default: the shipped one)")
+    p.add_argument("--reference", action="store_true",
+                   help="also replay with the VT/VF evidence checks off (the previous detector) and print it beside")
     _outputs(p)
     p.set_defaults(func=_eval_stream)
 
@@ -224,11 +226,19 @@ def _eval_stream(args) -> int:
         if not args.json:
             print(f"  {name}: streamed", file=sys.stderr, flush=True)
 
-    report = evaluate_stream(args.folder, dict(daemon_cfg.dsp) if daemon_cfg is not None else {}, args.block_s, args.records, progress)
+    dsp = dict(daemon_cfg.dsp) if daemon_cfg is not None else {}
+    report = evaluate_stream(args.folder, dsp, args.block_s, args.records, progress)
     result = report.to_json()
     result["folder"] = _shown(args.folder)
-    _emit(args, report.format().replace(str(args.folder), _shown(args.folder)), result, f"stream-{args.folder.name}",
-          _command(args, "stream", ["--records", *args.records] if args.records else []))
+    text = report.format().replace(str(args.folder), _shown(args.folder))
+    flags = ["--records", *args.records] if args.records else []
+    if args.reference:
+        prev = {**dsp, "evidence": {**dict(dsp.get("evidence", {})), "enabled": False}}
+        ref = evaluate_stream(args.folder, prev, args.block_s, args.records, progress)
+        result["previous_detector"] = {k: v for k, v in ref.to_json().items() if k in ("hours", "conditions", "false_alarms")}
+        text += "\n\nprevious detector (beat rule alone, evidence checks off), same records:\n" + ref.format().split("\n", 1)[1]
+        flags.append("--reference")
+    _emit(args, text, result, f"stream-{args.folder.name}", _command(args, "stream", flags))
     return 0
 
 
