@@ -66,7 +66,7 @@ def test_eval_alarms_json_with_the_triage_bundle(small_cinc):
     assert d["tp"] + d["fn"] == 3 and d["fp"] + d["tn"] == 7
     rows = d["triage"]["rows"]
     assert set(rows) == {"detector alone", "model alone (window ending at the alarm)", "daemon: alarm raised (any priority)",
-                         "daemon: alarm at high priority after triage"}
+                         "daemon: alarm at high priority after triage", "daemon with annotate_only = false: high priority"}
     # the daemon raises exactly what the detector raises; the shipped config only annotates
     assert rows["daemon: alarm raised (any priority)"] == rows["detector alone"]
     assert d["triage"]["limits"]["annotate_only"] is True
@@ -78,6 +78,6 @@ def test_eval_alarms_cv_json(small_cinc, tmp_path):
     d = _run("alarms", small_cinc, "--cv", "--folds", "2", "--cache", tmp_path)
     assert {"tp", "fn", "fp", "tn", "tpr", "tnr", "score"} <= set(d)
     assert set(d["rows"]) == {"raise every alarm", "previous detector (beat rule alone)", "evidence, ECG only (out of fold)",
-                              "evidence, ECG + pulse (out of fold)"}
+                              "evidence, ECG + pulse (out of fold)", "shipped selection, judged without pulse (oof)"}
     assert d["rows"]["raise every alarm"]["tnr"] == 0.0
     assert len(list(tmp_path.rglob("*.json"))) == 10  # one cached log per record

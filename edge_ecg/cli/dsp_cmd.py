@@ -82,6 +82,12 @@ def _shown(path: Path) -> str:
     return str(path)
 
 
+def _folder_name(folder: Path) -> str:
+    """A data set's name for its result file: LUDB keeps its records in ``ludb/data``."""
+    folder = Path(folder).resolve()
+    return folder.parent.name if folder.name == "data" else folder.name
+
+
 def _command(args, name: str, flags: list[str]) -> str:
     return " ".join(["edge-ecg", "eval", name, _shown(args.folder), *flags])
 
@@ -134,7 +140,7 @@ def _eval_qrs(args) -> int:
         text += "\n\n" + format_noise_stress(rows)
     flags = (["--no-xqrs"] if args.no_xqrs else []) + (["--records", *args.records] if args.records else [])
     flags += ["--annotator", args.annotator] if args.annotator != "atr" else []
-    _emit(args, text, result, f"qrs-{args.folder.name}", _command(args, "qrs", flags))
+    _emit(args, text, result, f"qrs-{_folder_name(args.folder)}", _command(args, "qrs", flags))
     return 0
 
 

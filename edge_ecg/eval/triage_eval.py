@@ -10,7 +10,8 @@ detector raises it; what the model changes is the priority. Rows:
 * detector alone: the streamed classical detector (``alarm_eval``);
 * model alone: the bundle on the ``window_s`` ending at the alarm time, at its threshold;
 * daemon, raised (any priority): what a nurse is alerted to at all;
-* daemon, raised at high priority: after triage within the config's limits.
+* daemon, raised at high priority: after triage within the config's limits;
+* the same with ``annotate_only = false`` (what letting the model lower alarms would do).
 
 A bundle trained on these alarms scores itself in-sample here: its own out-of-fold figures (from
 its ``bundle.toml`` provenance) are printed beside.
@@ -75,24 +76,27 @@ def triage_rows(report: AlarmReport, folder: str | Path, bundle_path: str | Path
     slot = load_slot(BundleConfig(path=Path(bundle_path), role="triage", threads=1))
     i, thr = slot.triage_index, float(slot.thresholds[slot.triage_index])
     folder = Path(folder)
-    det, model, raised_any, raised_high, per = [], [], [], [], []
+    det, model, raised_any, raised_high, lowering, per = [], [], [], [], [], []
+    active = TriageLimits(limits.enabled, limits.conditions, limits.max_steps, limits.floor, annotate_only=False)
     for r in report.results:
         rec = read_record(folder / f"{r.name}.hea")
         w = window_ending(rec, ALARM_AT_S, slot.window_s)
         p_alarm = None if w is None else float(slot.classifier.predict([w])[0][i])
         m_true = p_alarm is None or p_alarm >= thr  # an unjudgeable window keeps the alarm
         p_raise = None
-        high = r.raised
+        high = high_if_lowering = r.raised
         if r.raised:
             t_r = min(r.raised_at_s if r.raised_at_s is not None else (r.onset_s or ALARM_AT_S), ALARM_AT_S + 0.3)
             w = window_ending(rec, t_r, slot.window_s)
             p_raise = None if w is None else float(slot.classifier.predict([w])[0][i])
             judged_false = p_raise is not None and p_raise < thr
             high = not (judged_false and limits.lowers(kind))
+            high_if_lowering = not (judged_false and active.lowers(kind))
         det.append((r.truth, r.raised))
         model.append((r.truth, m_true))
         raised_any.append((r.truth, r.raised))
         raised_high.append((r.truth, high))
+        lowering.append((r.truth, high_if_lowering))
         per.append({"record": r.name, "truth": r.truth, "detector": r.raised, "p_true_at_alarm": None if p_alarm is None else round(p_alarm, 4),
                     "p_true_at_raise": None if p_raise is None else round(p_raise, 4), "high_priority": high})
     oof = (slot.bundle.provenance.get("vt_triage") or {}).get("model_alone")
@@ -105,6 +109,7 @@ def triage_rows(report: AlarmReport, folder: str | Path, bundle_path: str | Path
             "model alone (window ending at the alarm)": Counts.of(model).to_dict(),
             "daemon: alarm raised (any priority)": Counts.of(raised_any).to_dict(),
             "daemon: alarm at high priority after triage": Counts.of(raised_high).to_dict(),
+            "daemon with annotate_only = false: high priority": Counts.of(lowering).to_dict(),
         },
         "records": per,
     }
