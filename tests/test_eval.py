@@ -19,7 +19,6 @@ from edge_ecg.eval.alarm_cv import ROW_ECG, ROW_PREV, ROW_PULSE, collect, cross_
 from edge_ecg.eval.alarm_eval import evaluate_alarms
 from edge_ecg.eval.qrs_eval import Score, evaluate_noise_stress, reference, score, xqrs_detect
 from edge_ecg.eval.stream_eval import StreamReport, folder_records, replay_record, score_alarms
-from edge_ecg.records import read_record
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 

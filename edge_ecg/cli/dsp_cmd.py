@@ -66,6 +66,7 @@ def register(cli) -> None:
     p = cli.subcommand("bench", "dsp", "speed of the whole DSP chain (x real time, one core) and block-size effects")
     p.add_argument("record", type=Path, nargs="?", default=None, help="WFDB record (default: the first record of ../shared/ecg/mitdb-ds1)")
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--write", action="store_true", help="also write the figures to docs/results/bench-dsp.json")
     p.set_defaults(func=_bench)
 
 
@@ -249,8 +250,14 @@ def _eval_stream(args) -> int:
 
 
 def _bench(args) -> int:
-    from edge_ecg.eval.bench import bench_dsp, default_record
+    from edge_ecg.eval.bench import bench_dsp_result, default_record, format_bench
 
     record = args.record or default_record()
-    print(bench_dsp(record, repeat=args.repeat))
+    result = bench_dsp_result(record, repeat=args.repeat)
+    print(format_bench(result))
+    if args.write:
+        from edge_ecg.results import write_result
+
+        shown = "" if args.record is None else " " + _shown(args.record)
+        write_result("bench-dsp", result, command=f"edge-ecg bench dsp{shown}")
     return 0
