@@ -264,9 +264,12 @@ def _stream_alarms(load: Callable[[str], dict[str, Any]]) -> list[str]:
                 if label != "shipped" and kind not in ("ventricular_tachycardia", "ventricular_fibrillation"):
                     continue
                 lat = "-" if d.get("max_latency_s") is None else f"{d['max_latency_s']:.1f}"
+                ci = d.get("false_per_hour_ci95")
+                fph = f"{d['false_per_hour']:.2f}" + ("" if not ci else f" [{ci[0]:.2f}-{ci[1]:.2f}]")
                 rows.append([r["folder"].split("/")[-1] + f" ({res['hours']:.2f} h)", label, kind, d["raised"], d["true"], d["false"],
-                             f"{d['false_per_hour']:.2f}", d["episodes"], d["missed"], lat])
-    return table(["records", "detector", "condition", "raised", "true", "false", "false / h", "episodes", "missed (> 10 s)", "max latency s"], rows)
+                             fph, d["episodes"], d["missed"], lat])
+    return table(["records", "detector", "condition", "raised", "true", "false", "false / h [95% CI]", "episodes", "missed (> 10 s)",
+                  "max latency s"], rows)
 
 
 @renderer("qrs")
@@ -279,20 +282,27 @@ def _qrs(load: Callable[[str], dict[str, Any]]) -> list[str]:
         except FileNotFoundError:
             continue
         g, x = r["gross"], r.get("xqrs", {}).get("gross")
-        rows.append([label, r["beats"], pct(g["se"], 2), pct(g["ppv"], 2), g["fn"], g["fp"],
-                     "-" if x is None else pct(x["se"], 2), "-" if x is None else pct(x["ppv"], 2),
-                     "-" if x is None else x["fn"], "-" if x is None else x["fp"]])
+        rows.append([label, r["beats"], _pct_ci(g, "se"), _pct_ci(g, "ppv"), g["fn"], g["fp"],
+                     _pct_ci(x, "se"), _pct_ci(x, "ppv"), "-" if x is None else x["fn"], "-" if x is None else x["fp"]])
         if name == "qrs-mitdb-ds1":
             raw, xr = r["raw"], r.get("xqrs", {}).get("raw")
-            rows.append(["MIT-BIH DS1, raw (nothing excluded)", r["beats"], pct(raw["se"], 2), pct(raw["ppv"], 2), raw["fn"], raw["fp"],
-                         "-" if xr is None else pct(xr["se"], 2), "-" if xr is None else pct(xr["ppv"], 2),
-                         "-" if xr is None else xr["fn"], "-" if xr is None else xr["fp"]])
+            rows.append(["MIT-BIH DS1, raw (nothing excluded)", r["beats"], _pct_ci(raw, "se"), _pct_ci(raw, "ppv"), raw["fn"], raw["fp"],
+                         _pct_ci(xr, "se"), _pct_ci(xr, "ppv"), "-" if xr is None else xr["fn"], "-" if xr is None else xr["fp"]])
     ns = load("noise-stress")["results"]["records"]
     for rec, d in sorted(ns.items(), key=lambda kv: -kv[1]["snr_db"]):
         x = d.get("xqrs")
         rows.append([f"noise stress {rec} ({d['snr_db']} dB)", d["tp"] + d["fn"], pct(d["se"], 2), pct(d["ppv"], 2), d["fn"], d["fp"],
                      "-" if x is None else pct(x["se"], 2), "-" if x is None else pct(x["ppv"], 2), "-" if x is None else x["fn"], "-" if x is None else x["fp"]])
-    return table(["set", "beats", "ours Se %", "ours +P %", "FN", "FP", "xqrs Se %", "xqrs +P %", "FN", "FP"], rows)
+    return table(["set", "beats", "ours Se % [95% CI]", "ours +P % [95% CI]", "FN", "FP", "xqrs Se % [95% CI]", "xqrs +P % [95% CI]",
+                  "FN", "FP"], rows)
+
+
+def _pct_ci(d: dict[str, Any] | None, key: str) -> str:
+    """A fraction as % with its record-bootstrap interval when the result file has one."""
+    if d is None:
+        return "-"
+    ci = d.get(f"{key}_ci95")
+    return pct(d[key], 2) + ("" if not ci else f" [{pct(ci[0], 2)}-{pct(ci[1], 2)}]")
 
 
 @renderer("bench-dsp")

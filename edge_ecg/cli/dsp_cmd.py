@@ -145,13 +145,32 @@ def _eval_qrs(args) -> int:
     return 0
 
 
+def _gross_with_ci(report, which: str) -> dict:
+    """Gross Se and +P with 95% intervals from resampling whole records."""
+    from edge_ecg.eval.crossval import bootstrap_interval
+    from edge_ecg.eval.qrs_eval import Score
+
+    per = {r.name: getattr(r, which) for r in report.records if getattr(r, which) is not None}
+    def pooled(pick) -> Score:
+        total = Score()
+        for n in pick:
+            total += per[n]
+        return total
+
+    d = _score_dict(report.gross(which))
+    for key in ("se", "ppv"):
+        lo, hi = bootstrap_interval(list(per), lambda pick, k=key: getattr(pooled(pick), k))
+        d[f"{key}_ci95"] = [round(lo, 6), round(hi, 6)]
+    return d
+
+
 def qrs_result(report) -> dict:
-    out = {"gross": _score_dict(report.gross("ours")), "raw": _score_dict(report.gross("ours_raw")), "block_s": report.block_s,
+    out = {"gross": _gross_with_ci(report, "ours"), "raw": _gross_with_ci(report, "ours_raw"), "block_s": report.block_s,
            "beats": sum(r.n_ref for r in report.records), "max_delay_s": round(max((r.max_delay_s for r in report.records), default=0.0), 4),
            "records": {r.name: {"beats": r.n_ref, **{k: v for k, v in _score_dict(r.ours).items()},
                                 **({"xqrs": _score_dict(r.xqrs)} if r.xqrs is not None else {})} for r in report.records}}
     if any(r.xqrs is not None for r in report.records):
-        out["xqrs"] = {"gross": _score_dict(report.gross("xqrs")), "raw": _score_dict(report.gross("xqrs_raw"))}
+        out["xqrs"] = {"gross": _gross_with_ci(report, "xqrs"), "raw": _gross_with_ci(report, "xqrs_raw")}
     return out
 
 

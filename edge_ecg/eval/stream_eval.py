@@ -254,6 +254,7 @@ class StreamReport:
     per_record: dict[str, dict[str, dict[str, Any]]]
     unannotated: list[str]
     alarms: list[Alarm]
+    record_hours: dict[str, float] = field(default_factory=dict)  # per record; enables the intervals
 
     def conditions(self) -> dict[str, dict[str, Any]]:
         out = {}
@@ -262,13 +263,28 @@ class StreamReport:
             d = {k: sum(r[k] for r in rows) for k in ("raised", "true", "false", "episodes", "missed", "false_on_short_v_runs")}
             lat = [x for r in rows for x in r["latencies_s"]]
             d["false_per_hour"] = round(d["false"] / self.hours, 3) if self.hours > 0 else None
+            if self.record_hours and self.hours > 0:
+                d["false_per_hour_ci95"] = self._false_per_hour_ci(kind)
             d["max_latency_s"] = round(max(lat), 2) if lat else None
             d["missed_episodes"] = [[name, *m] for name, r in self.per_record.items() for m in r[kind]["missed_episodes"]]
             out[kind] = d
         return out
 
+    def _false_per_hour_ci(self, kind: str) -> list[float]:
+        """95% interval of false alarms per hour, resampling whole records (false alarms cluster
+        in a few patients, so a per-hour Poisson interval would be too narrow)."""
+        from edge_ecg.eval.crossval import bootstrap_interval
+
+        def stat(pick: Sequence[str]) -> float:
+            h = sum(self.record_hours[n] for n in pick)
+            return sum(self.per_record[n][kind]["false"] for n in pick) / h if h > 0 else float("nan")
+
+        lo, hi = bootstrap_interval(list(self.per_record), stat)
+        return [round(lo, 3), round(hi, 3)]
+
     def to_json(self) -> dict[str, Any]:
         return {"folder": self.folder, "records": len(self.per_record), "hours": round(self.hours, 3),
+                "record_hours": {n: round(h, 4) for n, h in self.record_hours.items()},
                 "conditions": self.conditions(), "unannotated_records": self.unannotated,
                 "false_alarms": [{"record": a.record, "kind": a.kind, "onset_s": round(a.onset / a.fs, 1),
                                   "raised_s": round(a.raised_at / a.fs, 1), "short_v_run": a.short_v_run}
@@ -297,6 +313,7 @@ def evaluate_stream(folder: str | Path, dsp_config: Mapping[str, Any] | None = N
     unannotated: list[str] = []
     seconds = 0.0
     every: list[Alarm] = []
+    hours: dict[str, float] = {}
     for rec, ref in folder_records(folder):
         if names and rec.name not in names:
             continue
@@ -304,8 +321,9 @@ def evaluate_stream(folder: str | Path, dsp_config: Mapping[str, Any] | None = N
         per[rec.name] = score_alarms(alarms, ref, rec.fs)
         every += alarms
         seconds += rec.duration_s
+        hours[rec.name] = rec.duration_s / 3600.0
         if not ref.annotated:
             unannotated.append(rec.name)
         if progress:
             progress(rec.name)
-    return StreamReport(str(folder), seconds / 3600.0, per, unannotated, every)
+    return StreamReport(str(folder), seconds / 3600.0, per, unannotated, every, hours)
