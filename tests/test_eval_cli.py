@@ -27,12 +27,17 @@ def test_eval_stream_json_on_the_noise_stress_excerpts(noise_stress_dir):
         assert key in vt
     assert vt["true"] == 0 and vt["raised"] == vt["false"]  # no VT in record 118 or the ST-T excerpts
     assert vt["false_per_hour"] == pytest.approx(vt["false"] / d["hours"], rel=0.01)
+    lo, hi = vt["false_per_hour_ci95"]  # record bootstrap
+    assert lo <= vt["false_per_hour"] <= hi
+    assert sum(d["record_hours"].values()) == pytest.approx(d["hours"], rel=0.01)
     assert set(d["unannotated_records"]) == {"e0103", "e0110", "e0124"}
 
 
 def test_eval_qrs_and_noise_stress_json_are_fractions(mitdb_dir, noise_stress_dir):
-    d = _run("qrs", mitdb_dir, "--records", "115", "--no-xqrs")
-    assert set(d["gross"]) >= {"se", "ppv"} and 0.99 <= d["gross"]["se"] <= 1.0 and 0.99 <= d["gross"]["ppv"] <= 1.0
+    d = _run("qrs", mitdb_dir, "--records", "115", "101", "--no-xqrs")
+    g = d["gross"]
+    assert set(g) >= {"se", "ppv"} and 0.99 <= g["se"] <= 1.0 and 0.99 <= g["ppv"] <= 1.0
+    assert g["se_ci95"][0] <= g["se"] <= g["se_ci95"][1] and g["ppv_ci95"][0] <= g["ppv"] <= g["ppv_ci95"][1]
     assert d["records"]["115"]["beats"] > 1900
     d = _run("noise-stress", noise_stress_dir, "--no-xqrs")
     assert {r["snr_db"] for r in d["records"].values()} == {24, 12, 6, 0}
