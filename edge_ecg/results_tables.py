@@ -211,3 +211,105 @@ def _results_index(load: Loader) -> list[str]:
         rows.append([f"[`{name}`]({name}.json)".replace("](", "](results/", 1), f"`{env.get('command', '?')}`",
                      str(env.get("date", "?"))[:10], sha, f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores"])
     return table(["result file", "command", "date", "commit", "machine"], rows)
+
+
+# -- classical alarms and QRS (docs/dsp-alarms.md) ------------------------------------------------
+
+def _ci(d: dict[str, Any], key: str) -> str:
+    lo, hi = d.get(f"{key}_ci95", [None, None])
+    return num(d[key]) if lo is None else f"{num(d[key])} [{num(lo, 2)}-{num(hi, 2)}]"
+
+
+@renderer("alarms-cv")
+def _alarms_cv(load: Callable[[str], dict[str, Any]]) -> list[str]:
+    """``edge-ecg eval alarms ../shared/ecg/cinc2015-vt --cv``: out-of-fold VT alarm triage beside the references."""
+    r = load("alarms-cinc2015-vt-cv")["results"]
+    rows = [[name, _ci(d, "tpr"), _ci(d, "tnr"), _ci(d, "score"), d["tp"], d["fn"], d["fp"], d["tn"]] for name, d in r["rows"].items()]
+    rows.append(["target (issue 12)", ">= 0.95", ">= 0.80", ">= 0.80", "", "", "", ""])
+    shipped = r["rows"].get("evidence, ECG + pulse (out of fold)", {}).get("limits_all_records")
+    lines = table(["detector", "TPR [95% CI]", "TNR [95% CI]", "score [95% CI]", "TP", "FN", "FP", "TN"], rows)
+    if shipped:
+        lines += ["", "Limits the same procedure selects on all records (shipped): " + ", ".join(f"`{k} = {v}`" for k, v in shipped.items()) + "."]
+    return lines
+
+
+@renderer("alarms-triage")
+def _alarms_triage(load: Callable[[str], dict[str, Any]]) -> list[str]:
+    """``edge-ecg eval alarms ../shared/ecg/cinc2015-vt --whole --bundle bundles/vt-triage``."""
+    r = load("alarms-cinc2015-vt")["results"]
+    t = r["triage"]
+    b = t["bundle"]
+    rows = [[f"{name}" + (f" ({b['name']} {b['version']}, threshold {b['threshold']:.3f}; trained on these alarms: in-sample)" if name.startswith("model") else ""),
+             num(d["tpr"]), num(d["tnr"]), num(d["score"]), d["tp"], d["fn"], d["fp"], d["tn"]] for name, d in t["rows"].items()]
+    oof = b.get("out_of_fold_from_provenance")
+    if oof:
+        rows.insert(2, [f"model alone, its own out-of-fold figures (bundle provenance)", num(oof["TPR"]), num(oof["TNR"]), num(oof["score"]),
+                        oof["TP"], oof["FN"], oof["FP"], oof["TN"]])
+    lim = t["limits"]
+    head = [f"Daemon triage config: annotate_only = {str(lim['annotate_only']).lower()}, max_steps = {lim['max_steps']}, floor = {lim['floor']}; "
+            f"detector: the shipped limits streamed over whole records (in-sample: they were selected on these alarms).", ""]
+    return head + table(["", "TPR", "TNR", "score", "TP", "FN", "FP", "TN"], rows)
+
+
+@renderer("stream-alarms")
+def _stream_alarms(load: Callable[[str], dict[str, Any]]) -> list[str]:
+    """``edge-ecg eval stream DIR --reference``: alarms per monitored hour, evidence checks on and off."""
+    rows = []
+    for name in ("stream-mitdb-ds1", "stream-noise-stress"):
+        r = load(name)["results"]
+        for label, res in (("shipped", r), ("previous detector", r.get("previous_detector"))):
+            if not res:
+                continue
+            for kind, d in res["conditions"].items():
+                if label != "shipped" and kind not in ("ventricular_tachycardia", "ventricular_fibrillation"):
+                    continue
+                lat = "-" if d.get("max_latency_s") is None else f"{d['max_latency_s']:.1f}"
+                ci = d.get("false_per_hour_ci95")
+                fph = f"{d['false_per_hour']:.2f}" + ("" if not ci else f" [{ci[0]:.2f}-{ci[1]:.2f}]")
+                rows.append([r["folder"].split("/")[-1] + f" ({res['hours']:.2f} h)", label, kind, d["raised"], d["true"], d["false"],
+                             fph, d["episodes"], d["missed"], lat])
+    return table(["records", "detector", "condition", "raised", "true", "false", "false / h [95% CI]", "episodes", "missed (> 10 s)",
+                  "max latency s"], rows)
+
+
+@renderer("qrs")
+def _qrs(load: Callable[[str], dict[str, Any]]) -> list[str]:
+    """QRS Se/+P beside wfdb xqrs on every shared annotated set (fractions shown as %)."""
+    rows = []
+    for name, label in (("qrs-mitdb-ds1", "MIT-BIH DS1, gross (EC57)"), ("qrs-ludb", "LUDB lead II, annotated span")):
+        try:
+            r = load(name)["results"]
+        except FileNotFoundError:
+            continue
+        g, x = r["gross"], r.get("xqrs", {}).get("gross")
+        rows.append([label, r["beats"], _pct_ci(g, "se"), _pct_ci(g, "ppv"), g["fn"], g["fp"],
+                     _pct_ci(x, "se"), _pct_ci(x, "ppv"), "-" if x is None else x["fn"], "-" if x is None else x["fp"]])
+        if name == "qrs-mitdb-ds1":
+            raw, xr = r["raw"], r.get("xqrs", {}).get("raw")
+            rows.append(["MIT-BIH DS1, raw (nothing excluded)", r["beats"], _pct_ci(raw, "se"), _pct_ci(raw, "ppv"), raw["fn"], raw["fp"],
+                         _pct_ci(xr, "se"), _pct_ci(xr, "ppv"), "-" if xr is None else xr["fn"], "-" if xr is None else xr["fp"]])
+    ns = load("noise-stress")["results"]["records"]
+    for rec, d in sorted(ns.items(), key=lambda kv: -kv[1]["snr_db"]):
+        x = d.get("xqrs")
+        rows.append([f"noise stress {rec} ({d['snr_db']} dB)", d["tp"] + d["fn"], pct(d["se"], 2), pct(d["ppv"], 2), d["fn"], d["fp"],
+                     "-" if x is None else pct(x["se"], 2), "-" if x is None else pct(x["ppv"], 2), "-" if x is None else x["fn"], "-" if x is None else x["fp"]])
+    return table(["set", "beats", "ours Se % [95% CI]", "ours +P % [95% CI]", "FN", "FP", "xqrs Se % [95% CI]", "xqrs +P % [95% CI]",
+                  "FN", "FP"], rows)
+
+
+def _pct_ci(d: dict[str, Any] | None, key: str) -> str:
+    """A fraction as % with its record-bootstrap interval when the result file has one."""
+    if d is None:
+        return "-"
+    ci = d.get(f"{key}_ci95")
+    return pct(d[key], 2) + ("" if not ci else f" [{pct(ci[0], 2)}-{pct(ci[1], 2)}]")
+
+
+@renderer("bench-dsp")
+def _bench_dsp(load: Callable[[str], dict[str, Any]]) -> list[str]:
+    """``edge-ecg bench dsp``: CPU time of one core, side by side in one run."""
+    r = load("bench-dsp")["results"]
+    rows = [[row["what"], f"{row['cpu_s']:.3f}", f"{row['x_real_time']:.0f}", f"{row['wall_s']:.3f}", f"{row['vs_chain_1s']:.2f}x"] for row in r["rows"]]
+    head = [f"Record {r['record']}: {r['seconds']:.0f} s, {r['leads']} leads at {r['fs']:g} Hz; median of {r['repeat']} runs (xqrs: 1). "
+            f"Target: whole chain >= {r['target_x_real_time']}x real time at 1 s blocks: **{'met' if r['met'] else 'not met'}**.", ""]
+    return head + table(["what", "CPU s", "x real time", "wall s", "vs chain @ 1 s"], rows)

@@ -20,10 +20,13 @@ import numpy as np
 from edge_ecg.dsp.config import AnalyzerConfig
 from edge_ecg.dsp.filters import MonitorFilter, hold_nan
 from edge_ecg.dsp.morphology import BeatClassifier
+from edge_ecg.dsp.pulse import PulseHistory, pulse_evidence
 from edge_ecg.dsp.qrs import QrsDetector
 from edge_ecg.dsp.quality import leads_quality, window_quality
 from edge_ecg.dsp.rhythm import RhythmDetector, slope_ratio, vf_features
+from edge_ecg.dsp.sqi import lead_sqi, rail_fraction
 from edge_ecg.dsp.types import AnalysisUpdate, Beat, LeadQuality, RhythmEvent, WindowQuality
+from edge_ecg.dsp.vt_evidence import RunEvidence, judge, lead_continuity
 from edge_ecg.errors import InputError
 from edge_ecg.stream.block import SampleBlock
 
@@ -33,6 +36,11 @@ _MAX_FILLED_GAP_S = 10.0  # longer gaps restart beat detection (levels would be 
 # VF needs a lead whose waves are this smooth (rhythm.slope_ratio): flutter waves measure
 # <= 2.3 on MIT-BIH DS1 207, the QRS complexes of fast VT (203, 205) >= 2.56
 _VF_MAX_SLOPE_RATIO = 2.4
+_EVIDENCE_S = 8.0  # the evidence checks look at most this far back from the decision
+_BEFORE_S = 8.0  # ... and learn the rhythm before a run from this long before its first beat
+_MAX_RAIL = 0.02  # a lead with more of the run on its rails (clipped) is not usable for judging it
+_MAX_GROWTH = 5.0  # ... nor one whose size grew more than this over the 5 s before the run
+_VF_PULSE_LOST = 0.5  # fibrillation is withheld while at least this share of due pulses still comes
 
 
 class _History:
@@ -100,6 +108,14 @@ class StreamAnalyzer:
         self._pending: tuple[list, list] = ([], [])
         self._hist = _History(int(round(self.config.history_s * self.fs)), self.n_leads)
         self.rhythm = RhythmDetector(self.fs, self.config.rhythm)
+        self._pulses: dict[str, PulseHistory] = {}
+        self._recent: deque = deque(maxlen=96)  # (index, label) of recent beats, for the evidence checks
+        self.use_pulse = True  # False: judge VT/VF on the ECG alone even when a pulse arrives
+        self.evidence_log: list | None = None  # a list: every judgement is appended (evaluation caches)
+        if self.config.evidence.enabled:
+            self.rhythm.vt_gate = self._vt_gate
+            self.rhythm.vf_gate = self._vf_gate
+            self.rhythm.on_run_end = self._run_end
         self._new_detector()
         self._rr: deque = deque(maxlen=self.config.hr_beats)
         self._nn: deque = deque(maxlen=self.config.hr_beats)
@@ -134,6 +150,11 @@ class StreamAnalyzer:
     def process(self, block: SampleBlock) -> AnalysisUpdate:
         """Analyse one block; beats, rate, quality and rhythm events it completes."""
         self._check(block)
+        for ch in block.aux:
+            hist = self._pulses.get(ch.name)
+            if hist is None or hist.fs != float(ch.fs):
+                hist = self._pulses[ch.name] = PulseHistory(ch.name, ch.fs, self.config.history_s)
+            hist.append(ch)
         events: list[RhythmEvent] = []
         beats: list[Beat] = []
         if self._next is not None and block.gap_before > 0:
@@ -225,6 +246,7 @@ class StreamAnalyzer:
         # (the VF test requires that): they are not reported as beats, but still tell the rhythm
         # logic that there is electrical activity (no asystole)
         events += self.rhythm.on_beat(beat, self.quality_score)
+        self._recent.append((beat.index, beat.label))
         self.qrs.fast = bool(beat.ventricular and beat.rr_s is not None and beat.rr_s < 0.6)
 
     def _beat(self, det) -> Beat:
@@ -276,3 +298,90 @@ class StreamAnalyzer:
             votes.append(bool(np.min(sr) <= _VF_MAX_SLOPE_RATIO))
         is_vf = bool(votes) and all(votes) and self.quality_score >= self.config.rhythm.min_quality
         return self.rhythm.on_vf_window(t, is_vf, {"leads": feats, "quality": round(self.quality_score, 3)}, self._vf_win / self.fs)
+
+    # -- evidence for VT/VF (vt_evidence.py) ----------------------------------------------------
+    def _beats_before(self, onset: int) -> np.ndarray:
+        return np.array([i for i, _ in self._recent if onset - _BEFORE_S * self.fs <= i < onset], dtype=np.float64) / self.fs
+
+    def _pulse_evidence(self, onset: int, now: int) -> tuple:
+        if not self.use_pulse or not self._pulses:
+            return ()
+        beats = self._beats_before(onset)
+        return tuple(pulse_evidence(h, beats, onset / self.fs, now / self.fs, _BEFORE_S) for h in self._pulses.values())
+
+    def _ecg_continuity(self, onset: int, now: int) -> tuple:
+        """Per lead: do the patient's normal complexes (the running template) go on through the run?"""
+        cls = self.classifier
+        none = (None,) * self.n_leads
+        if cls.template is None or cls.n_matched < 8:
+            return none
+        start = max(onset - int(_BEFORE_S * self.fs), now - int(2 * _EVIDENCE_S * self.fs))
+        sl, cov = self._hist.span(start, now)
+        if cov < 0.9:
+            return none
+        x = self._hist.filt[sl]
+        t0 = (now - x.shape[0]) / self.fs
+        r_off = cls.pre - cls.a
+        out = []
+        for j in range(self.n_leads):
+            q = self.lead_quality[j]
+            if q.lead_off or q.flat:
+                out.append(None)
+                continue
+            out.append(lead_continuity(x[:, j], cls.template[:, j], r_off, self.fs, t0, onset / self.fs, now / self.fs))
+        return tuple(out)
+
+    def _run_evidence(self, onset: int, now: int, run: list | None = None) -> RunEvidence:
+        """Per-lead quality over the run (from half a second before it), what goes on underneath."""
+        fs = self.fs
+        start = max(onset - int(0.5 * fs), now - int(_EVIDENCE_S * fs))
+        sl, _ = self._hist.span(start, now)
+        x, raw = self._hist.filt[sl], self._hist.raw[sl]
+        sqi = tuple(lead_sqi(self.leads[j], x[:, j], fs) for j in range(self.n_leads))
+        # a lead is usable over the run unless off, flat, on its rails, or suddenly many times larger
+        # than before (a QRS of VT is at most a few times a sinus QRS; a cable tug is ten times)
+        psl, _ = self._hist.span(start - int(5.0 * fs), start)
+        pre = self._hist.filt[psl]
+        clip = rail_fraction(raw)
+        size = np.percentile(x, 99, axis=0) - np.percentile(x, 1, axis=0) if x.shape[0] > 4 else np.zeros(self.n_leads)
+        size0 = np.percentile(pre, 99, axis=0) - np.percentile(pre, 1, axis=0) if pre.shape[0] > fs else size
+        ratio = size / np.maximum(size0, 1.0)
+        usable = tuple(bool(not (q.lead_off or q.flat) and clip[j] < _MAX_RAIL and ratio[j] <= _MAX_GROWTH)
+                       for j, q in enumerate(self.lead_quality))
+        extra: dict = {"rail": [round(float(c), 3) for c in clip], "growth": [round(float(r), 2) for r in ratio]}
+        if run:
+            rr = np.diff([b.index for b in run[-8:]]) / fs
+            extra["rr_cv"] = round(float(np.std(rr) / np.mean(rr)), 3) if rr.size >= 2 else None
+        extra["ksqi"] = [round(q.ksqi, 2) for q in sqi]
+        extra["psqi"] = [round(q.psqi, 3) for q in sqi]
+        extra["bsqi_leads"] = [round(q.bsqi, 3) for q in sqi]
+        return RunEvidence(sqi=sqi, usable=usable, ecg_continuity=self._ecg_continuity(onset, now),
+                           pulse=self._pulse_evidence(onset, now), extra=extra)
+
+    def _vt_gate(self, run: list, beat: Beat) -> tuple[bool, dict]:
+        onset, now = run[0].index, beat.decided_at
+        ev = self._run_evidence(onset, now, run)
+        feats = ev.features()
+        confirm, reason = judge(feats, self.config.evidence, self.use_pulse)
+        if self.evidence_log is not None:
+            self.evidence_log.append({"kind": "vt", "run_start": int(onset), "now": int(now), "onset": int(run[-self.config.rhythm.vt_beats:][0].index), **feats})
+        return confirm, {"judgement": reason, "checks": ev.to_dict()}
+
+    def _vf_gate(self, onset: int, stop: int) -> tuple[bool, dict]:
+        """Fibrillation has no cardiac output: while at least half the pulses due since the
+        fibrillatory stretch began have come (or the pulse is about to be judged), it is artifact."""
+        pulse = self._pulse_evidence(onset, stop)
+        feats = RunEvidence(pulse=pulse).features()
+        pc = feats["pulse_continuity"]
+        reason = "confirmed"
+        if self.use_pulse and pc is not None and pc >= _VF_PULSE_LOST:
+            reason = f"the pulse goes on (continuity {pc:.2f})"
+        elif self.use_pulse and pc is None and feats["pulse_pending"]:
+            reason = "waiting for the pulse to be due"
+        if self.evidence_log is not None:
+            self.evidence_log.append({"kind": "vf", "run_start": int(onset), "now": int(stop), "onset": int(onset), "pulse_continuity": pc})
+        return reason == "confirmed", {"judgement": reason, "pulse": [p.to_dict() for p in pulse]}
+
+    def _run_end(self, run_start: int, index: int) -> None:
+        if self.evidence_log is not None:
+            self.evidence_log.append({"kind": "vt_end", "run_start": int(run_start), "now": int(index)})

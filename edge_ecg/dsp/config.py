@@ -60,12 +60,25 @@ class QrsConfig:
 
 
 @dataclass(frozen=True)
+class EvidenceLimits:
+    """The tuned limits of the VT/VF evidence checks (``edge_ecg.dsp.vt_evidence``: signal quality,
+    normal beats going on in a lead, the pulse going on); ``enabled = false`` alarms on the beat
+    rule alone. Defaults: selected by record-grouped cross-validation (docs/dsp-alarms.md)."""
+
+    enabled: bool = True
+    min_bsqi: float = 0.6  # a run needs a lead whose two QRS detectors agree this well (F1)
+    ecg_continuity: float = 0.75  # normal beats going on in a lead at this share: artifact
+    pulse_continuity: float = 1.0  # the pulse going on at this share: artifact
+
+
+@dataclass(frozen=True)
 class AnalyzerConfig:
     """Everything ``StreamAnalyzer`` needs besides the sampling rate and lead names."""
 
     filters: FilterConfig = field(default_factory=FilterConfig)
     qrs: QrsConfig = field(default_factory=QrsConfig)
     rhythm: RhythmLimits = field(default_factory=RhythmLimits)
+    evidence: EvidenceLimits = field(default_factory=EvidenceLimits)
     history_s: float = 30.0  # samples kept for window_quality and morphology
     hr_beats: int = 8  # heart rate = 60 / mean of the last hr_beats RR intervals (see README)
 
@@ -76,7 +89,7 @@ class AnalyzerConfig:
     def from_dict(cls, d: Mapping[str, Any], source: str = "dsp config") -> "AnalyzerConfig":
         """Build from nested dicts (a TOML table); unknown keys are an error naming the key."""
         parts: dict[str, Any] = {}
-        sub = {"filters": FilterConfig, "qrs": QrsConfig, "rhythm": RhythmLimits}
+        sub = {"filters": FilterConfig, "qrs": QrsConfig, "rhythm": RhythmLimits, "evidence": EvidenceLimits}
         top = {f.name for f in dataclasses.fields(cls)}
         for key, value in d.items():
             if key not in top:

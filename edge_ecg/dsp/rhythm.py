@@ -24,6 +24,7 @@ VT also looks like an oscillation to the spectrum and the VF filter, but its QRS
 from __future__ import annotations
 
 from collections import deque
+from typing import Callable
 
 import numpy as np
 
@@ -93,6 +94,11 @@ class RhythmDetector:
         self.rr_hist: deque = deque(maxlen=max(self.lim.tachy_beats, self.lim.brady_beats, 2))
         self.v_run: list[Beat] = []
         self.vf_count = 0
+        # evidence checks (vt_evidence.py), set by the analyzer: gate(run, beat) -> (confirm, evidence)
+        # for a VT candidate, and gate(onset, stop) for VF; None alarms on the beat rule alone
+        self.vt_gate: Callable[[list[Beat], Beat], tuple[bool, dict]] | None = None
+        self.vf_gate: Callable[[int, int], tuple[bool, dict]] | None = None
+        self.on_run_end: Callable[[int, int], None] | None = None  # (first beat of the run, breaking beat)
 
     # beats ------------------------------------------------------------------------------------
     def on_beat(self, beat: Beat, quality: float) -> list[RhythmEvent]:
@@ -138,6 +144,8 @@ class RhythmDetector:
         else:
             if active:
                 out.append(self._off("ventricular_tachycardia", beat.index, {"beat": beat.index, "run_beats": len(self.v_run)}))
+            if self.v_run and self.on_run_end is not None:
+                self.on_run_end(self.v_run[0].index, beat.index)
             self.v_run = []
             return out
         run = self.v_run[-n:]
@@ -148,11 +156,17 @@ class RhythmDetector:
             rr = np.diff([b.index for b in run]) / self.fs
             rate = 60.0 / max(min(float(rr.mean()), float(np.median(rr))), 1e-6)
             if rate > self.lim.vt_bpm:
-                out.append(self._on("ventricular_tachycardia", run[0].index, {
-                    "beats": [b.index for b in run], "rate_bpm": round(rate, 1), "run_beats": len(self.v_run),
-                    "ambiguous_beats": [b.index for b in run if not b.ventricular],
-                    "widths_s": [b.width_s for b in run], "correlations": [b.correlation for b in run],
-                    "quality": round(quality, 3)}))
+                ev = {"beats": [b.index for b in run], "rate_bpm": round(rate, 1), "run_beats": len(self.v_run),
+                      "ambiguous_beats": [b.index for b in run if not b.ventricular],
+                      "widths_s": [b.width_s for b in run], "correlations": [b.correlation for b in run],
+                      "quality": round(quality, 3)}
+                if self.vt_gate is not None:
+                    # judged at every beat while the run lasts: withheld now, maybe confirmed later
+                    confirm, extra = self.vt_gate(self.v_run, beat)
+                    ev.update(extra)
+                    if not confirm:
+                        return out
+                out.append(self._on("ventricular_tachycardia", run[0].index, ev))
         return out
 
     def _rate_rule(self, kind: str, cond, n: int, beat: Beat, ok: bool, quality: float) -> list[RhythmEvent]:
@@ -181,7 +195,15 @@ class RhythmDetector:
         need = max(int(round(self.lim.vf_s - window_s)) + 1, 1)
         self.vf_count = self.vf_count + 1 if is_vf else 0
         if self.vf_count >= need and "ventricular_fibrillation" not in self.active:
-            return [self._on("ventricular_fibrillation", stop - int(round(self.lim.vf_s * self.fs)), evidence)]
+            onset = stop - int(round(self.lim.vf_s * self.fs))
+            if self.vf_gate is not None:
+                # judged from where the fibrillatory stretch began (it may have been withheld before)
+                began = stop - int(round((self.vf_count - 1 + window_s) * self.fs))
+                confirm, extra = self.vf_gate(began, stop)
+                evidence = {**evidence, **extra}
+                if not confirm:
+                    return []
+            return [self._on("ventricular_fibrillation", onset, evidence)]
         if not is_vf and "ventricular_fibrillation" in self.active:
             return [self._off("ventricular_fibrillation", stop, evidence)]
         return []

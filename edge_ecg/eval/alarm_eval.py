@@ -35,6 +35,7 @@ class AlarmResult:
     raised: bool
     onset_s: float | None = None
     evidence: dict = field(default_factory=dict)
+    raised_at_s: float | None = None  # end of the block whose update raised it (when the daemon would have)
 
 
 @dataclass
@@ -101,8 +102,14 @@ def evaluate_alarms(
     progress: Callable[[AlarmResult], None] | None = None,
     names: list[str] | None = None,
     lead_in_s: float | None = 60.0,
+    use_pulse: bool = True,
 ) -> AlarmReport:
-    """Score ``kind`` onsets against ``alarms.csv``; ``lead_in_s=None`` streams each whole record."""
+    """Score ``kind`` onsets against ``alarms.csv``; ``lead_in_s=None`` streams each whole record.
+
+    ``use_pulse=False`` judges on the ECG leads alone (the record's PLETH/ABP still stream, unused).
+    """
+    from edge_ecg.dsp.analyzer import StreamAnalyzer
+
     folder = Path(folder)
     truth = read_truth(folder)
     report = AlarmReport(kind=kind)
@@ -118,7 +125,16 @@ def evaluate_alarms(
         # stream to the alarm time plus our decision delay (0.3 s), no further
         stop = hi + int(round(0.3 * fs)) + 1
         first = 0 if lead_in_s is None else max(int((ALARM_AT_S - lead_in_s) * fs), 0)
-        _, events = stream_record(rec.slice(first, stop), block_s, config)
+        an = StreamAnalyzer(fs, rec.leads, config)
+        an.use_pulse = use_pulse
+        raised_at: dict[int, int] = {}  # onset event index -> stream index when it was raised
+
+        def note(up, raised_at=raised_at, kind=kind, first=first):
+            for ev in up.events:
+                if ev.kind == kind and ev.state == "onset":
+                    raised_at[ev.index + first] = up.stop + first
+
+        _, events = stream_record(rec, block_s, stop=stop, start=first, analyzer=an, on_update=note)
         events = [dataclasses.replace(ev, index=ev.index + first) for ev in events]
         raised, onset, evidence = False, None, {}
         active_since = None
@@ -137,7 +153,10 @@ def evaluate_alarms(
                 active_since = None
         if not raised and active_since is not None and active_since < lo:
             raised, onset = True, active_since / fs
-        res = AlarmResult(name, truth[name], raised, onset, evidence)
+        at = None
+        if raised and onset is not None:
+            at = raised_at.get(int(round(onset * fs)))
+        res = AlarmResult(name, truth[name], raised, onset, evidence, None if at is None else at / fs)
         report.results.append(res)
         if progress:
             progress(res)

@@ -25,11 +25,11 @@ from edge_ecg.dsp.config import AnalyzerConfig
 from edge_ecg.dsp.types import Beat, RhythmEvent
 from edge_ecg.errors import InputError
 from edge_ecg.records import Record, read_record
-from edge_ecg.stream.block import SampleBlock
 
 # PhysioNet beat annotation codes (https://archive.physionet.org/physiobank/annotations.shtml)
 BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
 WINDOW_S = 0.15
+EDGE_END_S = 0.30  # the decision-delay bound: beats this close to the end cannot be decided causally
 
 
 @dataclass
@@ -110,21 +110,22 @@ def stream_record(
     config: AnalyzerConfig | None = None,
     stop: int | None = None,
     on_update: Callable | None = None,
+    start: int = 0,
+    analyzer: StreamAnalyzer | None = None,
 ) -> tuple[list[Beat], list[RhythmEvent]]:
-    """Feed a record through a fresh ``StreamAnalyzer`` in blocks of ``block_s`` seconds.
-
-    NaN samples are flagged lead-off in the blocks, as a cart would flag them.
+    """Feed samples [start, stop) of a record through a fresh ``StreamAnalyzer`` (or ``analyzer``)
+    in blocks of ``block_s`` seconds, as ``ReplaySource`` yields them to the daemon: NaN samples
+    flagged lead-off, the record's pulse waves (PLETH/ABP) beside the leads. Indices count from
+    ``start``.
     """
-    an = StreamAnalyzer(record.fs, record.leads, config)
-    step = max(int(round(block_s * record.fs)), 1)
+    from edge_ecg.stream.replay_source import ReplaySource
+
+    an = analyzer or StreamAnalyzer(record.fs, record.leads, config)
     n = record.n_samples if stop is None else min(stop, record.n_samples)
     beats: list[Beat] = []
     events: list[RhythmEvent] = []
-    sig = record.signals
-    for a in range(0, n, step):
-        x = sig[a : min(a + step, n)]
-        nan = np.isnan(x)
-        blk = SampleBlock(start=a, samples=x, fs=record.fs, leads=record.leads, lead_off=nan if nan.any() else None)
+    src = ReplaySource(record, speed=0, start_s=start / record.fs, stop_s=n / record.fs, block_s=block_s)
+    for blk in src:
         up = an.process(blk)
         beats.extend(up.beats)
         events.extend(up.events)
@@ -133,14 +134,14 @@ def stream_record(
     return beats, events
 
 
-def reference(path: Path) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+def reference(path: Path, annotator: str = "atr") -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
     """Reference beat samples, their symbols, and the [ ... ] flutter/fibrillation spans."""
     import wfdb
 
     try:
-        ann = wfdb.rdann(str(path.with_suffix("")), "atr")
+        ann = wfdb.rdann(str(path.with_suffix("")), annotator)
     except Exception as exc:
-        raise InputError(path.with_suffix(".atr"), f"cannot read reference annotations: {exc}") from exc
+        raise InputError(path.with_suffix("." + annotator), f"cannot read reference annotations: {exc}") from exc
     sym = np.array(ann.symbol)
     samp = np.asarray(ann.sample, dtype=np.int64)
     is_beat = np.isin(sym, list(BEAT_SYMBOLS))
@@ -156,12 +157,22 @@ def reference(path: Path) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]
     return samp[is_beat], sym[is_beat], spans
 
 
-def score(ref: np.ndarray, test: np.ndarray, fs: float, exclude: Sequence[tuple[int, int]] = ()) -> Score:
-    """Beat-by-beat matching with ``wfdb.processing.compare_annotations`` (150 ms window)."""
+def score(ref: np.ndarray, test: np.ndarray, fs: float, exclude: Sequence[tuple[int, int]] = (), n_samples: int | None = None) -> Score:
+    """Beat-by-beat matching with ``wfdb.processing.compare_annotations`` (150 ms window).
+
+    With ``n_samples``, beats (reference and detected alike) in the record's first 150 ms (a
+    complex cut by the start, which references do not annotate) and last 300 ms (a causal detector
+    decides a beat up to 300 ms after its R peak, so it cannot decide those before the record
+    ends) are not scored, for every detector the same.
+    """
     from wfdb import processing
 
     ref = np.asarray(ref, dtype=np.int64)
     test = np.sort(np.asarray(test, dtype=np.int64))
+    if n_samples is not None:
+        lo, hi = int(WINDOW_S * fs), int(n_samples) - int(round(EDGE_END_S * fs))
+        ref = ref[(ref >= lo) & (ref < hi)]
+        test = test[(test >= lo) & (test < hi)]
     for a, b in exclude:
         ref = ref[(ref < a) | (ref > b)]
         test = test[(test < a) | (test > b)]
@@ -182,16 +193,16 @@ def xqrs_detect(record: Record, lead: int = 0) -> np.ndarray:
     return np.asarray(det.qrs_inds, dtype=np.int64)
 
 
-def find_wfdb(folder: Path, names: Sequence[str] | None = None) -> list[Path]:
+def find_wfdb(folder: Path, names: Sequence[str] | None = None, annotator: str = "atr") -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "not a folder")
     heads = sorted(folder.glob("*.hea"))
     if names:
         heads = [h for h in heads if h.stem in set(names)]
-    heads = [h for h in heads if h.with_suffix(".atr").is_file()]
+    heads = [h for h in heads if h.with_suffix("." + annotator).is_file()]
     if not heads:
-        raise InputError(folder, "no WFDB records with .atr reference annotations")
+        raise InputError(folder, f"no WFDB records with .{annotator} reference annotations")
     return heads
 
 
@@ -202,21 +213,37 @@ def evaluate_qrs(
     names: Sequence[str] | None = None,
     config: AnalyzerConfig | None = None,
     progress: Callable[[RecordResult], None] | None = None,
+    annotator: str = "atr",
 ) -> QrsReport:
-    """Score the streaming detector (and ``xqrs``) on every annotated record of ``folder``."""
+    """Score the streaming detector (and ``xqrs``) on every annotated record of ``folder``.
+
+    ``annotator`` names the reference annotation file (``atr`` for MIT-BIH; ``ii`` etc. for LUDB,
+    whose per-lead files mark each QRS with ``N`` but only over part of each record: there, only
+    the annotated span (from 150 ms before its first to 150 ms after its last beat) is scored, for
+    both detectors, and xqrs runs on the annotated lead).
+    """
+    from edge_ecg.records.leads import canonical_lead
+
     report = QrsReport(block_s=block_s)
-    for hea in find_wfdb(Path(folder), names):
+    for hea in find_wfdb(Path(folder), names, annotator):
         rec = read_record(hea)
-        ref, sym, spans = reference(hea)
+        ref, sym, spans = reference(hea, annotator)
         beats, _ = stream_record(rec, block_s, config)
         idx = np.array([b.index for b in beats], dtype=np.int64)
         delay = max(((b.decided_at - b.index) / rec.fs for b in beats), default=0.0)
+        n = rec.n_samples
+        xlead = 0
+        if annotator != "atr" and ref.size:
+            w = int(WINDOW_S * rec.fs)
+            spans = list(spans) + [(-(10**9), int(ref[0]) - w - 1), (int(ref[-1]) + w + 1, 10**12)]
+            lead = canonical_lead(annotator)
+            xlead = rec.leads.index(lead) if lead in rec.leads else 0
         res = RecordResult(
-            name=hea.stem, n_ref=len(ref), ours=score(ref, idx, rec.fs, spans), ours_raw=score(ref, idx, rec.fs),
+            name=hea.stem, n_ref=len(ref), ours=score(ref, idx, rec.fs, spans, n), ours_raw=score(ref, idx, rec.fs, n_samples=n),
             max_delay_s=delay, n_ventricular=sum(b.ventricular for b in beats))
         if with_xqrs:
-            xi = xqrs_detect(rec)
-            res.xqrs, res.xqrs_raw = score(ref, xi, rec.fs, spans), score(ref, xi, rec.fs)
+            xi = xqrs_detect(rec, xlead)
+            res.xqrs, res.xqrs_raw = score(ref, xi, rec.fs, spans, n), score(ref, xi, rec.fs, n_samples=n)
         report.records.append(res)
         if progress:
             progress(res)
@@ -252,9 +279,10 @@ def evaluate_noise_stress(
         ref = read_csv_column(ann).astype(np.int64)
         rec = Record(signals=x[:, None].astype(np.float32), fs=NOISE_STRESS_FS, leads=("II",), name=f.stem, source=str(f))
         beats, _ = stream_record(rec, block_s, config)
-        row = (f.stem, int(f.stem[4:]), score(ref, [b.index for b in beats], rec.fs))
+        n = rec.n_samples
+        row = (f.stem, int(f.stem[4:]), score(ref, [b.index for b in beats], rec.fs, n_samples=n))
         if with_xqrs:
-            row += (score(ref, xqrs_detect(rec), rec.fs),)
+            row += (score(ref, xqrs_detect(rec), rec.fs, n_samples=n),)
         out.append(row)
     return out
 

@@ -1,0 +1,146 @@
+"""Evidence for and against a suspected ventricular run before it becomes an alarm.
+
+The beat rule (``rhythm.py``: 5 ventricular beats over 100 bpm) finds every VT and also most of
+what bedside monitors alarm on falsely: motion artifact, a loose electrode, fast wide beats that are
+the patient's usual ones. Three independent checks judge a candidate run, each a question a
+clinician would ask of the strip:
+
+1. **Can any lead be believed?** (``sqi.py``) At least one lead, not off or flat, whose two
+   different QRS detectors agree (bSQI >= ``min_bsqi``) over the run. If none, the "run" is noise:
+   the noise technical condition covers it, not a VT alarm.
+2. **Do the patient's own beats go on underneath?** Per lead, the patient's running template of
+   normal beats is matched against the signal over the run; if in some lead normal complexes keep
+   coming at the rhythm before the run (``continuity.py`` >= ``ecg_continuity``), the run is
+   artifact on the other lead(s).
+3. **Does the pulse go on?** (``pulse.py``) When the source sends PLETH or ABP: a pulse that keeps
+   its rate and size through the run (continuity >= ``pulse_continuity``) means the heart did not
+   change rhythm.
+
+A run that fails a check is withheld, not forgotten: it is judged again at each new beat while it
+lasts, so a true VT whose evidence takes a few seconds to build is still alarmed then (within the
+10 s of IEC 60601-2-27). The three limits are the only tuned numbers (record-grouped
+cross-validation on the CinC 2015 VT alarms, ``edge-ecg eval alarms``); everything else is fixed
+physiology. The same pulse check withholds ventricular fibrillation when the pulse goes on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from edge_ecg.dsp.config import EvidenceLimits
+from edge_ecg.dsp.continuity import continuity
+from edge_ecg.dsp.pulse import PulseEvidence
+from edge_ecg.dsp.sqi import LeadSqi
+
+_MATCH_CORR = 0.85  # a complex is the patient's normal beat when it correlates this well with the template
+_MATCH_SIZE = (0.5, 2.0)  # ... and its size is within this range of the template's
+
+
+@dataclass(frozen=True)
+class RunEvidence:
+    """What the checks measured for one candidate run, for the decision and the event log."""
+
+    sqi: tuple[LeadSqi, ...] = ()
+    usable: tuple[bool, ...] = ()  # per lead: not off, flat, clipped, nor implausibly larger than before
+    ecg_continuity: tuple[float | None, ...] = ()  # per lead
+    pulse: tuple[PulseEvidence, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def features(self) -> dict[str, Any]:
+        """The numbers the decision uses (and the cross-validation caches)."""
+        b = [s.bsqi for s, u in zip(self.sqi, self.usable) if u]
+        e = [c for c in self.ecg_continuity if c is not None and c == c]
+        p = [q.continuity for q in self.pulse if q.continuity is not None]
+        return {"bsqi": max(b) if b else 0.0, "ecg_continuity": max(e) if e else None, "pulse_continuity": max(p) if p else None,
+                "ecg_pending": any(c is not None and c != c for c in self.ecg_continuity),
+                "pulse_pending": any(q.pending for q in self.pulse), **self.extra}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"leads": [s.to_dict() | {"usable": u, "normal_continuity": None if c is None or c != c else round(c, 3)}
+                          for s, u, c in zip(self.sqi, self.usable, self.ecg_continuity)],
+                "pulse": [q.to_dict() for q in self.pulse], **self.extra}
+
+
+def judge(features: dict[str, Any], limits: EvidenceLimits, use_pulse: bool = True) -> tuple[bool, str]:
+    """Confirm a run, or say why it is withheld."""
+    if not limits.enabled:
+        return True, "evidence checks off"
+    if features["bsqi"] < limits.min_bsqi:
+        return False, f"no lead trustworthy over the run (best bSQI {features['bsqi']:.2f} < {limits.min_bsqi:g})"
+    ec = features.get("ecg_continuity")
+    if ec is not None and ec >= limits.ecg_continuity:
+        return False, f"normal beats go on underneath in one lead (continuity {ec:.2f})"
+    pc = features.get("pulse_continuity")
+    if use_pulse and pc is not None and pc >= limits.pulse_continuity:
+        return False, f"the pulse goes on unchanged (continuity {pc:.2f})"
+    # a check that can speak within a beat or two of the old rhythm is waited for (bounded by two
+    # periods of that rhythm), unless another check has already shown the rhythm is gone
+    gone = (ec is not None and ec < limits.ecg_continuity) or (use_pulse and pc is not None and pc < limits.pulse_continuity)
+    if not gone and (features.get("ecg_pending") and limits.ecg_continuity <= 1.0
+                     or use_pulse and features.get("pulse_pending") and limits.pulse_continuity <= 1.0):
+        return False, "waiting for the rhythm underneath to be due"
+    return True, "confirmed"
+
+
+def template_matches(x: np.ndarray, template: np.ndarray, r_offset: int, fs: float, t0: float) -> tuple[np.ndarray, np.ndarray]:
+    """Times (s) and sizes (peak-to-peak) of complexes in one lead ``x`` that match ``template``.
+
+    Normalised cross-correlation >= ``_MATCH_CORR`` at a local maximum (250 ms apart), size within
+    ``_MATCH_SIZE`` of the template's; ``r_offset`` is the R peak's row in the template and ``t0``
+    the stream time of ``x[0]``.
+    """
+    m = template.shape[0]
+    if x.shape[0] < m + 2 or m < 4:
+        return np.zeros(0), np.zeros(0)
+    tc = template - template.mean()
+    tn = float(np.sqrt((tc * tc).sum()))
+    if tn <= 0:
+        return np.zeros(0), np.zeros(0)
+    w = sliding_window_view(np.asarray(x, dtype=np.float64), m)
+    wc = w - w.mean(axis=1, keepdims=True)
+    wn = np.sqrt((wc * wc).sum(axis=1))
+    ncc = (wc @ tc) / np.maximum(wn * tn, 1e-12)
+    from scipy.signal import find_peaks
+
+    pk, _ = find_peaks(ncc, height=_MATCH_CORR, distance=max(int(0.25 * fs), 1))
+    if pk.size == 0:
+        return np.zeros(0), np.zeros(0)
+    size = np.ptp(w[pk], axis=1)
+    ref = float(np.ptp(template))
+    ok = (size >= _MATCH_SIZE[0] * ref) & (size <= _MATCH_SIZE[1] * ref)
+    return t0 + (pk[ok] + r_offset) / fs, size[ok]
+
+
+def lead_continuity(x: np.ndarray, template: np.ndarray, r_offset: int, fs: float, t0: float,
+                    onset: float, now: float) -> float | None:
+    """``continuity`` of one lead's template-matched complexes through a run starting at ``onset``.
+
+    The rhythm before is that of the matches before the onset (at least three, so the template
+    does describe this lead's beats there, and regular, as for the pulse); the last of them
+    anchors the walk. None when the lead shows no such rhythm before the run; NaN while it does but
+    too few of its beats were due since to judge.
+    """
+    t, s = template_matches(x, template, r_offset, fs, t0)
+    before = t < onset - 0.05
+    tb = t[before]
+    if tb.size < 3:
+        return None
+    ib = np.diff(tb)
+    ib = ib[(ib >= 0.3) & (ib <= 2.0)]
+    if ib.size < 2:
+        return None
+    period = float(np.median(ib))
+    if float(np.median(np.abs(ib - period))) > 0.15 * period:
+        return None  # an irregular rhythm before (atrial fibrillation): "on time" means nothing
+    anchor = float(tb[-1])
+    if onset - anchor > 2.5 * period:
+        return None
+    after = t > anchor + 0.125  # not the anchor beat itself
+    # a complex is matched once the template's span after its R peak has arrived
+    settle = (template.shape[0] - r_offset) / fs
+    c = continuity(t[after], s[after], anchor, now, period, float(np.median(s[before][-8:])), settle=settle)
+    return float("nan") if c is None else c  # NaN: a rhythm to follow, too few beats due yet

@@ -1,0 +1,284 @@
+"""Out-of-fold figures for the VT evidence limits on the CinC 2015 alarms, from one pass per record.
+
+Each record is streamed once, whole (what a bedside monitor has seen by the alarm), through the
+daemon's DSP chain with the evidence checks measuring but never confirming: every judgement of
+every candidate run is logged with its features (``StreamAnalyzer.evidence_log``), and so is the
+end of each run. Because a withheld run goes on exactly as a confirmed one would (the beat rule
+does not depend on whether it alarmed), replaying that log under any limits gives exactly what
+the streaming detector with those limits raises (``replay``; checked against a real stream with
+the shipped limits in the tests). The logs are cached under ``.cache/eval`` keyed by the DSP
+source, so the search over limits costs seconds.
+
+``cross_validated`` then chooses the limits inside record-grouped folds (``crossval.py``) by the
+challenge score on the training records and scores them on the held-out ones; the pooled
+held-out decisions are the out-of-fold figure, with 95% record-bootstrap intervals. References in
+the same run: raise every alarm, and the previous detector (the beat rule alone, evidence off).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from edge_ecg.dsp.config import AnalyzerConfig, EvidenceLimits
+from edge_ecg.dsp.vt_evidence import judge
+from edge_ecg.eval.alarm_eval import ALARM_AT_S, WINDOW_S, read_truth
+from edge_ecg.eval.crossval import bootstrap_interval, cross_validate
+from edge_ecg.errors import InputError
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "eval" / "alarms"
+# the grid searched inside each fold: few values, each a physiologically plausible setting
+# (a value above 1 switches a veto off)
+GRID = {
+    "min_bsqi": (0.0, 0.5, 0.6, 0.7, 0.8, 0.9),
+    "ecg_continuity": (0.5, 0.67, 0.75, 1.0, 2.0),
+    "pulse_continuity": (0.5, 0.67, 0.75, 1.0, 2.0),
+}
+
+
+@dataclass
+class RecordLog:
+    """One record's judgements (``kind`` vt / vt_end entries, stream indices from its first sample)."""
+
+    name: str
+    truth: bool
+    fs: float
+    entries: list[dict[str, Any]]
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "truth": self.truth, "fs": self.fs, "entries": self.entries}
+
+
+def _dsp_key(extra: str) -> str:
+    """Hash of the DSP and stream sources: a change to either invalidates cached logs."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256(extra.encode())
+    for sub in ("dsp", "stream"):
+        for p in sorted((root / sub).glob("*.py")):
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def record_log(path: Path, truth: bool, block_s: float = 1.0) -> RecordLog:
+    """Stream one record to the alarm (plus the decision delay) and log every judgement."""
+    from edge_ecg.dsp.analyzer import StreamAnalyzer
+    from edge_ecg.eval.qrs_eval import stream_record
+    from edge_ecg.records import read_record
+
+    rec = read_record(path)
+    # measure everything, confirm nothing: a bSQI above 1 can never be reached
+    cfg = AnalyzerConfig(evidence=EvidenceLimits(min_bsqi=2.0))
+    an = StreamAnalyzer(rec.fs, rec.leads, cfg)
+    an.evidence_log = []
+    stop = int(ALARM_AT_S * rec.fs) + int(round(0.3 * rec.fs)) + 1
+    stream_record(rec, block_s, stop=stop, analyzer=an)
+    entries = [e for e in an.evidence_log if e["kind"] in ("vt", "vt_end")]
+    return RecordLog(path.stem, truth, rec.fs, entries)
+
+
+def collect(folder: str | Path, names: Sequence[str] | None = None, block_s: float = 1.0,
+            cache: Path | None = CACHE_DIR, progress: Callable[[str], None] | None = None, jobs: int = 1) -> dict[str, RecordLog]:
+    """``RecordLog`` per alarm of ``folder`` (``alarms.csv``), from the cache where it is fresh."""
+    folder = Path(folder)
+    truth = read_truth(folder)
+    todo = [n for n in sorted(truth) if not names or n in names]
+    key = _dsp_key(f"block_s={block_s}")
+    out: dict[str, RecordLog] = {}
+    missing = []
+    for name in todo:
+        hea = folder / f"{name}.hea"
+        if not hea.is_file():
+            raise InputError(hea, "listed in alarms.csv but missing")
+        cp = None if cache is None else cache / key / f"{name}.json"
+        if cp is not None and cp.is_file():
+            d = json.loads(cp.read_text())
+            out[name] = RecordLog(d["name"], d["truth"], d["fs"], d["entries"])
+        else:
+            missing.append((name, hea, cp))
+    args = [(hea, truth[name], block_s) for name, hea, _ in missing]
+    if jobs > 1 and len(args) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs) as ex:
+            logs = ex.map(_record_log_args, args)
+            results = list(zip(missing, logs))
+    else:
+        results = ((m, record_log(*a)) for m, a in zip(missing, args))
+    for (name, _, cp), rl in results:
+        if cp is not None:
+            cp.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cp.with_suffix(".tmp")
+            tmp.write_text(json.dumps(rl.to_json()))
+            tmp.replace(cp)
+        out[name] = rl
+        if progress:
+            progress(name)
+    return {n: out[n] for n in todo}
+
+
+def _record_log_args(a: tuple) -> RecordLog:
+    return record_log(*a)
+
+
+# -- replay and decisions ---------------------------------------------------------------------
+def replay(rl: RecordLog, decide: Callable[[dict], bool]) -> tuple[bool, float | None]:
+    """Would the detector whose confirmation is ``decide(features)`` have had VT on in the alarm
+    window? Returns (raised, onset seconds)."""
+    lo, hi = int((ALARM_AT_S - WINDOW_S) * rl.fs), int(ALARM_AT_S * rl.fs)
+    active_from: int | None = None
+    for e in rl.entries:
+        if e["kind"] == "vt":
+            if active_from is None and decide(e):
+                active_from = e["onset"]
+                if lo <= e["onset"] <= hi or (e["onset"] < lo and e["now"] >= lo):
+                    return True, e["onset"] / rl.fs
+        elif e["kind"] == "vt_end" and active_from is not None:
+            if active_from < lo <= e["now"]:
+                return True, active_from / rl.fs
+            active_from = None
+    if active_from is not None and active_from < lo:
+        return True, active_from / rl.fs
+    return False, None
+
+
+def decider(limits: EvidenceLimits, use_pulse: bool) -> Callable[[dict], bool]:
+    return lambda f: judge(f, limits, use_pulse)[0]
+
+
+def always(_: dict) -> bool:
+    """The previous detector: the beat rule alone (every candidate confirmed)."""
+    return True
+
+
+@dataclass
+class Counts:
+    tp: int = 0
+    fn: int = 0
+    fp: int = 0
+    tn: int = 0
+
+    @classmethod
+    def of(cls, pairs: Iterable[tuple[bool, bool]]) -> "Counts":
+        c = cls()
+        for truth, raised in pairs:
+            if truth:
+                c.tp += raised
+                c.fn += not raised
+            else:
+                c.fp += raised
+                c.tn += not raised
+        return c
+
+    @property
+    def tpr(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else float("nan")
+
+    @property
+    def tnr(self) -> float:
+        return self.tn / (self.tn + self.fp) if self.tn + self.fp else float("nan")
+
+    @property
+    def score(self) -> float:
+        den = self.tp + self.tn + self.fp + 5 * self.fn
+        return (self.tp + self.tn) / den if den else float("nan")
+
+    def to_dict(self) -> dict:
+        return {"tp": self.tp, "fn": self.fn, "fp": self.fp, "tn": self.tn,
+                "tpr": round(self.tpr, 4), "tnr": round(self.tnr, 4), "score": round(self.score, 4)}
+
+
+def grid(use_pulse: bool) -> list[EvidenceLimits]:
+    pulses = GRID["pulse_continuity"] if use_pulse else (2.0,)
+    return [EvidenceLimits(min_bsqi=b, ecg_continuity=e, pulse_continuity=p)
+            for b, e, p in itertools.product(GRID["min_bsqi"], GRID["ecg_continuity"], pulses)]
+
+
+def select(logs: dict[str, RecordLog], use_pulse: bool) -> EvidenceLimits:
+    """The limits with the best challenge score on ``logs``; ties go to the higher TPR, then to
+    the least aggressive setting (fewest vetoes: lowest bSQI, highest continuity limits)."""
+    best, best_key = None, None
+    for lim in grid(use_pulse):
+        d = decider(lim, use_pulse)
+        c = Counts.of((rl.truth, replay(rl, d)[0]) for rl in logs.values())
+        key = (round(c.score, 9), c.tpr, -lim.min_bsqi, lim.ecg_continuity, lim.pulse_continuity)
+        if best_key is None or key > best_key:
+            best, best_key = lim, key
+    return best
+
+
+@dataclass
+class CvReport:
+    """Out-of-fold decisions of the evidence-gated detector and the references, per record."""
+
+    truth: dict[str, bool]
+    rows: dict[str, dict[str, bool]]  # row name -> record -> raised
+    chosen: dict[str, list[dict]] = field(default_factory=dict)  # row -> limits per fold
+    shipped: dict[str, dict] = field(default_factory=dict)  # row -> limits selected on all records
+    k: int = 5
+
+    def counts(self, row: str, names: Sequence[str] | None = None) -> Counts:
+        names = list(self.truth) if names is None else names
+        return Counts.of((self.truth[n], self.rows[row][n]) for n in names)
+
+    def summary(self, n_boot: int = 2000) -> dict[str, Any]:
+        out = {}
+        names = list(self.truth)
+        for row in self.rows:
+            c = self.counts(row)
+            d = c.to_dict()
+            for stat in ("tpr", "tnr", "score"):
+                lo, hi = bootstrap_interval(names, lambda pick, s=stat, r=row: getattr(self.counts(r, pick), s), n=n_boot)
+                d[f"{stat}_ci95"] = [round(lo, 4), round(hi, 4)]
+            if row in self.chosen:
+                d["limits_per_fold"] = self.chosen[row]
+            if row in self.shipped:
+                d["limits_all_records"] = self.shipped[row]
+            out[row] = d
+        return out
+
+    def format(self, n_boot: int = 2000) -> str:
+        s = self.summary(n_boot)
+        head = f"{'detector':<44} {'TPR':>17} {'TNR':>17} {'score':>17} {'TP':>4} {'FN':>3} {'FP':>4} {'TN':>4}"
+        lines = [head, "-" * len(head)]
+        for row, d in s.items():
+            cell = lambda k: f"{d[k]:.3f} [{d[k + '_ci95'][0]:.2f}-{d[k + '_ci95'][1]:.2f}]"  # noqa: E731
+            lines.append(f"{row:<44} {cell('tpr'):>17} {cell('tnr'):>17} {cell('score'):>17} {d['tp']:>4} {d['fn']:>3} {d['fp']:>4} {d['tn']:>4}")
+        lines.append(f"({len(self.truth)} alarms, {sum(self.truth.values())} true; out-of-fold rows: limits chosen by challenge score "
+                     f"on the training records of {self.k} record-grouped folds; [95% record bootstrap])")
+        return "\n".join(lines)
+
+
+ROW_ALL = "raise every alarm"
+ROW_PREV = "previous detector (beat rule alone)"
+ROW_ECG = "evidence, ECG only (out of fold)"
+ROW_PULSE = "evidence, ECG + pulse (out of fold)"
+ROW_SHIPPED_NO_PULSE = "shipped selection, judged without pulse (oof)"
+
+
+def cross_validated(logs: dict[str, RecordLog], k: int = 5, seed: int = 0) -> CvReport:
+    truth = {n: rl.truth for n, rl in logs.items()}
+    rows: dict[str, dict[str, bool]] = {ROW_ALL: {n: True for n in logs}, ROW_PREV: {n: replay(rl, always)[0] for n, rl in logs.items()}}
+    report = CvReport(truth, rows, k=k)
+    for row, use_pulse in ((ROW_ECG, False), (ROW_PULSE, True)):
+        cv = cross_validate(logs, lambda tr, up=use_pulse: select(tr, up), lambda lim, rl, up=use_pulse: replay(rl, decider(lim, up))[0],
+                            k=k, seed=seed, strata=truth)
+        rows[row] = {n: cv.predictions[n] for n in logs}
+        report.chosen[row] = [_limits_dict(c) for c in cv.chosen]
+        report.shipped[row] = _limits_dict(select(logs, use_pulse))
+    # what a source without a pulse channel gets from the shipped limits (chosen with pulse)
+    cv = cross_validate(logs, lambda tr: select(tr, True), lambda lim, rl: replay(rl, decider(lim, False))[0], k=k, seed=seed, strata=truth)
+    rows[ROW_SHIPPED_NO_PULSE] = {n: cv.predictions[n] for n in logs}
+    report.chosen[ROW_SHIPPED_NO_PULSE] = [_limits_dict(c) for c in cv.chosen]
+    return report
+
+
+def _limits_dict(lim: EvidenceLimits) -> dict:
+    return {"min_bsqi": lim.min_bsqi, "ecg_continuity": lim.ecg_continuity, "pulse_continuity": lim.pulse_continuity}
