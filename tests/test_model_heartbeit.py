@@ -128,3 +128,17 @@ def test_timm_state_dict_import_shared_table_and_other_head(caplog):
     bad = {"blocks.0.attn.relative_position_bias_table": torch.zeros(10, 3)}
     with pytest.raises(ValueError, match="relative_position_bias_table"):
         load_timm_state_dict(dst, bad)
+
+
+def test_checkpoint_config_with_an_unknown_key_is_refused_not_dropped(tmp_path):
+    import torch
+
+    from edge_ecg.errors import ConfigError
+    from export.models.heartbeit import create_model, load_checkpoint, save_checkpoint
+
+    path = save_checkpoint(create_model("tiny", num_classes=2), tmp_path / "m.pt")
+    ckpt = torch.load(path, weights_only=False)
+    ckpt["config"]["use_abs_pos_emb"] = True  # another architecture's switch: must not load silently
+    torch.save(ckpt, path)
+    with pytest.raises(ConfigError, match=r"m.pt: config.use_abs_pos_emb: unknown key"):
+        load_checkpoint(path)

@@ -26,6 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from edge_ecg.config_table import from_table
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -67,9 +69,10 @@ class HeartBEiTConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "HeartBEiTConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+    def from_dict(cls, d: Mapping[str, Any], where: str = "HeartBEiTConfig") -> "HeartBEiTConfig":
+        """From a checkpoint's ``config`` (or a TOML table): an unknown key is refused, not dropped,
+        so a checkpoint of another architecture never loads as a silently different model."""
+        return from_table(cls, d, where)
 
 
 CONFIGS: dict[str, HeartBEiTConfig] = {
@@ -298,7 +301,7 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[HeartB
     if not isinstance(ckpt, dict) or ckpt.get("format") != "heartbeit-checkpoint/1":
         raise InputError(path, "not a heartbeit checkpoint (no format 'heartbeit-checkpoint/1'); "
                                "for a timm state dict use load_timm_state_dict")
-    model = HeartBEiT(HeartBEiTConfig.from_dict(ckpt["config"]), num_classes=int(ckpt["num_classes"]))
+    model = HeartBEiT(HeartBEiTConfig.from_dict(ckpt["config"], f"{path}: config"), num_classes=int(ckpt["num_classes"]))
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
     return model, dict(ckpt.get("extra") or {})
