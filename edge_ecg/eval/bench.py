@@ -69,6 +69,12 @@ def bench_dsp(path: str | Path, repeat: int = 3, seconds: float | None = 600.0) 
         rows.append(("wfdb xqrs (offline, 1 lead)", cpu, wall))
     except ImportError:  # wfdb is a dependency, but the bench must still print ours
         pass
+    # the AF detector's share: the same chain with the AF condition switched off
+    from edge_ecg.dsp.af import AfConfig
+    from edge_ecg.dsp.config import AnalyzerConfig
+
+    cpu, wall = _time(lambda: stream_record(rec, 1.0, AnalyzerConfig(af=AfConfig(enabled=False))), repeat)
+    rows.append(("whole chain without AF, 1 s blocks", cpu, wall))
     base = rows[1][1]
     lines = [
         f"record {rec.name}: {dur:.0f} s, {len(rec.leads)} leads at {rec.fs:g} Hz; median of {repeat} runs (xqrs: 1)",
