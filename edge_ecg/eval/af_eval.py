@@ -175,6 +175,25 @@ def cache_key(config: AnalyzerConfig | None) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
+def record_digest(hea: Path) -> str:
+    """A digest of the record's content: its header and the signal files it names. Content, not
+    modification times: a copy or a resync of the same data keeps its cached features."""
+    h = hashlib.sha1(hea.read_bytes())
+    files = []
+    for line in hea.read_text(errors="replace").splitlines()[1:]:
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name = line.split()[0]
+            if name not in files:
+                files.append(name)
+    for name in files:
+        try:
+            h.update((hea.parent / name).read_bytes())
+        except OSError as exc:
+            raise InputError(hea.parent / name, f"signal file of {hea.name} cannot be read: {exc}") from exc
+    return h.hexdigest()[:16]
+
+
 def _one(args: tuple) -> Trace:
     hea, path, config = args
     if path is not None and path.is_file():
@@ -187,14 +206,14 @@ def _one(args: tuple) -> Trace:
 
 def traces(heads: Sequence[Path], cache: Path | None = DEFAULT_CACHE, config: AnalyzerConfig | None = None,
            progress: Callable[[int, int], None] | None = None, jobs: int = 1) -> list[Trace]:
-    """The trace of every record, streamed once and cached under ``cache/<key>/<folder>/``."""
+    """The trace of every record, streamed once and cached under ``cache/<key>/<folder>/``, one
+    file per record named for its content (``record_digest``)."""
     key = cache_key(config)
     todo = []
     for hea in heads:
         path = None
         if cache is not None:
-            st = hea.stat()
-            path = Path(cache) / key / hea.parent.name / f"{hea.stem}-{st.st_size}-{int(st.st_mtime)}.npz"
+            path = Path(cache) / key / hea.parent.name / f"{hea.stem}-{record_digest(hea)}.npz"
         todo.append((hea, path, config))
     if jobs > 1:
         import multiprocessing
