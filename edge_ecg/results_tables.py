@@ -243,7 +243,7 @@ def _alarms_triage(load: Callable[[str], dict[str, Any]]) -> list[str]:
              num(d["tpr"]), num(d["tnr"]), num(d["score"]), d["tp"], d["fn"], d["fp"], d["tn"]] for name, d in t["rows"].items()]
     oof = b.get("out_of_fold_from_provenance")
     if oof:
-        rows.insert(2, [f"model alone, its own out-of-fold figures (bundle provenance)", num(oof["TPR"]), num(oof["TNR"]), num(oof["score"]),
+        rows.insert(2, ["model alone, its own out-of-fold figures (bundle provenance)", num(oof["TPR"]), num(oof["TNR"]), num(oof["score"]),
                         oof["TP"], oof["FN"], oof["FP"], oof["TN"]])
     lim = t["limits"]
     head = [f"Daemon triage config: annotate_only = {str(lim['annotate_only']).lower()}, max_steps = {lim['max_steps']}, floor = {lim['floor']}; "
@@ -313,3 +313,44 @@ def _bench_dsp(load: Callable[[str], dict[str, Any]]) -> list[str]:
     head = [f"Record {r['record']}: {r['seconds']:.0f} s, {r['leads']} leads at {r['fs']:g} Hz; median of {r['repeat']} runs (xqrs: 1). "
             f"Target: whole chain >= {r['target_x_real_time']}x real time at 1 s blocks: **{'met' if r['met'] else 'not met'}**.", ""]
     return head + table(["what", "CPU s", "x real time", "wall s", "vs chain @ 1 s"], rows)
+
+# -- atrial fibrillation (docs/dsp-alarms.md, "Atrial fibrillation") ------------------------------
+
+def _se_sp(f: dict[str, Any], key: str) -> str:
+    """``f[key]`` with its 95% record-bootstrap interval, e.g. ``0.912 [0.889, 0.934]``."""
+    lo, hi = f.get(f"{key}_ci") or (None, None)
+    return interval({"value": f.get(key), "low": lo, "high": hi})
+
+
+@renderer("af")
+def _af(load: Loader) -> list[str]:
+    """``edge-ecg eval af``: CinC 2017 per record (out of fold), MIT-BIH DS1 per minute and per AF
+    episode (alarm threshold left out per record), LUDB per record (nothing fitted on it)."""
+    c = load("af-cinc2017")["results"]
+    m = load("af-mitdb-ds1")["results"]
+    lu = load("af-ludb")["results"]
+    ours, dash, every = c["ours"], c["reference_dash2009"], c["reference_raise_every_record"]
+    oof = m["alarm_out_of_fold"]
+    eps = oof["episodes"]
+    long_eps = [e for e in eps if e["length_s"] >= 60]
+    # an episode that begins while the alarm is still on from the previous one counts at 0 s
+    lat = sorted(e["raised_after_onset_s"] for e in long_eps if e["alarmed"] and e["raised_after_onset_s"] > 0)
+    still_on = sum(e["alarmed"] and e["raised_after_onset_s"] == 0 for e in long_eps)
+    non_af = oof["non_af_records_with_alarm"]
+    n_cinc = f"{c['records']} records (AF {ours['tp'] + ours['fn']}, N+O {ours['tn'] + ours['fp']}), {c['folds']}-fold record-grouped CV"
+    rows = [
+        [f"CinC 2017 per record, Se: {n_cinc}", _se_sp(ours, "se"), f"Dash 2009 rule {_se_sp(dash, 'se')}; raise every record {_se_sp(every, 'se')}", ">= 0.90"],
+        ["CinC 2017 per record, Sp (normal and other rhythms)", _se_sp(ours, "sp"), f"Dash 2009 rule {_se_sp(dash, 'sp')}; raise every record {_se_sp(every, 'sp')}", ">= 0.95"],
+        [f"MIT-BIH DS1, AF alarm per minute, Se ({m['records']} records, {m['minutes']} min)", _se_sp(oof["per_minute"], "se"),
+         f"Dash 2009 rule {_se_sp(m['reference_dash2009_per_minute'], 'se')}", "-"],
+        ["MIT-BIH DS1, AF alarm per minute, Sp", _se_sp(oof["per_minute"], "sp"), f"Dash 2009 rule {_se_sp(m['reference_dash2009_per_minute'], 'sp')}", "-"],
+        ["MIT-BIH DS1, AF episodes alarmed (>= 60 s long)", f"{sum(e['alarmed'] for e in long_eps)}/{len(long_eps)}"
+         + (f"; raised {lat[0]:.0f}-{lat[-1]:.0f} s after onset" if lat else "")
+         + (f" ({still_on} began while the alarm was still on)" if still_on else ""), "-", "all, >= 30 s after onset"],
+        ["MIT-BIH DS1, AF alarms raised / false", f"{len(oof['alarms'])} / {oof['false_alarms']}", "-", "0 false"],
+        [f"MIT-BIH DS1 records without AF with an AF alarm (of {oof['non_af_records']})", f"{len(non_af)}" + (f" ({', '.join(non_af)})" if non_af else ""), "-", "0"],
+        [f"LUDB per record ({lu['records']} 10 s ECGs, {lu['records'] - sum(lu['records_without_decision'].values())} with a decided beat), Se / Sp, shipped model", f"{_se_sp(lu['ours'], 'se')} / {_se_sp(lu['ours'], 'sp')}",
+         f"Dash 2009 rule {_se_sp(lu['reference_dash2009'], 'se')} / {_se_sp(lu['reference_dash2009'], 'sp')}", "-"],
+        ["LUDB records without AF called AF / AF alarms raised", f"{len(lu['non_af_records_with_af_evidence'])} / {lu['alarms_raised']}", "-", "0 alarms"],
+    ]
+    return table(["check", "edge-ecg", "reference in the same run", "target"], rows)

@@ -65,6 +65,8 @@ RHYTHM_CONDITIONS = (
     ConditionSpec("extreme_tachycardia", Category.PHYSIOLOGICAL, Priority.HIGH, "HR > 140 bpm for 17 beats"),
     ConditionSpec("ventricular_tachycardia", Category.PHYSIOLOGICAL, Priority.HIGH, ">= 5 ventricular beats > 100 bpm"),
     ConditionSpec("ventricular_fibrillation", Category.PHYSIOLOGICAL, Priority.HIGH, "fibrillatory waveform >= 4 s"),
+    # not a CinC 2015 red alarm: medium priority, raised after 30 s of AF evidence (edge_ecg.dsp.af)
+    ConditionSpec("atrial_fibrillation", Category.PHYSIOLOGICAL, Priority.MEDIUM, "irregular RR without consistent P waves >= 30 s"),
 )
 
 LEADS_OFF = ConditionSpec("leads_off", Category.TECHNICAL, Priority.MEDIUM, "an electrode is off")

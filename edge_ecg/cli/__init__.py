@@ -22,6 +22,7 @@ _MODULES = (
     "edge_ecg.cli.cart_cmd",
     "edge_ecg.cli.monitor_cmd",
     "edge_ecg.cli.dsp_cmd",
+    "edge_ecg.cli.af_cmd",
     "edge_ecg.cli.export_cmd",
     "edge_ecg.cli.engine_cmd",
     "edge_ecg.cli.train_cmd",

@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from edge_ecg.dsp.af import AfDetector
 from edge_ecg.dsp.config import AnalyzerConfig
 from edge_ecg.dsp.filters import MonitorFilter, hold_nan
 from edge_ecg.dsp.morphology import BeatClassifier
@@ -116,6 +117,7 @@ class StreamAnalyzer:
             self.rhythm.vt_gate = self._vt_gate
             self.rhythm.vf_gate = self._vf_gate
             self.rhythm.on_run_end = self._run_end
+        self.af = AfDetector(self.fs, self.config.af)
         self._new_detector()
         self._rr: deque = deque(maxlen=self.config.hr_beats)
         self._nn: deque = deque(maxlen=self.config.hr_beats)
@@ -172,11 +174,12 @@ class StreamAnalyzer:
                 self._nn.clear()
                 self._hist = _History(self._hist.cap, self.n_leads)  # history must stay contiguous
                 self.rhythm.last_beat, self.rhythm.start = None, block.start  # no asystole across the gap
+                self.af.reset_window()
         self._run(block, beats, events)
         self._next = block.stop
         return AnalysisUpdate(
             start=block.start, stop=block.stop, beats=tuple(beats), heart_rate=self.heart_rate,
-            quality=self.lead_quality, events=tuple(events), active=frozenset(self.rhythm.active))
+            quality=self.lead_quality, events=tuple(events), active=frozenset(self.rhythm.active) | self.af.active_kinds)
 
     def window_quality(self, start: int, stop: int) -> WindowQuality:
         """Quality of the samples [start, stop) still held in the history (``history_s``)."""
@@ -247,7 +250,15 @@ class StreamAnalyzer:
         # logic that there is electrical activity (no asystole)
         events += self.rhythm.on_beat(beat, self.quality_score)
         self._recent.append((beat.index, beat.label))
+        if "ventricular_fibrillation" not in self.rhythm.active:
+            events += self.af.on_beat(beat, self._p_segment(beat.index), self.quality_score)
         self.qrs.fast = bool(beat.ventricular and beat.rr_s is not None and beat.rr_s < 0.6)
+
+    def _p_segment(self, index: int) -> np.ndarray | None:
+        """The filtered samples of the P-wave window before the R peak at ``index`` (for AF)."""
+        a, b = self.af.segment_bounds(index, self.fs)
+        sl, cov = self._hist.span(a, b)
+        return self._hist.filt[sl] if cov >= 1.0 else None
 
     def _beat(self, det) -> Beat:
         rr = None

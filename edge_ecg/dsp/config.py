@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from edge_ecg.dsp.af import AfConfig
 from edge_ecg.errors import ConfigError
 
 
@@ -79,6 +80,7 @@ class AnalyzerConfig:
     qrs: QrsConfig = field(default_factory=QrsConfig)
     rhythm: RhythmLimits = field(default_factory=RhythmLimits)
     evidence: EvidenceLimits = field(default_factory=EvidenceLimits)
+    af: AfConfig = field(default_factory=AfConfig)  # the atrial_fibrillation condition (edge_ecg.dsp.af)
     history_s: float = 30.0  # samples kept for window_quality and morphology
     hr_beats: int = 8  # heart rate = 60 / mean of the last hr_beats RR intervals (see README)
 
@@ -89,7 +91,7 @@ class AnalyzerConfig:
     def from_dict(cls, d: Mapping[str, Any], source: str = "dsp config") -> "AnalyzerConfig":
         """Build from nested dicts (a TOML table); unknown keys are an error naming the key."""
         parts: dict[str, Any] = {}
-        sub = {"filters": FilterConfig, "qrs": QrsConfig, "rhythm": RhythmLimits, "evidence": EvidenceLimits}
+        sub = {"filters": FilterConfig, "qrs": QrsConfig, "rhythm": RhythmLimits, "evidence": EvidenceLimits, "af": AfConfig}
         top = {f.name for f in dataclasses.fields(cls)}
         for key, value in d.items():
             if key not in top:
@@ -124,3 +126,4 @@ class AnalyzerConfig:
         for name in ("brady_beats", "tachy_beats", "vt_beats"):
             if int(getattr(r, name)) < 1:
                 raise ConfigError(f"{source}: rhythm.{name}", "must be >= 1")
+        self.af.validate(source)

@@ -17,6 +17,7 @@ RHYTHM_KINDS = (
     "extreme_tachycardia",
     "ventricular_tachycardia",
     "ventricular_fibrillation",
+    "atrial_fibrillation",
 )
 
 

@@ -74,6 +74,12 @@ def bench_dsp_result(path: str | Path, repeat: int = 3, seconds: float | None = 
         rows.append(("wfdb xqrs (offline, 1 lead)", cpu, wall))
     except ImportError:  # wfdb is a dependency, but the bench must still print ours
         pass
+    # the AF detector's share: the same chain with the AF condition switched off
+    from edge_ecg.dsp.af import AfConfig
+    from edge_ecg.dsp.config import AnalyzerConfig
+
+    cpu, wall = _time(lambda: stream_record(rec, 1.0, AnalyzerConfig(af=AfConfig(enabled=False))), repeat)
+    rows.append(("whole chain without AF, 1 s blocks", cpu, wall))
     base = rows[1][1]
     return {"record": rec.name, "seconds": round(dur, 1), "leads": len(rec.leads), "fs": rec.fs, "repeat": repeat,
             "rows": [{"what": name, "cpu_s": round(cpu, 4), "x_real_time": round(dur / cpu, 1), "wall_s": round(wall, 4),
