@@ -67,6 +67,8 @@ def test_limits_are_configurable_and_validated():
         AnalyzerConfig.from_dict({"rhythm": {"vt_beatz": 3}})
     with pytest.raises(ConfigError, match="mains_hz"):
         AnalyzerConfig.from_dict({"filters": {"mains_hz": 55}})
+    with pytest.raises(ConfigError, match=r"edge-ecg.toml: dsp.rhythm.vt_beats: must be an integer"):
+        AnalyzerConfig.from_dict({"rhythm": {"vt_beats": 3.5}}, "edge-ecg.toml: dsp")  # a type, not silently truncated
 
 
 def test_asystole_on_a_real_record_with_a_pause(mitdb_dir):

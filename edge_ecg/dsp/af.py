@@ -137,12 +137,12 @@ class AfConfig:
     min_quality: float = 0.3  # below this window score a beat's decision is "unknown"
     model_file: str | None = None  # another AfModel JSON; None = the shipped af_model.json
 
-    def validate(self, source: str = "dsp config") -> None:
+    def validate(self, where: str = "dsp.af") -> None:
         if int(self.window_beats) < 8 or not 4 <= int(self.min_intervals) <= int(self.window_beats):
-            raise ConfigError(f"{source}: af.min_intervals", "need 4 <= min_intervals <= window_beats and window_beats >= 8")
+            raise ConfigError(f"{where}.min_intervals", "need 4 <= min_intervals <= window_beats and window_beats >= 8")
         for name in ("onset_s", "offset_s"):
             if not float(getattr(self, name)) >= 0:
-                raise ConfigError(f"{source}: af.{name}", "must be >= 0 seconds")
+                raise ConfigError(f"{where}.{name}", "must be >= 0 seconds")
 
 
 # -- features ------------------------------------------------------------------------------------

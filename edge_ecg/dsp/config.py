@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from edge_ecg.dsp.af import AfConfig
+from edge_ecg.config_table import from_table
 from edge_ecg.errors import ConfigError
 
 
@@ -88,42 +89,22 @@ class AnalyzerConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], source: str = "dsp config") -> "AnalyzerConfig":
-        """Build from nested dicts (a TOML table); unknown keys are an error naming the key."""
-        parts: dict[str, Any] = {}
-        sub = {"filters": FilterConfig, "qrs": QrsConfig, "rhythm": RhythmLimits, "evidence": EvidenceLimits, "af": AfConfig}
-        top = {f.name for f in dataclasses.fields(cls)}
-        for key, value in d.items():
-            if key not in top:
-                raise ConfigError(f"{source}: {key}", f"unknown key (known: {', '.join(sorted(top))})")
-            if key in sub:
-                if not isinstance(value, Mapping):
-                    raise ConfigError(f"{source}: {key}", "must be a table")
-                names = {f.name for f in dataclasses.fields(sub[key])}
-                for k in value:
-                    if k not in names:
-                        raise ConfigError(f"{source}: {key}.{k}", f"unknown key (known: {', '.join(sorted(names))})")
-                kw = dict(value)
-                if "band_hz" in kw:
-                    kw["band_hz"] = tuple(kw["band_hz"])
-                parts[key] = sub[key](**kw)
-            else:
-                parts[key] = value
-        cfg = cls(**parts)
-        cfg.validate(source)
-        return cfg
+    def from_dict(cls, d: Mapping[str, Any], source: str = "dsp") -> "AnalyzerConfig":
+        """Build from a TOML table (the daemon config's ``[dsp]``): types converted or refused and
+        unknown keys named (``config_table.from_table``), then the rules spanning fields."""
+        return from_table(cls, d, source)
 
-    def validate(self, source: str = "dsp config") -> None:
+    def validate(self, source: str = "dsp") -> None:
         q = self.qrs
         if q.lookahead_s + q.locate_s > q.max_delay_s + 1e-9:
-            raise ConfigError(f"{source}: qrs.lookahead_s", "lookahead_s + locate_s exceeds max_delay_s (the decision-delay bound)")
+            raise ConfigError(f"{source}.qrs.lookahead_s", "lookahead_s + locate_s exceeds max_delay_s (the decision-delay bound)")
         if not 0 < q.threshold < 1:
-            raise ConfigError(f"{source}: qrs.threshold", f"must be in (0, 1), got {q.threshold}")
+            raise ConfigError(f"{source}.qrs.threshold", f"must be in (0, 1), got {q.threshold}")
         f = self.filters
         if f.mains_hz is not None and f.mains_hz not in (50.0, 60.0, 50, 60):
-            raise ConfigError(f"{source}: filters.mains_hz", f"must be 50, 60 or None, got {f.mains_hz}")
+            raise ConfigError(f"{source}.filters.mains_hz", f"must be 50, 60 or None, got {f.mains_hz}")
         r = self.rhythm
         for name in ("brady_beats", "tachy_beats", "vt_beats"):
             if int(getattr(r, name)) < 1:
-                raise ConfigError(f"{source}: rhythm.{name}", "must be >= 1")
-        self.af.validate(source)
+                raise ConfigError(f"{source}.rhythm.{name}", "must be >= 1")
+        self.af.validate(f"{source}.af")
