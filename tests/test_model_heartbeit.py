@@ -142,3 +142,19 @@ def test_checkpoint_config_with_an_unknown_key_is_refused_not_dropped(tmp_path):
     torch.save(ckpt, path)
     with pytest.raises(ConfigError, match=r"m.pt: config.use_abs_pos_emb: unknown key"):
         load_checkpoint(path)
+
+
+def test_the_model_declares_its_layer_decay_groups():
+    from export.train.finetune import FinetuneConfig, _param_groups
+
+    m = create_model("tiny", num_classes=2)
+    assert m.layer_id("cls_token") == 0 and m.layer_id("patch_embed.proj.weight") == 0
+    assert m.layer_id("blocks.0.attn.qkv.weight") == 1 and m.layer_id("blocks.5.mlp.fc2.bias") == 6
+    assert m.layer_id("fc_norm.weight") == m.layer_id("head.weight") == m.num_layers - 1 == 7
+    assert {"cls_token", "mask_token", "blocks.0.attn.relative_position_bias_table"} <= m.no_weight_decay()
+    groups = _param_groups(m, FinetuneConfig(layer_decay=0.5, weight_decay=0.05))
+    assert sum(len(g["params"]) for g in groups) == len(list(m.parameters()))
+    scale = {id(p): g["scale"] for g in groups for p in g["params"]}
+    assert scale[id(m.head.weight)] == 1.0 and scale[id(m.patch_embed.proj.weight)] == 0.5 ** 7
+    decay = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    assert decay[id(m.cls_token)] == 0.0 and decay[id(m.blocks[0].attn.qkv.weight)] == 0.05

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -202,6 +203,29 @@ class HeartBEiT(nn.Module):
     @property
     def num_features(self) -> int:
         return self.cfg.embed_dim
+
+    # -- parameter groups, declared by the model (timm's ``group_matcher`` / ``no_weight_decay``) --
+    def group_matcher(self) -> dict[str, str]:
+        """Regexes over parameter names: the stem, and the blocks (group = block number)."""
+        return {"stem": r"^(cls_token|mask_token|pos_embed|patch_embed)", "blocks": r"^blocks\.(\d+)\."}
+
+    @property
+    def num_layers(self) -> int:
+        """Layer ids run 0 (stem) .. depth + 1 (final norm and head): BEiT's layer-wise lr decay."""
+        return len(self.blocks) + 2
+
+    def layer_id(self, name: str) -> int:
+        """The layer a parameter belongs to: 0 for the stem, i + 1 for block i, the last for the rest."""
+        m = self.group_matcher()
+        if re.match(m["stem"], name):
+            return 0
+        b = re.match(m["blocks"], name)
+        return int(b.group(1)) + 1 if b else self.num_layers - 1
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameters that take no weight decay besides biases and norms (tokens, position tables)."""
+        return {n for n, _ in self.named_parameters()
+                if n in ("cls_token", "mask_token", "pos_embed") or n.endswith("relative_position_bias_table")}
 
     def _init_weights(self) -> None:
         """timm's Beit init: trunc-normal 0.02, depth-rescaled output projections, small head."""

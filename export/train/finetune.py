@@ -43,23 +43,19 @@ class FinetuneConfig:
 
 
 def _param_groups(model, cfg: FinetuneConfig):
-    """BEiT's layer-wise lr decay: the patch embedding learns slowest, the head fastest."""
-    depth = len(model.blocks)
+    """BEiT's layer-wise lr decay over the layers the model declares (``layer_id``, ``num_layers``,
+    ``no_weight_decay``): the patch embedding learns slowest, the head fastest."""
+    top = model.num_layers - 1
+    skip = model.no_weight_decay()
     groups: dict[tuple[int, bool], list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if name.startswith(("cls_token", "mask_token", "patch_embed")):
-            layer = 0
-        elif name.startswith("blocks."):
-            layer = int(name.split(".")[1]) + 1
-        else:
-            layer = depth + 1
-        no_decay = p.ndim == 1 or name.endswith(("cls_token", "mask_token", "relative_position_bias_table"))
-        groups.setdefault((layer, no_decay), []).append(p)
+        no_decay = p.ndim == 1 or name in skip
+        groups.setdefault((model.layer_id(name), no_decay), []).append(p)
     out = []
     for (layer, no_decay), params in groups.items():
-        out.append({"params": params, "scale": cfg.layer_decay ** (depth + 1 - layer),
+        out.append({"params": params, "scale": cfg.layer_decay ** (top - layer),
                     "weight_decay": 0.0 if no_decay else cfg.weight_decay})
     return out
 
