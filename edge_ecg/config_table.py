@@ -38,9 +38,14 @@ _NONE = type(None)
 
 
 def bounds(*, minimum: float | None = None, maximum: float | None = None, positive: bool = False,
-           choices: tuple[Any, ...] | None = None, finite: bool = True) -> dict[str, Any]:
-    """Field metadata for ``from_table``: numeric bounds and allowed values."""
-    return {"config_bounds": {"minimum": minimum, "maximum": maximum, "positive": positive, "choices": choices, "finite": finite}}
+           choices: tuple[Any, ...] | None = None, finite: bool = True, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Field metadata for ``from_table``: numeric bounds and allowed values (of a table field's
+    values; ``keys``: the names a table field may hold)."""
+    return {"config_bounds": {"minimum": minimum, "maximum": maximum, "positive": positive, "choices": choices, "finite": finite,
+                              "keys": keys}}
+
+
+NOT_CONFIG = {"config_internal": True}  # field metadata: set by the program, never read from TOML
 
 
 def from_table(cls: type[T], table: Any, where: str, *, base: Path | None = None) -> T:
@@ -54,10 +59,10 @@ def from_table(cls: type[T], table: Any, where: str, *, base: Path | None = None
         raise TypeError(f"{cls!r} is not a dataclass")
     if not isinstance(table, Mapping):
         raise ConfigError(where, f"must be a table, got {_kind(table)}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and not f.metadata.get("config_internal")}
     unknown = [k for k in table if k not in fields]
     if unknown:
-        raise ConfigError(_at(where, unknown[0]), f"unknown key (known: {', '.join(sorted(fields))})")
+        raise ConfigError(_at(where, unknown[0]), f"unknown key (allowed: {', '.join(sorted(fields))})")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in table.items():
@@ -136,6 +141,10 @@ def _convert(value: Any, tp: Any, where: str, base: Path | None, limits: dict | 
         if not isinstance(value, Mapping):
             raise ConfigError(where, f"must be a table, got {_kind(value)}")
         vt = typing.get_args(tp)[1] if typing.get_args(tp) else Any
+        allowed = (limits or {}).get("keys")
+        for k in value:
+            if allowed is not None and k not in allowed:
+                raise ConfigError(_at(where, str(k)), f"unknown key (allowed: {', '.join(sorted(allowed))})")
         return {str(k): _convert(v, vt, _at(where, str(k)), base, limits) for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):

@@ -63,7 +63,7 @@ def test_types_are_converted_as_toml_writes_them(tmp_path):
 
 
 @pytest.mark.parametrize("table, where, words", [
-    ({"name": "x", "rat": 1.0}, "f.toml: top.rat", "unknown key (known: count, enabled, inner"),
+    ({"name": "x", "rat": 1.0}, "f.toml: top.rat", "unknown key (allowed: count, enabled, inner"),
     ({"name": "x", "inner": {"bandhz": [1, 2]}}, "f.toml: top.inner.bandhz", "unknown key"),
     ({}, "f.toml: top.name", "required key is missing"),
     ({"name": "x", "rate": True}, "f.toml: top.rate", "must be a number"),
@@ -99,3 +99,18 @@ def test_round_trip_through_toml_safe_data():
     text = "\n".join(f"{k} = {v!r}".replace("'", '"').replace("True", "true") for k, v in data.items() if not isinstance(v, dict))
     assert tomllib.loads(text)["name"] == "x"
     assert from_table(Outer, data, "t") == cfg
+
+
+def test_table_keys_and_program_set_fields():
+    from edge_ecg.config_table import NOT_CONFIG
+
+    @dataclass(frozen=True)
+    class Alarms:
+        priorities: Mapping[str, str] = field(default_factory=dict, metadata=bounds(keys=("asystole", "noise")))
+        player: str = field(default="aplay", metadata=NOT_CONFIG)
+
+    assert from_table(Alarms, {"priorities": {"noise": "low"}}, "f.toml: alarms").priorities == {"noise": "low"}
+    with pytest.raises(ConfigError, match=r"f.toml: alarms.priorities.vtach: unknown key \(allowed: asystole, noise\)"):
+        from_table(Alarms, {"priorities": {"vtach": "high"}}, "f.toml: alarms")
+    with pytest.raises(ConfigError, match=r"f.toml: alarms.player: unknown key"):  # set by the program, not by a config
+        from_table(Alarms, {"player": "/bin/sh"}, "f.toml: alarms")

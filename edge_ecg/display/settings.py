@@ -1,4 +1,4 @@
-"""``[display]`` and ``[audio]`` of the daemon config, parsed with the config's own checked tables.
+"""``[display]`` and ``[audio]`` of the daemon config, read by ``config_table.from_table`` like every table.
 
 The display listens on loopback by default. ``listen`` is ``HOST:PORT`` (port 0 = any free port,
 for tests and the demo) or ``unix:PATH``; a listening socket handed over by systemd
@@ -10,18 +10,18 @@ file stays root-only). With neither, the page shows the buttons disabled.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Mapping
 
+from edge_ecg.config_table import bounds, from_table
 from edge_ecg.errors import ConfigError
 from edge_ecg.sound.sounder import SoundConfig
 
-DISPLAY_KEYS = {"enabled", "listen", "pin", "token_file", "unlock_s", "px_per_mm", "allow_remote", "max_clients", "history"}
-AUDIO_KEYS = {"enabled", "device", "level_dbfs", "probe_s"}
 CREDENTIAL = "display-token"  # LoadCredential= name in systemd/edge-ecg.service
 CSS_PX_PER_MM = 96 / 25.4  # the browser's idea of a millimetre; set px_per_mm for the real panel
 
@@ -32,11 +32,29 @@ class DisplayConfig:
     listen: str = "127.0.0.1:8080"
     pin: str | None = None
     token_file: Path | None = None
-    unlock_s: float = 60.0  # the page keeps an entered secret this long, for several actions in a row
-    px_per_mm: float = CSS_PX_PER_MM  # screen pixels per millimetre: 25 mm/s and 10 mm/mV are drawn with it
+    unlock_s: float = field(default=60.0, metadata=bounds(positive=True, maximum=600.0))  # an entered secret is kept this long
+    px_per_mm: float = field(default=CSS_PX_PER_MM, metadata=bounds(positive=True))  # screen px per mm: 25 mm/s, 10 mm/mV drawn with it
     allow_remote: bool = False
-    max_clients: int = 8
-    history: int = 200  # alarm events the page can list
+    max_clients: int = field(default=8, metadata=bounds(positive=True))
+    history: int = field(default=200, metadata=bounds(positive=True))  # alarm events the page can list
+
+    def validate(self, where: str) -> None:
+        """The listen address is loopback unless ``allow_remote``; one secret, at least 4 characters."""
+        if not self.listen.startswith("unix:"):
+            host, sep, port = self.listen.rpartition(":")
+            if not sep or not port.isdigit() or int(port) > 65535:
+                raise ConfigError(f"{where}.listen", f"{self.listen!r} is not HOST:PORT or unix:PATH (e.g. \"127.0.0.1:8080\")")
+            try:
+                ip = ipaddress.ip_address(host.strip("[]") if host != "localhost" else "127.0.0.1")
+            except ValueError:
+                raise ConfigError(f"{where}.listen", f"{host!r} is not an IP address (use 127.0.0.1 or ::1)") from None
+            if not ip.is_loopback and not self.allow_remote:
+                raise ConfigError(f"{where}.listen", f"{host} is not a loopback address; the bedside display stays on the unit "
+                                                     "(set allow_remote = true to serve other machines)")
+        if self.pin is not None and len(self.pin.strip()) < 4:
+            raise ConfigError(f"{where}.pin", "must be at least 4 characters")
+        if self.pin and self.token_file:
+            raise ConfigError(f"{where}.token_file", "set pin or token_file, not both")
 
     @property
     def unix_path(self) -> Path | None:
@@ -74,56 +92,21 @@ def read_token(path: Path, where: str) -> str:
     return text
 
 
-def parse_display(t: Any, base: Path, resolve: Callable[[Path, str], Path]) -> DisplayConfig:
-    """``t`` is the config module's ``_Table`` for ``display.``; errors name file and key."""
-    listen = t.string("listen", DisplayConfig.listen) or DisplayConfig.listen
-    allow_remote = t.boolean("allow_remote", False)
+def parse_display(table: Any, where: str, base: Path) -> DisplayConfig:
+    """``[display]`` (present means enabled unless ``enabled = false``); errors name file and key."""
+    raw = {"enabled": True, **table} if isinstance(table, Mapping) else table
+    cfg = from_table(DisplayConfig, raw, where, base=base)
+    listen = cfg.listen
     if listen.startswith("unix:"):
-        path = resolve(base, listen[len("unix:"):])
+        path = Path(os.path.expanduser(listen[len("unix:"):]))
+        path = path if path.is_absolute() else base / path
         if len(os.fsencode(str(path))) >= 108:
-            raise ConfigError(t.where("listen"), f"socket path {path} is longer than the 107 bytes AF_UNIX allows")
+            raise ConfigError(f"{where}.listen", f"socket path {path} is longer than the 107 bytes AF_UNIX allows")
         listen = f"unix:{path}"
-    else:
-        host, sep, port = listen.rpartition(":")
-        if not sep or not port.isdigit() or int(port) > 65535:
-            raise ConfigError(t.where("listen"), f"{listen!r} is not HOST:PORT or unix:PATH (e.g. \"127.0.0.1:8080\")")
-        try:
-            ip = ipaddress.ip_address(host.strip("[]") if host != "localhost" else "127.0.0.1")
-        except ValueError:
-            raise ConfigError(t.where("listen"), f"{host!r} is not an IP address (use 127.0.0.1 or ::1)") from None
-        if not ip.is_loopback and not allow_remote:
-            raise ConfigError(t.where("listen"), f"{host} is not a loopback address; the bedside display stays on the unit (set allow_remote = true to serve other machines)")
-    pin = t.string("pin", None)
-    if pin is not None and len(pin.strip()) < 4:
-        raise ConfigError(t.where("pin"), "must be at least 4 characters")
-    token = t.string("token_file", None)
-    token_file = resolve(base, token) if token else None
-    if pin and token_file:
-        raise ConfigError(t.where("token_file"), "set pin or token_file, not both")
-    unlock_s = t.number("unlock_s", 60.0, positive=True)
-    if unlock_s > 600:
-        raise ConfigError(t.where("unlock_s"), f"{unlock_s} s is too long (allowed: up to 600 s)")
-    return DisplayConfig(
-        enabled=t.boolean("enabled", True),
-        listen=listen,
-        pin=pin.strip() if pin else None,
-        token_file=token_file,
-        unlock_s=float(unlock_s),
-        px_per_mm=float(t.number("px_per_mm", CSS_PX_PER_MM, positive=True)),
-        allow_remote=allow_remote,
-        max_clients=t.number("max_clients", 8, positive=True, integer=True),
-        history=t.number("history", 200, positive=True, integer=True),
-    )
+    return dataclasses.replace(cfg, listen=listen, pin=cfg.pin.strip() if cfg.pin else None)
 
 
-def parse_audio(t: Any) -> SoundConfig:
-    """``t`` is the config module's ``_Table`` for ``audio.``."""
-    level = t.number("level_dbfs", -6.0)
-    if not -40.0 <= level <= 0.0:
-        raise ConfigError(t.where("level_dbfs"), f"must be in [-40, 0] dBFS, got {level}")
-    return SoundConfig(
-        enabled=t.boolean("enabled", True),
-        device=t.string("device", "default") or "default",
-        level_dbfs=float(level),
-        probe_s=float(t.number("probe_s", 60.0, positive=True)),
-    )
+def parse_audio(table: Any, where: str) -> SoundConfig:
+    """``[audio]`` (present means enabled unless ``enabled = false``)."""
+    raw = {"enabled": True, **table} if isinstance(table, Mapping) else table
+    return from_table(SoundConfig, raw, where)

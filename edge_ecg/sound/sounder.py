@@ -19,12 +19,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from edge_ecg.config_table import NOT_CONFIG, bounds
 from edge_ecg.sound.player import AplayPlayer, Playback
 from edge_ecg.sound.tones import BURSTS, RATE, burst, write_wav
 
@@ -39,9 +40,9 @@ class SoundConfig:
 
     enabled: bool = False
     device: str = "default"  # ALSA PCM: default, plughw:CARD=...,DEV=0, hw:0,0, ...
-    level_dbfs: float = -6.0  # peak level of the bursts; set the speaker volume with alsamixer
-    probe_s: float = 60.0  # silent device check while nothing sounds
-    aplay: str = "aplay"
+    level_dbfs: float = field(default=-6.0, metadata=bounds(minimum=-40.0, maximum=0.0))  # burst peak; speaker volume: alsamixer
+    probe_s: float = field(default=60.0, metadata=bounds(positive=True))  # silent device check while nothing sounds
+    aplay: str = field(default="aplay", metadata=NOT_CONFIG)  # the player program (tests point it elsewhere)
 
 
 def render_sounds(folder: Path, level_dbfs: float = -6.0) -> dict[str, Path]:
