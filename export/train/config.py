@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from edge_ecg.config_table import from_table
 from edge_ecg.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -30,13 +30,6 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
 
 def dataclass_from(cls, table: dict[str, Any] | None, where: str):
-    """Build ``cls`` from a TOML table, refusing unknown keys (a typo must not be ignored)."""
-    table = dict(table or {})
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(table) - names)
-    if unknown:
-        raise ConfigError(where, f"unknown keys {unknown} (known: {sorted(names)})")
-    try:
-        return cls(**table)
-    except TypeError as exc:
-        raise ConfigError(where, str(exc)) from None
+    """``cls`` from a TOML table by the project's one reader (``config_table.from_table``):
+    types converted or refused, an unknown key named (a typo must not be ignored)."""
+    return from_table(cls, dict(table or {}), where)
