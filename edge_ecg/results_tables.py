@@ -354,3 +354,43 @@ def _af(load: Loader) -> list[str]:
         ["LUDB records without AF called AF / AF alarms raised", f"{len(lu['non_af_records_with_af_evidence'])} / {lu['alarms_raised']}", "-", "0 alarms"],
     ]
     return table(["check", "edge-ecg", "reference in the same run", "target"], rows)
+
+
+# -- the README's headline table ------------------------------------------------------------------
+
+def _ci95(lo_hi: Any, digits: int = 3) -> str:
+    if not lo_hi or lo_hi[0] is None:
+        return ""
+    return f" [{num(lo_hi[0], digits)}-{num(lo_hi[1], digits)}]"
+
+
+@renderer("headline")
+def _headline(load: Loader) -> list[str]:
+    """One row per detector: the out-of-fold figure that matters most, the reference measured in
+    the same run, and the target; the page with the whole table is linked."""
+    rows: list[list[Any]] = []
+    cv = load("alarms-cinc2015-vt-cv")["results"]["rows"]
+    for row, label in (("evidence, ECG + pulse (out of fold)", "with a pulse channel"), ("evidence, ECG only (out of fold)", "ECG only")):
+        d = cv[row]
+        rows.append([f"[VT alarm triage](docs/dsp-alarms.md#results), CinC 2015, {label}",
+                     f"TPR {num(d['tpr'])}{_ci95(d.get('tpr_ci95'))}, TNR {num(d['tnr'])}{_ci95(d.get('tnr_ci95'))}",
+                     f"raise every alarm: score {num(cv['raise every alarm']['score'])}; previous detector TNR {num(cv['previous detector (beat rule alone)']['tnr'])}",
+                     "TPR >= 0.95, TNR >= 0.80"])
+    st = load("stream-mitdb-ds1")["results"]
+    vt = st["conditions"]["ventricular_tachycardia"]
+    prev = st.get("previous_detector", {}).get("conditions", {}).get("ventricular_tachycardia", {})
+    rows.append([f"[False VT alarms](docs/dsp-alarms.md#results), MIT-BIH DS1 streamed ({st['hours']:.1f} h)",
+                 f"{num(vt['false_per_hour'], 2)}{_ci95(vt.get('false_per_hour_ci95'), 2)} per hour; {vt['missed']} of {vt['episodes']} runs >= 5 beats missed",
+                 f"previous detector: {num(prev['false_per_hour'], 2)} per hour" if prev.get("false_per_hour") is not None else "-",
+                 "<= 0.5 per hour, none missed"])
+    af = load("af-cinc2017")["results"]
+    o, ref = af["ours"], af["reference_dash2009"]
+    rows.append([f"[Atrial fibrillation](docs/dsp-alarms.md#atrial-fibrillation), CinC 2017 per record ({af['records']})",
+                 f"Se {num(o['se'])}{_ci95(o.get('se_ci'))}, Sp {num(o['sp'], 4)}{_ci95(o.get('sp_ci'), 4)}",  # 0.9495 is not 0.95
+                 f"Dash 2009 rule: Se {num(ref['se'])}, Sp {num(ref['sp'])}", "Se >= 0.90, Sp >= 0.95"])
+    q = load("qrs-mitdb-ds1")["results"]
+    g, x = q["gross"], q["xqrs"]["gross"]
+    rows.append([f"[QRS detection](docs/dsp-alarms.md#results), MIT-BIH DS1 ({q['beats']} beats)",
+                 f"Se {pct(g['se'], 2)}%, +P {pct(g['ppv'], 2)}%{_ci95([100 * v for v in g['ppv_ci95']], 2) if g.get('ppv_ci95') else ''}",
+                 f"wfdb xqrs: Se {pct(x['se'], 2)}%, +P {pct(x['ppv'], 2)}%", "+P >= 99.8%"])
+    return table(["detector, data", "edge-ecg (out of fold, 95% interval)", "reference, same run", "target"], rows)
