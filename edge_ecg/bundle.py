@@ -43,6 +43,9 @@ __all__ = [
     "PRECISIONS",
     "PRIORITIES",
     "Label",
+    "Calibration",
+    "OperatingPoint",
+    "CALIBRATION_METHODS",
     "Bundle",
     "load_bundle",
     "sha256_file",
@@ -55,18 +58,89 @@ MODEL_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 CHECK_FILE = "check.npz"
 PRECISIONS = tuple(MODEL_FILES)
 PRIORITIES = ("high", "medium", "low", "none")  # IEC 60601-1-8 priorities; "none" = finding only
+CALIBRATION_METHODS = ("platt", "temperature")
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How a label's logit becomes a calibrated probability: ``sigmoid(scale * logit + bias)``.
+
+    ``temperature`` scaling is ``scale = 1 / T``, ``bias = 0``; ``platt`` also fits the bias,
+    which class-weighted training needs (weighting positives by neg/pos shifts every logit up,
+    and no temperature can move it back). Fitted by the factory on validation records only.
+    """
+
+    method: str = "platt"
+    scale: float = 1.0
+    bias: float = 0.0
+    fitted_on: str = ""
+
+    def apply(self, logits: np.ndarray) -> np.ndarray:
+        return _sigmoid(self.scale * np.asarray(logits, dtype=np.float64) + self.bias)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"method": self.method, "scale": float(self.scale), "bias": float(self.bias)}
+        if self.fitted_on:
+            out["fitted_on"] = self.fitted_on
+        return out
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A validated threshold: the sensitivity and specificity measured out of fold at the rule
+    that chose it on validation records (each a dict ``value``/``low``/``high``, 95% interval)."""
+
+    name: str
+    threshold: float
+    rule: str = ""
+    sensitivity: Mapping[str, Any] = field(default_factory=dict)
+    specificity: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "threshold": float(self.threshold), "rule": self.rule,
+                "sensitivity": dict(self.sensitivity), "specificity": dict(self.specificity), **dict(self.extra)}
 
 
 @dataclass(frozen=True)
 class Label:
-    """One model output: its name, the default decision threshold on its probability, its alarm priority."""
+    """One model output: its name, the default decision threshold on its (calibrated) probability,
+    its alarm priority; and, from bundles 0.3 on, a display name, whether the factory meant it
+    to alarm, its calibration and its validated operating points."""
 
     name: str
     threshold: float = 0.5
     priority: str = "medium"
+    display_name: str = ""
+    alarm_capable: bool = False
+    calibration: Calibration | None = None
+    operating_points: tuple[OperatingPoint, ...] = ()
+
+    @property
+    def title(self) -> str:
+        """What a person reads: the display name, else the label name."""
+        return self.display_name or self.name
+
+    def operating_point(self, threshold: float | None = None, tol: float = 5e-7) -> OperatingPoint | None:
+        """The validated operating point at ``threshold`` (default: the label's own), or None."""
+        thr = self.threshold if threshold is None else float(threshold)
+        return next((op for op in self.operating_points if abs(op.threshold - thr) <= tol), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "threshold": float(self.threshold), "priority": self.priority}
+        out: dict[str, Any] = {"name": self.name, "threshold": float(self.threshold), "priority": self.priority}
+        if self.display_name:
+            out["display_name"] = self.display_name
+        if self.alarm_capable:
+            out["alarm_capable"] = True
+        if self.calibration is not None:
+            out["calibration"] = self.calibration.to_dict()
+        if self.operating_points:
+            out["operating_points"] = [op.to_dict() for op in self.operating_points]
+        return out
 
 
 @dataclass(frozen=True)
@@ -114,6 +188,21 @@ class Bundle:
     @property
     def thresholds(self) -> np.ndarray:
         return np.array([l.threshold for l in self.labels], dtype=np.float32)
+
+    @property
+    def calibrated(self) -> bool:
+        """True when the bundle says its probabilities are calibrated and every label carries its
+        calibration (bundles before 0.3 are not: their probabilities are raw sigmoids)."""
+        return bool(self.manifest.get("calibrated", False)) and all(l.calibration is not None for l in self.labels)
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Model logits (N, labels) -> the probabilities thresholds apply to: each label's
+        calibration where it has one, the plain sigmoid otherwise."""
+        logits = np.asarray(logits)
+        out = np.empty(logits.shape, dtype=np.float32)
+        for j, label in enumerate(self.labels):
+            out[:, j] = label.calibration.apply(logits[:, j]) if label.calibration else _sigmoid(logits[:, j])
+        return out
 
     def onnx_path(self, precision: str = "int8") -> Path:
         if precision not in MODEL_FILES:
@@ -202,7 +291,7 @@ def load_bundle(path: str | Path, verify: bool = True, trust: Any = None) -> Bun
             raise BundleError(manifest_path, f"label {name!r}: threshold {thr} is not a probability in [0, 1]")
         if pri not in PRIORITIES:
             raise BundleError(manifest_path, f"label {name!r}: priority {pri!r} is not one of {', '.join(PRIORITIES)}")
-        labels.append(Label(name, thr, pri))
+        labels.append(Label(name, thr, pri, **_label_extras(item, name, manifest_path)))
     if not labels:
         raise BundleError(manifest_path, "no labels")
     names = [l.name for l in labels]
@@ -283,6 +372,58 @@ def load_bundle(path: str | Path, verify: bool = True, trust: Any = None) -> Bun
                 raise BundleError(root / CHECK_FILE, f"{key} shape {lg.shape} does not match "
                                                      f"{images.shape[0]} windows x {len(labels)} labels")
     return bundle
+
+
+def _unit_interval(d: Any, what: str, where: Path) -> dict:
+    """A ``{value, low, high}`` table of probabilities (Se/Sp); missing ends are allowed."""
+    if not isinstance(d, Mapping):
+        raise BundleError(where, f"{what} must be a table {{value, low, high}}, got {d!r}")
+    for k, v in d.items():
+        if k in ("value", "low", "high") and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0):
+            raise BundleError(where, f"{what}.{k} = {v!r} is not a proportion in [0, 1]")
+    return dict(d)
+
+
+def _label_extras(item: Mapping[str, Any], name: str, where: Path) -> dict[str, Any]:
+    """The optional label keys of bundles 0.3: display name, alarm-capable flag, calibration and
+    operating points, checked so a bad value names the label instead of misbehaving later."""
+    out: dict[str, Any] = {}
+    if "display_name" in item:
+        out["display_name"] = _req(item, "display_name", str, where, f"label {name}")
+    if "alarm_capable" in item:
+        out["alarm_capable"] = _req(item, "alarm_capable", bool, where, f"label {name}")
+    cal = item.get("calibration")
+    if cal is not None:
+        if not isinstance(cal, Mapping) or cal.get("method") not in CALIBRATION_METHODS:
+            raise BundleError(where, f"label {name!r}: calibration must be a table with method in "
+                                     f"{', '.join(CALIBRATION_METHODS)}, got {cal!r}")
+        scale, bias = cal.get("scale", 1.0), cal.get("bias", 0.0)
+        for k, v in (("scale", scale), ("bias", bias)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise BundleError(where, f"label {name!r}: calibration.{k} = {v!r} is not a finite number")
+        if scale <= 0:
+            raise BundleError(where, f"label {name!r}: calibration.scale {scale} must be > 0 (it may not flip the ranking)")
+        if cal["method"] == "temperature" and bias != 0:
+            raise BundleError(where, f"label {name!r}: temperature scaling has no bias (got {bias})")
+        out["calibration"] = Calibration(cal["method"], float(scale), float(bias), str(cal.get("fitted_on", "")))
+    ops = item.get("operating_points", [])
+    if not isinstance(ops, list):
+        raise BundleError(where, f"label {name!r}: operating_points must be an array of tables")
+    points = []
+    for k, op in enumerate(ops):
+        what = f"label {name!r} operating_points[{k}]"
+        if not isinstance(op, Mapping):
+            raise BundleError(where, f"{what} must be a table")
+        thr = _req(op, "threshold", float, where, what)
+        if not 0.0 <= thr <= 1.0:
+            raise BundleError(where, f"{what}: threshold {thr} is not a probability in [0, 1]")
+        extra = {k2: v for k2, v in op.items() if k2 not in ("name", "threshold", "rule", "sensitivity", "specificity")}
+        points.append(OperatingPoint(str(op.get("name", f"op{k}")), float(thr), str(op.get("rule", "")),
+                                     _unit_interval(op.get("sensitivity", {}), f"{what}.sensitivity", where),
+                                     _unit_interval(op.get("specificity", {}), f"{what}.specificity", where), extra))
+    if points:
+        out["operating_points"] = tuple(points)
+    return out
 
 
 # --- a small TOML writer (tomllib only reads) --------------------------------------------------

@@ -40,12 +40,13 @@ class Classifier:
         return np.stack([render(select_leads(w, leads), self.spec) for w in windows])
 
     def predict_images(self, images: np.ndarray) -> np.ndarray:
-        """uint8 (N,H,W,3) images already rendered with ``bundle.spec`` -> probabilities (N, labels)."""
+        """uint8 (N,H,W,3) images already rendered with ``bundle.spec`` -> probabilities (N, labels):
+        calibrated where the bundle carries a calibration per label (``Bundle.probabilities``)."""
         from edge_ecg.render import to_model_input
 
         x = to_model_input(images)
         out = [self.runtime.run(x[i:i + self.batch]) for i in range(0, len(x), self.batch)]
-        return sigmoid(np.concatenate(out)) if out else np.zeros((0, len(self.labels)), np.float32)
+        return self.bundle.probabilities(np.concatenate(out)) if out else np.zeros((0, len(self.labels)), np.float32)
 
     def predict(self, windows: Sequence) -> np.ndarray:
         """Records (each one window) -> float32 probabilities (N, n_labels)."""

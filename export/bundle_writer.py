@@ -98,12 +98,15 @@ def write_bundle(
                 "input_shape": [-1, 3, int(spec.height), int(spec.width)],
                 "mean": [float(MEAN)] * 3,
                 "std": [float(STD)] * 3,
-                "output": "logits; probability = sigmoid(logit) per label",
+                "output": ("logits; probability = sigmoid(scale * logit + bias) per label (its [labels.calibration])"
+                           if labels and all(l.calibration is not None for l in labels)
+                           else "logits; probability = sigmoid(logit) per label"),
             },
             "render": spec_dict,
             **({"input": {"leads": [str(x) for x in input_leads],
                           "rule": "edge_ecg.records.lead_select.select_leads: these leads in this order; "
                                   "a missing one is filled by the record's next unused lead"}} if input_leads else {}),
+            **({"calibrated": True} if labels and all(l.calibration is not None for l in labels) else {}),
             "labels": [l.to_dict() for l in labels],
             "files": files,
             "provenance": {"tools": tool_versions(), **dict(provenance or {})},

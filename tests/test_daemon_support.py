@@ -19,6 +19,16 @@ REPO = Path(__file__).resolve().parents[1]
 _CACHE: dict[str, Path] = {}
 
 
+def _test_operating_points():
+    """Declared, not measured: the random-weight test bundle's ``vrun`` claims validated operating
+    points at 0.5 and 0.0 so pipeline tests can exercise a label that is allowed to alarm (the
+    alarm gate itself is tested in tests/test_model_alarm_gate.py)."""
+    from edge_ecg.bundle import OperatingPoint
+
+    ok = {"value": 0.99, "low": 0.97, "high": 1.0}
+    return tuple(OperatingPoint(n, t, "test double", ok, ok) for n, t in (("default", 0.5), ("always", 0.0)))
+
+
 def tiny_bundle(tmp_root: Path, leads=("II", "V1")) -> Path:
     """A tiny random-weight bundle for a strips layout over ``leads`` (built once per session)."""
     key = ",".join(leads)
@@ -31,6 +41,7 @@ def tiny_bundle(tmp_root: Path, leads=("II", "V1")) -> Path:
         from export.onnx_export import export_onnx
     except ImportError as exc:
         pytest.skip(f"factory export path not importable: {exc}")
+    from edge_ecg.bundle import Label
     from edge_ecg.render import RenderSpec
 
     torch.set_num_threads(1)
@@ -40,7 +51,8 @@ def tiny_bundle(tmp_root: Path, leads=("II", "V1")) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     fp32 = export_onnx(model, out / "model.onnx")
     spec = RenderSpec(layout="strips", leads=tuple(leads))
-    labels = [{"name": "vrun", "threshold": 0.5, "priority": "high"}, {"name": "artifact", "threshold": 0.5, "priority": "none"}]
+    labels = [Label("vrun", 0.5, "high", alarm_capable=True, operating_points=_test_operating_points()),
+              Label("artifact", 0.5, "none")]
     write_bundle(out / "test-rhythm", name="test-rhythm", spec=spec, labels=labels, fp32_onnx=fp32, int8_onnx=fp32, window_s=10.0, hop_s=2.0, overwrite=True,
                  provenance={"note": "random weights, tests only"})
     _CACHE[key] = out / "test-rhythm"

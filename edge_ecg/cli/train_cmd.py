@@ -16,10 +16,20 @@ def _pretrain(args) -> int:
     return 0
 
 
+def _corpus(args) -> int:
+    from export.train.pipeline import run_corpus
+
+    manifest = run_corpus(args.config)
+    print(f"corpus: {manifest['images']} images in {len(manifest['shards'])} shards")
+    for part, n in manifest["by_part"].items():
+        print(f"  {part}: {n}")
+    return 0
+
+
 def _pack(args) -> int:
     from export.train.pipeline import write_packs
 
-    for path in write_packs(args.configs, args.out):
+    for path in write_packs(args.configs, args.out, img_size=args.img_size):
         print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 
@@ -49,6 +59,20 @@ def _bundle(args) -> int:
 
 
 def _lowlabel(args) -> int:
+    from export.train.config import load_config
+
+    if "study" in load_config(args.config):  # the three-arm study of configs/af.toml
+        from pathlib import Path
+
+        from edge_ecg.results import write_result
+        from export.train.lowlabel_af import format_study, plot, run_study
+
+        report = run_study(args.config, arms=args.arms.split(",") if args.arms else None)
+        path = write_result("lowlabel-af", report, command=f"edge-ecg train lowlabel {args.config}")
+        plot(report, Path(path).with_suffix(".png"))
+        print(format_study(report))
+        print(f"-> {path} and {Path(path).with_suffix('.png')}")
+        return 0
     from export.train.lowlabel import run_lowlabel
 
     prepared = None
@@ -79,9 +103,14 @@ def register(cli) -> None:
     p.add_argument("--pack", default=None, help="read the images from this pack instead of the records")
     p.set_defaults(func=_pretrain)
 
+    p = cli.subcommand("train", "corpus", "render a pretraining config's sharded corpus (records x layouts + synthetic ECGs)")
+    p.add_argument("config", help="pretraining config with [corpus] and [layouts.*] (e.g. configs/pretrain.toml)")
+    p.set_defaults(func=_corpus)
+
     p = cli.subcommand("train", "pack", "render configs' windows into portable packs, to train on a machine without the records")
     p.add_argument("configs", nargs="+", help="bundle and/or pretraining configs")
     p.add_argument("--out", default=".cache/packs", help="folder for the <config>.pack files")
+    p.add_argument("--img-size", type=int, default=None, help="render bundle configs at this square size (e.g. 224 for a GPU build)")
     p.set_defaults(func=_pack)
 
     p = cli.subcommand("train", "finetune", "record-grouped cross-validated fine-tuning of a bundle config (no export)")
@@ -99,6 +128,7 @@ def register(cli) -> None:
     p.add_argument("--fractions", default="0.01,0.1,0.25,1.0", help="comma-separated label fractions")
     p.add_argument("--steps", type=int, default=None, help="override [finetune] steps (same for every run)")
     p.add_argument("--pack", default=None, help="read windows and labels from this pack instead of the records")
+    p.add_argument("--arms", default=None, help="a config with [study]: only these arms (heartbeit-mim,heartbeit-random,cnn1d)")
     p.set_defaults(func=_lowlabel)
 
     p = cli.subcommand("eval", "model", "a bundle's FP32 and INT8 graphs on its held-out windows: metrics and INT8/FP32 agreement")

@@ -62,12 +62,25 @@ class TriageConfig:
 
 
 @dataclass(frozen=True)
+class ModelAlarmFloors:
+    """``[alarms.models]``: what a model label must have been validated at to raise an alarm.
+
+    ``basis = "estimate"`` compares the out-of-fold point estimates the bundle stores,
+    ``"lower_bound"`` the lower ends of their 95% intervals (stricter)."""
+
+    min_specificity: float = field(default=0.95, metadata=bounds(minimum=0.0, maximum=1.0))
+    min_sensitivity: float = field(default=0.90, metadata=bounds(minimum=0.0, maximum=1.0))
+    basis: str = field(default="estimate", metadata=bounds(choices=("estimate", "lower_bound")))
+
+
+@dataclass(frozen=True)
 class AlarmConfig:
     audio_pause_s: float = field(default=120.0, metadata=bounds(positive=True))
     priorities: Mapping[str, Priority] = field(default_factory=dict, metadata=bounds(keys=_CONDITIONS))
     triage: TriageConfig = field(default_factory=TriageConfig)
     signal_lost_s: float = field(default=2.0, metadata=bounds(positive=True))  # no samples this long (wall time) = signal lost
     min_window_quality: float | None = field(default=None, metadata=bounds(minimum=0.0, maximum=1.0))  # None = the DSP's usable flag
+    models: ModelAlarmFloors = field(default_factory=ModelAlarmFloors)  # which model labels may alarm
 
     def validate(self, where: str) -> None:
         if self.audio_pause_s > 300:

@@ -53,7 +53,7 @@ def open_source(uri: str, where: str = "source"):
 
 def load_slots(cfg: DaemonConfig) -> list:
     """Every configured bundle, strictly: the first that fails to load or verify raises (``--check``)."""
-    return load_models(cfg.bundles, cfg.origin, strict=True).slots
+    return load_models(cfg.bundles, cfg.origin, strict=True, floors=cfg.alarms.models).slots
 
 
 def check_config(cfg: DaemonConfig) -> list[str]:
@@ -61,6 +61,7 @@ def check_config(cfg: DaemonConfig) -> list[str]:
     lines = [f"config {cfg.origin}: ok", f"source: {cfg.source}"]
     for slot in load_slots(cfg):
         lines.append(f"bundle {slot.name} {slot.bundle.version}: verified, {slot.backend} {slot.cfg.precision}, role {slot.cfg.role}, window {slot.window_s:g} s, hop {slot.hop_s:g} s, labels {', '.join(slot.labels)}")
+        lines += [f"  {g.label}: {g.reason}" for g in slot.gates] if slot.cfg.role == "findings" else []
     lines.append(f"state: {cfg.sinks.state_dir} (events {cfg.sinks.event_log}), control socket {cfg.sinks.socket_path}")
     if cfg.display is not None and cfg.display.enabled:
         cfg.display.secret()
@@ -149,7 +150,7 @@ def build_daemon(cfg: DaemonConfig, *, slots: list | None = None, source: Any = 
     build = build_info()
     log.info("%s starting (python %s, pid %d, config %s)", build.line(), sys.version.split()[0], os.getpid(), cfg.origin)
     if slots is None:
-        models = load_models(cfg.bundles, cfg.origin)
+        models = load_models(cfg.bundles, cfg.origin, floors=cfg.alarms.models)
     else:
         models = LoadedModels(list(slots), list(unavailable or []))
     source = open_source(cfg.source) if source is None else source
@@ -187,6 +188,8 @@ def build_daemon(cfg: DaemonConfig, *, slots: list | None = None, source: Any = 
     )
     manager_ref["m"] = manager
     daemon_ref: dict[str, Daemon] = {}
+    for slot in models.slots:  # finding-only labels go to the event log (and listeners), never to the alarm manager
+        slot.finding_sink = lambda kind, **fields: _note_to_all(sinks, kind, fields)
 
     def make_evidence(name: str, window) -> dict:
         if evidence is None or window is None:
@@ -269,6 +272,17 @@ def service_status(d: Daemon) -> dict[str, Any]:
         "unavailable": [m.to_dict() for m in getattr(d, "unavailable", [])],
         "bundles": [{"name": s.name, "version": s.bundle.version, "role": s.cfg.role, "root": str(getattr(s.bundle, "root", "")), "windows": getattr(s, "windows", 0)} for s in slots],
     }
+
+
+def _note_to_all(sinks: EventSinks, kind: str, fields: dict) -> dict:
+    """A non-alarm event (a model finding) in the event log, then to the listeners (the demo)."""
+    rec = sinks.note(kind, **fields)
+    for listener in sinks.listeners:
+        try:
+            listener(rec)
+        except Exception as exc:
+            log.warning("event listener failed: %s", exc)
+    return rec
 
 
 def start_daemon(d: Daemon, ready_timeout_s: float = 30.0) -> None:

@@ -1,8 +1,14 @@
 """A bundle as the daemon runs it: its classifier, window and hop in samples, thresholds and smoothing.
 
-Model findings become alarm conditions ``model:<label>`` when the label's smoothed probability
-(mean over the last ``smoothing`` windows) reaches its threshold (bundle default, overridden in
-config); labels whose bundle priority is ``none`` are findings only (logged, never alarmed).
+Only validated labels alarm. A label becomes an alarm condition ``model:<label>`` only when the
+bundle marks it ``alarm_capable``, gives it an alarm priority, and stores a validated operating
+point at the threshold in use whose out-of-fold sensitivity and specificity meet the daemon's
+floors (``[alarms.models]``, defaults specificity >= 0.95, sensitivity >= 0.90). A threshold
+overridden in the config to a value with no validated operating point is not validated. Every
+other label is a *finding*: an onset/offset line in the event log (``kind = "finding"``) with
+its calibrated probability, never an alarm. The slot decides this once, at load, and says why
+in the log; the pipeline sees only each label's effective priority ("none" = finding).
+An alarm's smoothed probability is the mean over the last ``smoothing`` windows.
 A triage bundle instead judges a classical alarm: its first label (or ``triage_label``) is the
 probability that the alarm is true.
 
@@ -23,13 +29,42 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 
 from edge_ecg.errors import BundleError, ConfigError
-from edge_ecg.service.config import BundleConfig
+from edge_ecg.service.config import BundleConfig, ModelAlarmFloors
 
 if TYPE_CHECKING:
     from edge_ecg.bundle import Bundle
     from edge_ecg.inference import Classifier
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AlarmGate:
+    """Whether one label may alarm, and why (or why not): shown by ``run --check`` and logged."""
+
+    label: str
+    alarms: bool
+    reason: str
+    sensitivity: float | None = None
+    specificity: float | None = None
+
+
+def alarm_gate(label, threshold: float, floors: ModelAlarmFloors) -> AlarmGate:
+    """Apply the floors to a bundle ``Label`` at the threshold the daemon will use."""
+    if label.priority == "none":
+        return AlarmGate(label.name, False, "finding only (the bundle gives it no alarm priority)")
+    if not label.alarm_capable:
+        return AlarmGate(label.name, False, "finding only (the bundle does not mark it alarm-capable)")
+    op = label.operating_point(threshold)
+    if op is None:
+        return AlarmGate(label.name, False, f"finding only (no validated operating point at threshold {threshold:g})")
+    key = "low" if floors.basis == "lower_bound" else "value"
+    se, sp = op.sensitivity.get(key), op.specificity.get(key)
+    if se is None or sp is None:
+        return AlarmGate(label.name, False, f"finding only (operating point {op.name!r} has no {floors.basis} sensitivity/specificity)")
+    ok = se >= floors.min_sensitivity and sp >= floors.min_specificity
+    what = f"validated {floors.basis} sensitivity {se:.3f} (floor {floors.min_sensitivity:g}), specificity {sp:.3f} (floor {floors.min_specificity:g}) at {op.name!r}"
+    return AlarmGate(label.name, ok, ("alarm: " if ok else "finding only: ") + what, se, sp)
 
 
 @dataclass
@@ -47,6 +82,9 @@ class ModelSlot:
     triage_index: int = 0
     history: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1))
     windows: int = 0  # windows classified (findings): what `bundle install` waits for before it trusts a new bundle
+    gates: tuple[AlarmGate, ...] = ()
+    finding_sink: Any = None  # callable(kind, **fields): the daemon's event log (``EventSinks.note``)
+    _finding_on: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -71,6 +109,30 @@ class ModelSlot:
         self.windows += 1
         self.history.append(np.asarray(probs, dtype=np.float32))
         return np.mean(np.stack(self.history), axis=0)
+
+    def note_findings(self, smoothed: np.ndarray, window_probs: np.ndarray, t: float, window: tuple[float, float]) -> list[dict]:
+        """Log the onset and the end of each finding-only label (priority "none") in the event log:
+        the calibrated probability, its threshold and the label's display name. Never an alarm."""
+        out = []
+        for i, label in enumerate(self.bundle.labels):
+            if self.priorities[i] != "none":
+                continue
+            on = bool(smoothed[i] >= self.thresholds[i])
+            if on == self._finding_on.get(label.name, False):
+                continue
+            self._finding_on[label.name] = on
+            rec = {"finding": label.name, "title": label.title, "state": "onset" if on else "ended",
+                   "bundle": self.name, "version": self.bundle.version, "t": round(float(t), 2),
+                   "p": round(float(smoothed[i]), 4), "p_window": round(float(window_probs[i]), 4),
+                   "threshold": float(self.thresholds[i]), "calibrated": bool(self.bundle.calibrated),
+                   "window": [round(window[0], 2), round(window[1], 2)]}
+            out.append(rec)
+            if self.finding_sink is not None:
+                try:
+                    self.finding_sink("finding", **rec)
+                except Exception as exc:  # logging a finding must never stop the pipeline
+                    log.warning("could not log finding %s: %s", label.name, exc)
+        return out
 
     def required_leads(self) -> tuple[str, ...]:
         spec = self.bundle.spec
@@ -115,14 +177,15 @@ class LoadedModels:
     unavailable: list[UnavailableModel] = field(default_factory=list)
 
 
-def load_models(cfgs: Iterable[BundleConfig], origin: str = "config", *, strict: bool = False) -> LoadedModels:
+def load_models(cfgs: Iterable[BundleConfig], origin: str = "config", *, strict: bool = False,
+                floors: ModelAlarmFloors | None = None) -> LoadedModels:
     """Load every configured bundle. ``strict`` (``run --check``): the first failure raises, naming
     the file and reason. Otherwise a bundle that fails to load, verify or open its runtime is
-    disabled and listed in ``unavailable``; the others load."""
+    disabled and listed in ``unavailable``; the others load. ``floors``: which labels may alarm (``alarm_gate``)."""
     out = LoadedModels()
     for cfg in cfgs:
         try:
-            out.slots.append(load_slot(cfg, origin))
+            out.slots.append(load_slot(cfg, origin, floors))
         except Exception as exc:  # BundleError, ConfigError, a runtime that will not open, a signature failure
             if strict:
                 raise
@@ -132,8 +195,10 @@ def load_models(cfgs: Iterable[BundleConfig], origin: str = "config", *, strict:
     return out
 
 
-def load_slot(cfg: BundleConfig, origin: str = "config") -> ModelSlot:
-    """Load and verify a bundle and open its runtime; ``BundleError`` names the file if verification fails."""
+def load_slot(cfg: BundleConfig, origin: str = "config", floors: ModelAlarmFloors | None = None) -> ModelSlot:
+    """Load and verify a bundle and open its runtime; ``BundleError`` names the file if verification fails.
+
+    ``floors`` (the daemon's ``[alarms.models]``) decide which labels may alarm (``alarm_gate``)."""
     from edge_ecg.bundle import load_bundle
     from edge_ecg.inference import Classifier
     from edge_ecg.runtimes import open_runtime
@@ -151,6 +216,12 @@ def load_slot(cfg: BundleConfig, origin: str = "config") -> ModelSlot:
         if cfg.triage_label not in labels:
             raise ConfigError(f"{origin}: bundle triage_label", f"bundle {bundle.name} has no label {cfg.triage_label!r} (labels: {', '.join(labels)})")
         triage_index = labels.index(cfg.triage_label)
+    floors = floors or ModelAlarmFloors()
+    gates = tuple(alarm_gate(l, float(thresholds[i]), floors) for i, l in enumerate(bundle.labels))
+    if cfg.role == "findings":
+        for g in gates:
+            log.info("bundle %s label %s: %s", bundle.name, g.label, g.reason)
+    priorities = tuple(l.priority if g.alarms else "none" for l, g in zip(bundle.labels, gates))
     window_s = cfg.window_s or float(bundle.window_s)
     hop_s = cfg.hop_s or float(bundle.hop_s)
     if hop_s > window_s:
@@ -161,11 +232,12 @@ def load_slot(cfg: BundleConfig, origin: str = "config") -> ModelSlot:
         classifier=Classifier(bundle, runtime, batch=1),
         backend=type(runtime).__name__,
         thresholds=thresholds,
-        priorities=tuple(l.priority for l in bundle.labels),
+        priorities=priorities if cfg.role == "findings" else tuple(l.priority for l in bundle.labels),
         window_s=window_s,
         hop_s=hop_s,
         triage_index=triage_index,
         history=collections.deque(maxlen=max(1, cfg.smoothing)),
+        gates=gates,
     )
     log.info("bundle %s %s loaded (%s, %s, window %.1f s, hop %.1f s, role %s, %s)", bundle.name, bundle.version, slot.backend, cfg.precision, window_s, hop_s, cfg.role,
              bundle.signature.describe() if bundle.signature is not None else "signature not checked")

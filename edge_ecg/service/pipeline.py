@@ -493,6 +493,7 @@ class Pipeline:
                     continue
                 self.stats.windows += 1
                 smoothed = self.policy.findings(job.slot, probs, t, (job.start / self.fs, job.stop / self.fs), job.window)
+                job.slot.note_findings(smoothed, probs, t, (job.start / self.fs, job.stop / self.fs))  # finding-only labels: event log
             except Exception as exc:  # a model result that cannot be used is that model's fault, not the monitor's
                 self._model_fault(f"using the result of {job.slot.name}", exc)
                 continue

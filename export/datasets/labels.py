@@ -161,3 +161,124 @@ def read_ludb_table(folder: Path) -> dict[str, dict[str, float]]:
             raise RecordError(path, f"line {i}: ID must be a record number, got {rid!r}")
         out[rid] = ludb_record_labels(row)
     return out
+
+
+# --- PhysioNet/CinC 2017 (AF from a short single-lead recording) ------------------------------
+
+CINC2017_CLASSES = {"N": "normal", "A": "af", "O": "other_rhythm", "~": "noise"}
+AF_LABELS = ("af", "normal", "other_rhythm", "noise")
+
+
+def read_cinc2017_reference(folder: Path) -> dict[str, str]:
+    """``REFERENCE.csv`` of the CinC 2017 training set: record name -> class (N, A, O or ~)."""
+    path = Path(folder) / "REFERENCE.csv"
+    if not path.is_file():
+        raise RecordError(path, "no REFERENCE.csv (expected the PhysioNet/CinC 2017 training-set layout)")
+    out: dict[str, str] = {}
+    with open(path, newline="") as fh:
+        for i, row in enumerate(csv.reader(fh), start=1):
+            if not row:
+                continue
+            if len(row) != 2 or row[1].strip() not in CINC2017_CLASSES:
+                raise RecordError(path, f"line {i}: need record,class with class in N/A/O/~, got {row!r}")
+            out[row[0].strip()] = row[1].strip()
+    return out
+
+
+def cinc2017_labels(cls: str) -> dict[str, float]:
+    """One-hot over ``AF_LABELS`` for a CinC 2017 class (the four classes exclude each other)."""
+    name = CINC2017_CLASSES[cls]
+    return {k: float(k == name) for k in AF_LABELS}
+
+
+# --- the 12-lead screening labels: PTB-XL SCP-ECG statements and LUDB diagnoses ---------------
+
+SCREEN_LABELS = ("af_flutter", "lvh", "lbbb", "rbbb", "mi", "avb1", "normal")
+
+# SCP-ECG statements (PTB-XL ``scp_statements.csv``) behind each label: PTB-XL marks a statement
+# present with a likelihood (0 = "unspecified" for rhythm statements), so presence counts.
+SCREEN_SCP = {
+    "af_flutter": ("AFIB", "AFLT"),
+    "lvh": ("LVH",),
+    "lbbb": ("CLBBB",),
+    "rbbb": ("CRBBB",),
+    "mi": ("IMI", "AMI", "ASMI", "ILMI"),
+    "avb1": ("1AVB",),
+    "normal": ("NORM",),
+}
+
+
+def ptbxl_screen_labels(scp_codes: dict[str, float]) -> dict[str, float]:
+    """Screening labels of one PTB-XL record from its ``scp_codes`` dictionary."""
+    return {name: float(any(code in scp_codes for code in codes)) for name, codes in SCREEN_SCP.items()}
+
+
+def read_ptbxl_table(folder: Path) -> dict[str, dict]:
+    """``ptbxl_database.csv``: record file stem (``00001_hr``) -> {"labels", "fold", "patient"}."""
+    import ast
+
+    path = Path(folder) / "ptbxl_database.csv"
+    if not path.is_file():
+        raise RecordError(path, "no ptbxl_database.csv (expected the PTB-XL layout)")
+    out = {}
+    with open(path, newline="") as fh:
+        for i, row in enumerate(csv.DictReader(fh), start=2):
+            try:
+                codes = ast.literal_eval(row["scp_codes"])
+                stem = Path(row["filename_hr"]).name
+                fold = int(row["strat_fold"])
+                patient = str(int(float(row["patient_id"])))
+            except (KeyError, ValueError, SyntaxError) as exc:
+                raise RecordError(path, f"line {i}: unreadable scp_codes/filename_hr/strat_fold/patient_id ({exc})") from None
+            if not isinstance(codes, dict):
+                raise RecordError(path, f"line {i}: scp_codes is not a dictionary")
+            out[stem] = {"labels": ptbxl_screen_labels(codes), "fold": fold, "patient": patient}
+    return out
+
+
+def ludb_screen_labels(row: dict[str, str]) -> dict[str, float]:
+    """The screening labels of one ``ludb.csv`` row, mapped to the PTB-XL statements' meanings.
+
+    MI = a scar (old infarction) or a STEMI; "Undefined ischemia/scar/supp.nstemi" alone leaves MI
+    unknown (NaN), not negative. Normal = sinus rhythm with no conduction, hypertrophy,
+    ischaemia, extrasystole, pacing or repolarisation finding and a normal, vertical or horizontal
+    axis (LUDB lists no "normal ECG" statement; this is PTB-XL's NORM as far as LUDB can say).
+    """
+    low = {k: (v or "").lower() for k, v in row.items()}
+    rhythms, cond, hyper, isch = low.get("Rhythms", ""), low.get("Conduction abnormalities", ""), \
+        low.get("Hypertrophies", ""), low.get("Ischemia", "")
+    mi = float("stemi" in isch.replace("nstemi", "") or "scar formation" in isch)
+    if not mi and "undefined ischemia/scar" in isch:
+        mi = float("nan")
+    axis = low.get("Electric axis of the heart", "")
+    abnormal = any(low.get(k, "").strip() for k in ("Conduction abnormalities", "Extrasystolies", "Hypertrophies",
+                                                   "Cardiac pacing", "Ischemia",
+                                                   "Non-specific repolarization abnormalities"))
+    normal = float(rhythms.strip() == "sinus rhythm" and not abnormal
+                   and any(a in axis for a in ("normal", "vertical", "horizontal")))
+    lines = {line.strip() for line in cond.splitlines()}  # "incomplete ..." must not match "complete ..."
+    return {
+        "af_flutter": float("atrial fibrillation" in rhythms or "atrial flutter" in rhythms),
+        "lvh": float("left ventricular hypertrophy" in hyper),
+        "lbbb": float("complete left bundle branch block" in lines),
+        "rbbb": float("complete right bundle branch block" in lines),
+        "mi": mi,
+        "avb1": float("i degree av block" in lines),
+        "normal": normal,
+    }
+
+
+def read_ludb_screen_table(folder: Path) -> dict[str, dict[str, float]]:
+    """``ludb.csv`` -> record id -> screening labels (``ludb_screen_labels``)."""
+    path = Path(folder) / "ludb.csv"
+    if not path.is_file():
+        raise RecordError(path, "no ludb.csv (expected the LUDB 1.0.1 layout)")
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    out = {}
+    for i, row in enumerate(rows, start=2):
+        rid = (row.get("ID") or "").strip()
+        if not rid.isdigit():
+            raise RecordError(path, f"line {i}: ID must be a record number, got {rid!r}")
+        out[rid] = ludb_screen_labels(row)
+    return out

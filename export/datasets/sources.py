@@ -14,8 +14,9 @@ import numpy as np
 
 from edge_ecg.errors import RecordError
 from export.datasets.labels import (
-    LUDB_LABELS, MIT_LABELS, longest_ventricular_run, mit_window_labels, read_cinc_alarms,
-    read_ludb_table, read_mit_annotations,
+    AF_LABELS, LUDB_LABELS, MIT_LABELS, SCREEN_LABELS, cinc2017_labels, longest_ventricular_run, mit_window_labels,
+    read_cinc2017_reference, read_cinc_alarms, read_ludb_screen_table, read_ludb_table, read_mit_annotations,
+    read_ptbxl_table,
 )
 from export.datasets.windows import WindowRef, WindowSet
 
@@ -153,3 +154,80 @@ def unlabeled_windows(folders: Iterable[Path], window_s: float = 10.0, per_recor
             for s in starts:
                 refs.append(WindowRef(str(hea), int(s), int(s) + w, f"{Path(folder).name}:{hea.stem}", Path(folder).name))
     return WindowSet(refs, np.zeros((len(refs), 0), dtype=np.float32), ())
+
+
+def window_starts(n: int, w: int, per_record: int) -> list[int]:
+    """Up to ``per_record`` window starts spread evenly over ``n`` samples (first and last included)."""
+    if n < w:
+        return []
+    return sorted({int(s) for s in np.linspace(0, n - w, max(1, per_record)).round()})
+
+
+def cinc2017_windows(folder: Path, window_s: float = 9.0, per_record: int = 3) -> WindowSet:
+    """CinC 2017 recordings (one lead, 300 Hz, 9-61 s), up to ``per_record`` windows each, spread
+    over the recording, labelled one-hot N/A/O/~ from ``REFERENCE.csv``. Every recording is its
+    own group (the challenge data say nothing of patients; AliveCor users are mostly one record)."""
+    ref = read_cinc2017_reference(folder)
+    refs, labels = [], []
+    for hea in wfdb_records(folder):
+        if hea.stem not in ref:
+            continue
+        fs, n = _header_info(hea)
+        w = int(round(window_s * fs))
+        lab = cinc2017_labels(ref[hea.stem])
+        for start in window_starts(n, w, per_record):
+            refs.append(WindowRef(str(hea), start, start + w, f"cinc2017:{hea.stem}", "cinc2017"))
+            labels.append([lab[k] for k in AF_LABELS])
+    if not refs:
+        raise RecordError(folder, "no recording of REFERENCE.csv found beside it")
+    return WindowSet(refs, np.asarray(labels, dtype=np.float32), AF_LABELS)
+
+
+def mitdb_af_windows(folder: Path, window_s: float = 9.0, hop_s: float = 9.0, non_af_hop_s: float = 45.0) -> WindowSet:
+    """MIT-BIH windows for the ``af`` task: every AF/flutter window (hop ``hop_s``) and a sparser
+    tiling of the rest (hop ``non_af_hop_s``, so 20 AF-free records do not swamp 2 AF ones).
+    Only ``af`` is known here (1 = AF/flutter for >= half the window); the CinC 2017 classes
+    normal / other rhythm / noise are NaN (unknown), not negative."""
+    refs, labels = [], []
+    for hea, fs, n, ann in _annotated_records(folder):
+        w, h = int(round(window_s * fs)), int(round(hop_s * fs))
+        sparse = max(1, int(round(non_af_hop_s / hop_s)))
+        for k, start in enumerate(range(0, n - w + 1, h)):
+            af = mit_window_labels(ann, start, start + w)["af"]
+            if not af and k % sparse:
+                continue
+            refs.append(WindowRef(str(hea), start, start + w, f"mitdb:{hea.stem}", "mitdb-ds1"))
+            labels.append([af] + [float("nan")] * (len(AF_LABELS) - 1))
+    return WindowSet(refs, np.asarray(labels, dtype=np.float32), AF_LABELS)
+
+
+def ptbxl_windows(folder: Path, window_s: float = 10.0) -> tuple[WindowSet, np.ndarray]:
+    """PTB-XL 12-lead records (the first ``window_s``) with the screening labels of their SCP codes;
+    groups are patients. Also returns each window's PTB-XL stratified fold (1-9 here)."""
+    table = read_ptbxl_table(folder)
+    refs, labels, folds = [], [], []
+    for hea in wfdb_records(Path(folder) / "records500" if (Path(folder) / "records500").is_dir() else folder):
+        row = table.get(hea.stem)
+        if row is None:
+            continue
+        fs, n = _header_info(hea)
+        w = min(n, int(round(window_s * fs)))
+        refs.append(WindowRef(str(hea), 0, w, f"ptbxl:patient{row['patient']}", "ptbxl"))
+        labels.append([row["labels"][k] for k in SCREEN_LABELS])
+        folds.append(row["fold"])
+    if not refs:
+        raise RecordError(folder, "no record of ptbxl_database.csv found under it")
+    return WindowSet(refs, np.asarray(labels, dtype=np.float32), SCREEN_LABELS), np.asarray(folds, dtype=np.int64)
+
+
+def ludb_screen_windows(folder: Path, window_s: float = 10.0) -> WindowSet:
+    """The first ``window_s`` of every LUDB record with the screening labels (``ludb_screen_labels``)."""
+    table = read_ludb_screen_table(folder)
+    refs, labels = [], []
+    for hea in wfdb_records(Path(folder) / "data" if (Path(folder) / "data").is_dir() else folder):
+        if hea.stem not in table:
+            continue
+        fs, n = _header_info(hea)
+        refs.append(WindowRef(str(hea), 0, min(n, int(round(window_s * fs))), f"ludb:{hea.stem}", "ludb"))
+        labels.append([table[hea.stem][k] for k in SCREEN_LABELS])
+    return WindowSet(refs, np.asarray(labels, dtype=np.float32), SCREEN_LABELS)

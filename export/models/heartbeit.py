@@ -273,6 +273,20 @@ class HeartBEiT(nn.Module):
             h = blk(h)
         return self.norm(h)[:, 1:]
 
+    def forward_trunk(self, x: torch.Tensor, stop: int) -> torch.Tensor:
+        """Class token + patch tokens (N, 1 + P, D) after the first ``stop`` blocks: the frozen part
+        of partial fine-tuning, computed once per image (``export.train.trunk``)."""
+        h = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), self.patch_embed(x)), dim=1)
+        for blk in self.blocks[:stop]:
+            h = blk(h)
+        return h
+
+    def forward_from(self, h: torch.Tensor, start: int) -> torch.Tensor:
+        """Logits from ``forward_trunk(x, start)``'s output: ``forward(x) == forward_from(forward_trunk(x, k), k)``."""
+        for blk in self.blocks[start:]:
+            h = blk(h)
+        return self.forward_head(self.norm(h)[:, 1:])
+
     def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         pooled = self.fc_norm(tokens.mean(dim=1))
         return pooled if pre_logits else self.head(pooled)

@@ -35,7 +35,11 @@ CALIBRATION_WINDOWS = 512
 ATTRIBUTION = (
     "Derived from PhysioNet data (ODC-By 1.0): Goldberger et al., PhysioBank, PhysioToolkit, and PhysioNet, "
     "Circulation 101(23), 2000; Moody & Mark, IEEE EMB Magazine 20(3), 2001 (MIT-BIH Arrhythmia Database); "
-    "Kalyakulina et al., IEEE Access 2020 (LUDB); Clifford et al., CinC 2015 (false alarm challenge)."
+    "Kalyakulina et al., IEEE Access 2020 (LUDB); Clifford et al., CinC 2015 (false alarm challenge); "
+    "Clifford et al., AF Classification from a Short Single Lead ECG Recording: the PhysioNet/Computing in "
+    "Cardiology Challenge 2017, CinC 44, 2017; and from PTB-XL (CC BY 4.0): Wagner et al., PTB-XL, a large "
+    "publicly available electrocardiography dataset, Scientific Data 7, 154 (2020). Pretraining also used "
+    "synthetic ECGs of deepfake-ecg (MIT licence; Thambawita et al., Scientific Reports 2021)."
 )
 
 
@@ -45,7 +49,8 @@ def task_images(cfg: dict):
 
     data = cfg.get("data", {})
     spec = RenderSpec.from_dict(cfg.get("render", {}))
-    td = build_task(str(data.get("task", "")), shared_root(data.get("shared")), float(data.get("window_s", 10.0)))
+    td = build_task(str(data.get("task", "")), shared_root(data.get("shared")), float(data.get("window_s", 10.0)),
+                    int(data.get("per_record", 2)))
     images = rendered(td.windows, spec, Path(cfg.get("cache", {}).get("dir", ".cache/windows")), leads=td.leads)
     return spec, td, images
 
@@ -58,6 +63,47 @@ def label_settings(cfg: dict, names) -> tuple[list[str], list[float | None]]:
     prio = [str(table.get(n, {}).get("priority", "medium")) for n in names]
     minsens = [table.get(n, {}).get("min_sensitivity") for n in names]
     return prio, [None if m is None else float(m) for m in minsens]
+
+
+def label_meta(cfg: dict, names) -> list[dict]:
+    """Per label: display name, whether the factory means it to alarm, and the operating-point
+    rule its default threshold follows (``[labels.<name>]``)."""
+    from export.train.calibrate import RULES
+
+    table = cfg.get("labels", {})
+    out = []
+    for n in names:
+        t = table.get(n, {})
+        rule = str(t.get("operating_point", "youden"))
+        if rule not in RULES:
+            raise ConfigError(f"{cfg['_path']}: [labels.{n}] operating_point", f"{rule!r} (allowed: {', '.join(RULES)})")
+        out.append({"display_name": str(t.get("display_name", "")), "alarm_capable": bool(t.get("alarm_capable", False)),
+                    "operating_point": rule})
+    return out
+
+
+def eval_rules(cfg: dict) -> list[str]:
+    from export.train.calibrate import RULES
+
+    rules = list(cfg.get("eval", {}).get("rules", ["youden", "sens90", "spec95"]))
+    for r in rules:
+        if r not in RULES:
+            raise ConfigError(f"{cfg['_path']}: [eval] rules", f"{r!r} (allowed: {', '.join(RULES)})")
+    return rules
+
+
+def model_inputs(cfg: dict, ft: FinetuneConfig, init: str | None, images: np.ndarray, image_key: str | None = None):
+    """What training reads: the images, or (partial fine-tuning) the frozen trunk's tokens of
+    them, with the ``init`` that goes with them (a ``Backbone`` for the token path)."""
+    if not ft.train_blocks:
+        return np.asarray(images), init
+    from export.models.heartbeit import CONFIGS
+    from export.train.trunk import Backbone, trunk_tokens
+
+    backbone = Backbone(init, ft.size, ft.img_size, ft.seed)
+    depth = CONFIGS[ft.size].depth
+    tokens = trunk_tokens(backbone, images, depth - int(ft.train_blocks), threads=ft.threads, key=image_key)
+    return tokens, backbone
 
 
 def _run_dir(cfg: dict, ft: FinetuneConfig, init: str | None) -> Path:
@@ -73,10 +119,13 @@ def train_and_evaluate(cfg: dict, prepared: tuple | None = None) -> dict:
     without the records); otherwise they are built from the shared folders and the render cache.
     """
     from export.models.heartbeit import load_checkpoint, save_checkpoint
+    from export.train.validation import label_validation
 
     spec, td, images = prepared if prepared is not None else task_images(cfg)
     names = td.windows.label_names
     prio, minsens = label_settings(cfg, names)
+    meta = label_meta(cfg, names)
+    rules = eval_rules(cfg)
     ft = dataclass_from(FinetuneConfig, cfg.get("finetune"), f"{cfg['_path']}: [finetune]")
     ev = cfg.get("eval", {})
     k, ship = int(ev.get("folds", 5)), int(ev.get("ship_fold", 0))
@@ -86,39 +135,104 @@ def train_and_evaluate(cfg: dict, prepared: tuple | None = None) -> dict:
                           f"{init} does not exist; run `edge-ecg train pretrain configs/pretrain.toml` first")
     run = _run_dir(cfg, ft, init)
     labels, groups = td.windows.labels, td.windows.groups
+    inputs, start_init = model_inputs(cfg, ft, init, images)
     if (run / "cv.npz").is_file() and (run / "model.pt").is_file():
         log.info("reusing cross-validation results in %s", run)
-        z = np.load(run / "cv.npz", allow_pickle=False)
-        meta = json.loads((run / "cv.json").read_text())
-        cv = CrossValResult(z["folds"], z["oof"], z["oof_threshold"], meta["fold_thresholds"], seconds=meta["seconds"])
-        cv.fold_splits[ship] = (z["train_idx"], z["val_idx"], z["test_idx"])
+        cv = load_cv(run, ship)
         model, _ = load_checkpoint(run / "model.pt")
     else:
-        cv = cross_validate(np.asarray(images), labels, groups, td.eval_mask, td.always_train, k, ft, init,
-                            minsens, keep_models=(ship,), seed=ft.seed)
+        cv = cross_validate(inputs, labels, groups, td.eval_mask, td.always_train, k, ft, start_init,
+                            minsens, keep_models=(ship,), seed=ft.seed, rules=rules,
+                            max_val_windows=int(ev.get("max_val_windows", 300)),
+                            default_rules=[m["operating_point"] for m in meta])
         model = cv.fold_models[ship]
         run.mkdir(parents=True, exist_ok=True)
         tr, va, te = cv.fold_splits[ship]
-        np.savez(run / "cv.npz", folds=cv.folds, oof=cv.oof, oof_threshold=cv.oof_threshold,
+        np.savez(run / "cv.npz", folds=cv.folds, oof=cv.oof, oof_logit=cv.oof_logit, oof_threshold=cv.oof_threshold,
                  train_idx=tr, val_idx=va, test_idx=te)
-        (run / "cv.json").write_text(json.dumps({"fold_thresholds": cv.fold_thresholds, "seconds": cv.seconds}))
+        (run / "cv.json").write_text(json.dumps({"fold_thresholds": cv.fold_thresholds, "seconds": cv.seconds,
+                                                 "calibrations": cv.calibrations, "rule_thresholds": cv.rule_thresholds,
+                                                 "folds_run": sorted(int(f) for f in cv.fold_splits), "start": cv.start}))
         thr = cv.fold_thresholds[ship] if cv.fold_thresholds else [0.5] * len(names)
         # the checkpoint convention of export/__init__.py, so `edge-ecg export bundle` can use it too
         save_checkpoint(model, run / "model.pt", extra={
             "name": cfg["bundle"]["name"], "fold": ship, "render": spec.to_dict(),
             "labels": [{"name": n, "threshold": float(t), "priority": p} for n, t, p in zip(names, thr, prio)],
+            "calibrations": cv.calibrations[ship] if cv.calibrations else None,
             "window_s": float(cfg.get("data", {}).get("window_s", 10.0)),
             "hop_s": float(cfg.get("bundle", {}).get("hop_s", 2.0))})
     n_boot = int(ev.get("n_boot", 1000))
     metrics = summarize_cv(cv, labels, groups, names, n_boot)
+    validation = label_validation(cv, labels, groups, names, n_boot) if cv.calibrations else {}
+    extra = task_figures(cfg, td, cv, names, inputs, labels, groups, ft, start_init, n_boot, run)
     return {"spec": spec, "td": td, "images": images, "names": names, "priorities": prio, "min_sensitivity": minsens,
             "cv": cv, "model": model, "metrics": metrics, "ship": ship, "folds": k, "finetune": ft, "init": init,
-            "run_dir": run}
+            "run_dir": run, "validation": validation, "label_meta": meta, "rules": rules, "task_figures": extra}
 
 
-def agreement(fp32_logits: np.ndarray, int8_logits: np.ndarray, thresholds: np.ndarray) -> dict:
-    """INT8 vs FP32: top-label (argmax) agreement and per-label decision agreement at the thresholds."""
+def load_cv(run: Path, ship: int) -> CrossValResult:
+    """A cross-validation written by ``train_and_evaluate`` (its arrays and what each fold chose)."""
+    z = np.load(run / "cv.npz", allow_pickle=False)
+    meta = json.loads((run / "cv.json").read_text())
+    cv = CrossValResult(z["folds"], z["oof"], z["oof_threshold"], meta["fold_thresholds"], seconds=meta["seconds"],
+                        oof_logit=z["oof_logit"] if "oof_logit" in z.files else None,
+                        calibrations=meta.get("calibrations", []), rule_thresholds=meta.get("rule_thresholds", []),
+                        start=meta.get("start"))
+    for f in meta.get("folds_run", range(len(meta["fold_thresholds"]))):
+        cv.fold_splits[int(f)] = None
+    cv.fold_splits[ship] = (z["train_idx"], z["val_idx"], z["test_idx"])
+    return cv
+
+
+def task_figures(cfg, td, cv, names, inputs, labels, groups, ft, init, n_boot: int, run: Path) -> dict:
+    """Figures particular to a task: record-level CinC 2017 classes (``af``), PTB-XL fold 9 as a
+    held-out test set and the macro AUROC (``12lead-screen``)."""
+    from export.train.validation import holdout_metrics, mean_auroc, record_level_cinc2017
+
+    out: dict = {}
+    have = ~np.isnan(cv.oof[:, 0])
+    if len(names) > 1:
+        out["cv_macro_auroc"] = mean_auroc(labels[have], cv.oof[have], groups[have], cv.folds[have], n_boot)
+    if cfg["data"]["task"] == "af" and any(str(g).startswith("cinc2017:") for g in groups[have]):
+        out["cinc2017_records"] = record_level_cinc2017(cv, td.windows, names, n_boot)
+    if td.holdout is not None and td.holdout.any():
+        path = run / "holdout.npz"
+        if path.is_file():
+            z = np.load(path)
+            p_hold, test = z["p"], z["test"]
+        else:
+            p_hold, test = holdout_predictions(inputs, labels, groups, td, ft, init, names)
+            np.savez(path, p=p_hold, test=test)
+        out["holdout"] = {"name": "PTB-XL stratified fold 9 (trained on LUDB + PTB-XL folds 1-8)",
+                          **holdout_metrics(labels[test], p_hold, groups[test], names, n_boot)}
+    return out
+
+
+def holdout_predictions(inputs, labels, groups, td, ft: FinetuneConfig, init, names) -> tuple[np.ndarray, np.ndarray]:
+    """Train once on every record outside ``td.holdout`` (20% of them validation: early stopping and
+    calibration) and predict the held-out windows; returns (calibrated probabilities, their indices)."""
+    from export.train.calibrate import fit_platt
+    from export.train.crossval import grouped_folds
+    from export.train.finetune import finetune, predict_logits
+
+    test = np.nonzero(td.holdout)[0]
+    rest = np.nonzero(~td.holdout)[0]
+    sub = grouped_folds(groups[rest], labels[rest], 5, ft.seed)
+    val, train = rest[sub == 0], rest[sub != 0]
+    res = finetune(inputs[train], labels[train], inputs[val], labels[val], ft, init, desc="holdout")
+    z_val = predict_logits(res.model, inputs[val], start=res.start)
+    z = predict_logits(res.model, inputs[test], start=res.start)
+    cals = [fit_platt(z_val[:, j], labels[val, j]) for j in range(len(names))]
+    return np.stack([cals[j](z[:, j]) for j in range(len(names))], axis=1), test
+
+
+def agreement(fp32_logits: np.ndarray, int8_logits: np.ndarray, thresholds: np.ndarray,
+              calibrations: list | None = None) -> dict:
+    """INT8 vs FP32: top-label (argmax) agreement and per-label decision agreement at the thresholds
+    (on calibrated probabilities when ``calibrations``, one {scale, bias} per label, are given)."""
     logit_thr = np.log(np.clip(thresholds, 1e-6, 1 - 1e-6) / (1 - np.clip(thresholds, 1e-6, 1 - 1e-6)))
+    if calibrations:  # sigmoid(a z + b) >= t  <=>  z >= (logit(t) - b) / a
+        logit_thr = np.array([(lt - c["bias"]) / c["scale"] for lt, c in zip(logit_thr, calibrations)])
     dec = (fp32_logits >= logit_thr) == (int8_logits >= logit_thr)
     out = {"windows": int(len(fp32_logits)),
            "decision_agreement": round(float(dec.all(axis=1).mean()), 4),
@@ -164,7 +278,10 @@ def build_bundle(config_path: str | Path, out: str | Path | None = None, force: 
         x_val = to_model_input(np.asarray(images[val_idx]))
         parity = check_parity(model, fp32, x_val[:32])
         int8 = quantize_qdq(fp32, tmpd / "model.int8.onnx", to_model_input(calib.images), qcfg)
-        agree = agreement(onnx_logits(fp32, x_val, threads=2), onnx_logits(int8, x_val, threads=2), thresholds)
+        ship_cal = cv.calibrations[r["ship"]] if cv.calibrations else None
+        if ship_cal:
+            ship_cal = [{**c, "scale": round(float(c["scale"]), 6), "bias": round(float(c["bias"]), 6)} for c in ship_cal]
+        agree = agreement(onnx_logits(fp32, x_val, threads=2), onnx_logits(int8, x_val, threads=2), thresholds, ship_cal)
         log.info("INT8 vs FP32 on %d held-out windows: %s", len(val_idx), agree)
         check_n = min(32, len(va))
         provenance = {
@@ -179,8 +296,10 @@ def build_bundle(config_path: str | Path, out: str | Path | None = None, force: 
                 "shipped_model_train_windows": int(len(tr)), "cv_seconds": round(float(cv.seconds), 1),
             },
             "metrics": {"kind": f"{r['folds']}-fold record-grouped cross-validation, pooled out-of-fold; "
-                                "95% intervals by bootstrap over records; sens/spec at each fold's validation-chosen threshold",
+                                "95% intervals by bootstrap over records; sens/spec at each fold's validation-chosen threshold"
+                                + ("; probabilities calibrated per fold on its validation records" if ship_cal else ""),
                         **r["metrics"]},
+            **({"task_figures": r["task_figures"]} if r.get("task_figures") else {}),
             "int8_vs_fp32": agree,
             "model": {"family": "heartbeit", "size": model.cfg.name, "config": model.cfg.to_dict(),
                       "parameters": int(sum(p.numel() for p in model.parameters()))},
@@ -194,8 +313,7 @@ def build_bundle(config_path: str | Path, out: str | Path | None = None, force: 
         extra = vt_operating_points(r) if cfg["data"]["task"] == "vt-triage" else None
         if extra:
             provenance["vt_triage"] = extra
-        labels = [{"name": n, "threshold": round(float(t), 6), "priority": p}
-                  for n, t, p in zip(names, thresholds, r["priorities"])]
+        labels = bundle_labels(r, thresholds, ship_cal)
         out_dir = Path(out or b.get("out", f"bundles/{b['name']}"))
         bundle = write_bundle(out_dir, name=b["name"], spec=r["spec"], labels=labels, fp32_onnx=fp32, int8_onnx=int8,
                               version=str(b.get("version", "0.1.0")), architecture=f"heartbeit-{model.cfg.name}",
@@ -204,7 +322,9 @@ def build_bundle(config_path: str | Path, out: str | Path | None = None, force: 
                               check_ids=[f"{Path(refs[i].path).stem}:{refs[i].start}:{refs[i].stop}" for i in va[:check_n]],
                               provenance=provenance, overwrite=force, input_leads=td.input_leads)
     size = sum(f.stat().st_size for f in Path(bundle.root).rglob("*") if f.is_file())
-    report = {"bundle": str(bundle.root), "bytes": size, "metrics": r["metrics"], "int8_vs_fp32": agree,
+    report = {"bundle": str(bundle.root), "version": str(b.get("version", "")), "bytes": size, "metrics": r["metrics"],
+              "validation": r.get("validation"), "task_figures": r.get("task_figures"), "int8_vs_fp32": agree,
+              "labels": [l.to_dict() for l in bundle.labels], "training": provenance["training"],
               "vt_triage": extra, "seconds": round(time.monotonic() - t0, 1), "cv_seconds": round(float(cv.seconds), 1)}
     Path(".cache/results").mkdir(parents=True, exist_ok=True)
     Path(f".cache/results/{b['name']}.json").write_text(json.dumps(report, indent=1, default=str))
@@ -215,6 +335,30 @@ def build_bundle(config_path: str | Path, out: str | Path | None = None, force: 
     if extra:
         print(json.dumps(extra, indent=1))
     return report
+
+
+def bundle_labels(r: dict, thresholds: np.ndarray, calibrations: list | None) -> list:
+    """``Label``s of the shipped model: its fold's calibration and default threshold, and every
+    operating-point rule with the out-of-fold sensitivity/specificity it reached; the shipped fold's
+    threshold for each rule (the appliance may switch to any of them and stay validated)."""
+    from edge_ecg.bundle import Calibration, Label, OperatingPoint
+
+    out = []
+    ship_pos = sorted(int(f) for f in r["cv"].fold_splits).index(r["ship"]) if r["cv"].rule_thresholds else None
+    for j, (n, t, p) in enumerate(zip(r["names"], thresholds, r["priorities"])):
+        meta = r["label_meta"][j]
+        cal = Calibration(calibrations[j]["method"], calibrations[j]["scale"], calibrations[j]["bias"],
+                          "validation records of the shipped fold") if calibrations else None
+        ops = []
+        for rule, v in (r.get("validation", {}).get(n, {}).get("operating_points", {}) or {}).items():
+            thr = round(float(r["cv"].rule_thresholds[ship_pos][rule][j]), 6)
+            if rule == meta["operating_point"] and r["min_sensitivity"][j] is None:
+                thr = float(t)
+            ops.append(OperatingPoint(rule, thr, v["rule"], v["sensitivity"], v["specificity"],
+                                      {"ppv": v["ppv"]} if v.get("ppv") is not None else {}))
+        ops.sort(key=lambda op: op.name != meta["operating_point"])  # the default first
+        out.append(Label(n, float(t), p, meta["display_name"], meta["alarm_capable"], cal, tuple(ops)))
+    return out
 
 
 def pretraining_provenance(checkpoint: str | Path) -> dict:

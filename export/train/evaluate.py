@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from export.train.crossval import grouped_folds
-from export.train.finetune import FinetuneConfig, finetune, predict
+from export.train.finetune import FinetuneConfig, finetune, predict, predict_logits
 from export.train.metrics import (
     auprc, auprc_within, auroc, auroc_within, bootstrap, challenge_score, sens_spec, threshold_for_sensitivity, threshold_youden,
 )
@@ -61,45 +61,75 @@ def label_metrics(y: np.ndarray, p: np.ndarray, groups: np.ndarray, threshold: f
 
 @dataclass
 class CrossValResult:
-    """Out-of-fold probabilities of every evaluable window, with the thresholds each fold chose."""
+    """Out-of-fold results of every evaluable window, with what each fold chose on its validation records."""
 
     folds: np.ndarray           # fold per window (-1 = training-only window)
-    oof: np.ndarray             # (N, K) probabilities from the fold where the window was test; NaN elsewhere
-    oof_threshold: np.ndarray   # (N, K) the threshold that fold chose on its validation split
-    fold_thresholds: list       # per fold, per label
+    oof: np.ndarray             # (N, K) calibrated probabilities from the fold where the window was test; NaN elsewhere
+    oof_threshold: np.ndarray   # (N, K) the default-rule threshold that fold chose on its validation split
+    fold_thresholds: list       # per fold, per label (default rule)
     fold_models: dict = field(default_factory=dict)  # fold -> model (only the ones asked to keep)
     fold_splits: dict = field(default_factory=dict)  # fold -> (train_idx, val_idx, test_idx)
     seconds: float = 0.0
+    oof_logit: np.ndarray | None = None               # (N, K) raw logits (NaN where not tested)
+    calibrations: list = field(default_factory=list)  # per fold, per label: Platt dict (fitted on validation)
+    rule_thresholds: list = field(default_factory=list)  # per fold: {rule: [threshold per label]} (calibrated)
+    start: int | None = None                          # partial fine-tuning: first trained block
 
 
-def cross_validate(images: np.ndarray, labels: np.ndarray, groups: np.ndarray, eval_mask: np.ndarray,
+def cross_validate(inputs: np.ndarray, labels: np.ndarray, groups: np.ndarray, eval_mask: np.ndarray,
                    always_train: np.ndarray, k: int, cfg: FinetuneConfig, init=None,
                    min_sensitivity: Sequence[float | None] | None = None, keep_models: Sequence[int] = (0,),
                    seed: int = 0, only_folds: Sequence[int] | None = None, val_fraction: float = 0.2,
-                   max_val_windows: int = 300) -> CrossValResult:
+                   max_val_windows: int = 300, rules: Sequence[str] = ("youden", "sens90", "spec95"),
+                   default_rules: Sequence[str] | None = None, calibration: str = "platt") -> CrossValResult:
     """Record-grouped k-fold: fold f is test; ``val_fraction`` of the other records is validation
-    (early stopping, thresholds); the rest (plus ``always_train`` windows) training. Each
-    evaluable window is tested exactly once, by a model that never saw its record."""
+    (early stopping, calibration, thresholds); the rest (plus ``always_train`` windows) training.
+    Each evaluable window is tested exactly once, by a model that never saw its record.
+
+    ``inputs`` are rendered images, or trunk tokens when ``cfg.train_blocks`` (partial
+    fine-tuning). Per fold and label, a Platt calibration is fitted on the validation logits and
+    every operating-point ``rule`` picks its threshold on the calibrated validation probabilities;
+    the label's default threshold is ``default_rules[j]`` (``min_sensitivity`` overrides it with
+    the old "keep this share of validation positives" rule).
+    """
     import time
+
+    from export.train.calibrate import fit_platt, rule_threshold
 
     n, kk = labels.shape
     min_sensitivity = list(min_sensitivity or [None] * kk)
+    default_rules = list(default_rules or ["youden"] * kk)
     folds = fold_assignment(groups, labels, eval_mask, always_train, k, seed)
     oof = np.full((n, kk), np.nan, dtype=np.float32)
+    oof_logit = np.full((n, kk), np.nan, dtype=np.float32)
     oof_thr = np.full((n, kk), np.nan, dtype=np.float32)
-    result = CrossValResult(folds, oof, oof_thr, [])
+    result = CrossValResult(folds, oof, oof_thr, [], oof_logit=oof_logit)
     t0 = time.monotonic()
     for f in (only_folds if only_folds is not None else range(k)):
         train_idx, val_idx, test_idx = split_for_fold(folds, f, groups, labels, eval_mask, always_train, seed,
                                                       val_fraction, max_val_windows)
         log.info("fold %d/%d: %d train, %d validation, %d test windows", f + 1, k, len(train_idx), len(val_idx), len(test_idx))
         fcfg = FinetuneConfig(**{**cfg.__dict__, "seed": cfg.seed + f})
-        res = finetune(images[train_idx], labels[train_idx], images[val_idx], labels[val_idx], fcfg, init,
+        res = finetune(inputs[train_idx], labels[train_idx], inputs[val_idx], labels[val_idx], fcfg, init,
                        desc=f"fold {f + 1}/{k}")
-        p_val = predict(res.model, images[val_idx])
-        thr = [choose_threshold(labels[val_idx, j], p_val[:, j], min_sensitivity[j]) for j in range(kk)]
+        result.start = res.start
+        z_val = predict_logits(res.model, inputs[val_idx], start=res.start)
+        z_test = predict_logits(res.model, inputs[test_idx], start=res.start)
+        cals = [fit_platt(z_val[:, j], labels[val_idx, j], calibration) for j in range(kk)]
+        p_val = np.stack([cals[j](z_val[:, j]) for j in range(kk)], axis=1)
+        by_rule = {r: [rule_threshold(r, labels[val_idx, j], p_val[:, j]) for j in range(kk)] for r in rules}
+        thr = []
+        for j in range(kk):
+            if min_sensitivity[j] is not None:
+                thr.append(choose_threshold(labels[val_idx, j], p_val[:, j], min_sensitivity[j]))
+            else:
+                thr.append(by_rule[default_rules[j]][j] if default_rules[j] in by_rule
+                           else rule_threshold(default_rules[j], labels[val_idx, j], p_val[:, j]))
         result.fold_thresholds.append(thr)
-        oof[test_idx] = predict(res.model, images[test_idx])
+        result.calibrations.append([c.to_dict() for c in cals])
+        result.rule_thresholds.append(by_rule)
+        oof_logit[test_idx] = z_test
+        oof[test_idx] = np.stack([cals[j](z_test[:, j]) for j in range(kk)], axis=1)
         oof_thr[test_idx] = np.asarray(thr, dtype=np.float32)
         result.fold_splits[f] = (train_idx, val_idx, test_idx)
         if f in keep_models:

@@ -33,7 +33,8 @@ def evaluate_bundle(bundle_path: str | Path, config_path: str | Path | None = No
         if bundle.spec != RenderSpec.from_dict(cfg.get("render", {})):
             raise ConfigError(config_path, f"[render] differs from the RenderSpec inside {bundle.root}")
     data = cfg["data"]
-    td = build_task(str(data["task"]), shared_root(data.get("shared")), float(data.get("window_s", 10.0)))
+    td = build_task(str(data["task"]), shared_root(data.get("shared")), float(data.get("window_s", 10.0)),
+                    int(data.get("per_record", 2)))
     if td.windows.label_names != bundle.label_names:
         raise ConfigError(config_path, f"task labels {td.windows.label_names} != bundle labels {bundle.label_names}")
     if bundle.input_leads and tuple(bundle.input_leads) != tuple(td.leads):
@@ -44,7 +45,8 @@ def evaluate_bundle(bundle_path: str | Path, config_path: str | Path | None = No
     seed = int(cfg.get("finetune", {}).get("seed", 0))
     labels, groups = td.windows.labels, td.windows.groups
     folds = fold_assignment(groups, labels, td.eval_mask, td.always_train, k, seed)
-    _, va, te = split_for_fold(folds, ship, groups, labels, td.eval_mask, td.always_train, seed)
+    _, va, te = split_for_fold(folds, ship, groups, labels, td.eval_mask, td.always_train, seed,
+                               max_val_windows=int(cfg.get("eval", {}).get("max_val_windows", 300)))
     held = np.concatenate([va, te])
     x = to_model_input(np.asarray(images[held]))
     logits = {}
@@ -52,11 +54,12 @@ def evaluate_bundle(bundle_path: str | Path, config_path: str | Path | None = No
         rt = open_runtime(bundle, backend="onnxruntime", precision=precision, threads=threads)
         logits[precision] = np.concatenate([rt.run(x[i:i + 32]) for i in range(0, len(x), 32)])
     thr = bundle.thresholds.astype(np.float64)
-    agree = agreement(logits["fp32"], logits["int8"], thr)
+    cals = [l.calibration.to_dict() for l in bundle.labels] if bundle.calibrated else None
+    agree = agreement(logits["fp32"], logits["int8"], thr, cals)
     report = {"bundle": str(bundle.root), "windows": int(len(held)), "records": int(len(np.unique(groups[held]))),
               "int8_vs_fp32": agree, "metrics": {}}
     for precision, lg in logits.items():
-        p = 1.0 / (1.0 + np.exp(-lg))
+        p = bundle.probabilities(lg)  # calibrated where the bundle carries a calibration
         report["metrics"][precision] = {n: label_metrics(labels[held, j], p[:, j], groups[held], thr[j], n_boot=500)
                                         for j, n in enumerate(bundle.label_names)}
     print(f"{bundle.name}: {len(held)} held-out windows of {report['records']} records "

@@ -47,6 +47,21 @@ def config_images(cfg: dict) -> np.ndarray:
                            hop_s=data.get("hop_s"))
 
 
+def corpus_dir(cfg: dict) -> Path:
+    return Path(cfg.get("corpus", {}).get("out", ".cache/corpus"))
+
+
+def run_corpus(config_path: str | Path) -> dict:
+    """``edge-ecg train corpus CONFIG``: render the config's sharded pretraining corpus (resumable)."""
+    from export.datasets.corpus import build_corpus, corpus_config
+
+    cfg = load_config(config_path)
+    if "corpus" not in cfg:
+        raise ConfigError(f"{config_path}: [corpus]", "this config has no [corpus] table")
+    data = cfg.get("data", {})
+    return build_corpus(corpus_config(cfg), shared_root(data.get("shared")), corpus_dir(cfg))
+
+
 def run_pretrain(config_path: str | Path, resume: bool = True, steps: int | None = None,
                  pack: str | Path | None = None) -> Path:
     """``edge-ecg train pretrain CONFIG``: render the corpus (cached), pretrain, return the checkpoint.
@@ -58,8 +73,14 @@ def run_pretrain(config_path: str | Path, resume: bool = True, steps: int | None
     if steps is not None:
         pcfg.steps = int(steps)
     t0 = time.monotonic()
-    images = load_pack(pack).images if pack else config_images(cfg)
-    log.info("pretraining on %d images (%.0f s to load/render)", len(images), time.monotonic() - t0)
+    if pack:
+        images = load_pack(pack).images
+    elif "corpus" in cfg:
+        images = corpus_dir(cfg)  # streamed shard by shard (``edge-ecg train corpus`` builds it)
+    else:
+        images = config_images(cfg)
+    log.info("pretraining on %s (%.0f s to load/render)", images if isinstance(images, Path) else f"{len(images)} images",
+             time.monotonic() - t0)
     out = Path(cfg.get("output", {}).get("dir", f".cache/pretrain/{pcfg.size}-{pcfg.img_size}"))
     return pretrain(images, pcfg, out, resume=resume)
 
@@ -68,14 +89,17 @@ def pack_name(config_path: str | Path) -> str:
     return f"{Path(config_path).stem}.pack"
 
 
-def write_packs(config_paths, out_dir: str | Path) -> list[Path]:
+def write_packs(config_paths, out_dir: str | Path, img_size: int | None = None) -> list[Path]:
     """``edge-ecg train pack``: each config's rendered windows (and labels, for a bundle config) in
-    one portable file under ``out_dir``, so a GPU machine without the records or wfdb can train."""
+    one portable file under ``out_dir``, so a GPU machine without the records or wfdb can train.
+    ``img_size`` renders a bundle config at another square size (e.g. 224 px for a GPU build)."""
     from export.train.build import task_images
 
     written = []
     for path in config_paths:
         cfg = load_config(path)
+        if img_size and "render" in cfg and "pretrain" not in cfg:
+            cfg["render"].update(width=int(img_size), height=int(img_size))
         if "pretrain" in cfg:
             images, spec, task = config_images(cfg), cfg.get("render", {}), None
         else:

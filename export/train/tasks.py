@@ -13,13 +13,16 @@ from pathlib import Path
 import numpy as np
 
 from edge_ecg.errors import ConfigError
+from export.datasets.windows import WindowSet
 from edge_ecg.records.leads import STANDARD_12
 from export.datasets.sources import (
-    cinc_vt_windows, ludb_windows, mitdb_rhythm_windows, mitdb_vt_windows, unlabeled_windows,
+    cinc2017_windows, cinc_vt_windows, ludb_screen_windows, ludb_windows, mitdb_af_windows, mitdb_rhythm_windows,
+    mitdb_vt_windows, ptbxl_windows, unlabeled_windows,
 )
-from export.datasets.windows import WindowSet
 
 STRIP_LEADS = ("II", "V")  # lead II + the monitor's other lead (see export.datasets.windows.select_leads)
+AF_LEADS = ("II",)  # one lead: lead II of a monitor, the only lead of a handheld (CinC 2017: roughly lead I)
+RHYTHM_LABELS = ("ventricular_ectopy", "ventricular_run", "artifact")  # AF moved to the ``af`` task
 
 
 def shared_root(configured: str | None = None) -> Path:
@@ -40,17 +43,19 @@ class TaskData:
     leads: tuple[str, ...]
     eval_mask: np.ndarray       # bool: windows that may be validated/tested on
     always_train: np.ndarray    # bool: extra windows only ever used for training
+    holdout: np.ndarray | None = None  # bool: a fixed external test set (PTB-XL fold 9), besides the CV
 
     @property
     def input_leads(self) -> tuple[str, ...]:
         """The bundle's ``[input] leads``: what ``Classifier`` selects before rendering. Strip tasks
         need it (monitors differ in their second lead and its position); the 12-lead layout names
         its leads itself and derives limb leads, so it needs none."""
-        return self.leads if self.leads == STRIP_LEADS else ()
+        return self.leads if self.leads in (STRIP_LEADS, AF_LEADS) else ()
 
 
-def build_task(task: str, root: Path, window_s: float = 10.0) -> TaskData:
-    """Windows of ``task`` (``vt-triage``, ``rhythm``, ``12lead-screen``) from the shared folders."""
+def build_task(task: str, root: Path, window_s: float = 10.0, per_record: int = 2) -> TaskData:
+    """Windows of ``task`` (``af``, ``12lead-screen``, ``rhythm``, ``vt-triage``) from the shared
+    folders; ``per_record``: windows per CinC 2017 recording (``af``)."""
     if task == "vt-triage":
         cinc = cinc_vt_windows(root / "cinc2015-vt", window_s, end_offsets_s=(0.0, 1.5, 3.0))
         mit = mitdb_vt_windows(root / "mitdb-ds1", window_s, per_kind=10)
@@ -59,11 +64,28 @@ def build_task(task: str, root: Path, window_s: float = 10.0) -> TaskData:
         return TaskData(ws, STRIP_LEADS, src == "cinc2015-vt", src == "mitdb-ds1")
     if task == "rhythm":
         ws = mitdb_rhythm_windows(root / "mitdb-ds1", window_s, hop_s=window_s)
+        keep = [ws.label_names.index(n) for n in RHYTHM_LABELS]
+        ws = WindowSet(ws.refs, ws.labels[:, keep], RHYTHM_LABELS)
         return TaskData(ws, STRIP_LEADS, np.ones(len(ws), bool), np.zeros(len(ws), bool))
+    if task == "rhythm-0.2":  # the 0.2 bundles' four labels (AF included), for their evaluation
+        ws = mitdb_rhythm_windows(root / "mitdb-ds1", window_s, hop_s=window_s)
+        return TaskData(ws, STRIP_LEADS, np.ones(len(ws), bool), np.zeros(len(ws), bool))
+    if task == "af":
+        parts = [cinc2017_windows(root / "cinc2017", window_s, per_record=per_record)]
+        if (root / "mitdb-ds1").is_dir():
+            parts.append(mitdb_af_windows(root / "mitdb-ds1", window_s))
+        ws = WindowSet.concat(parts)
+        return TaskData(ws, AF_LEADS, np.ones(len(ws), bool), np.zeros(len(ws), bool))
     if task == "12lead-screen":
+        ptb, ptb_fold = ptbxl_windows(root / "ptbxl", window_s)
+        ludb = ludb_screen_windows(root / "ludb", window_s)
+        ws = WindowSet.concat([ptb, ludb])
+        holdout = np.concatenate([ptb_fold == 9, np.zeros(len(ludb), bool)])
+        return TaskData(ws, STANDARD_12, np.ones(len(ws), bool), np.zeros(len(ws), bool), holdout)
+    if task == "12lead-screen-0.2":  # the 0.2 bundle's LUDB labels
         ws = ludb_windows(root / "ludb", window_s)
         return TaskData(ws, STANDARD_12, np.ones(len(ws), bool), np.zeros(len(ws), bool))
-    raise ConfigError("data.task", f"unknown task {task!r} (known: vt-triage, rhythm, 12lead-screen)")
+    raise ConfigError("data.task", f"unknown task {task!r} (known: af, 12lead-screen, rhythm, vt-triage)")
 
 
 def pretrain_corpus(root: Path, window_s: float = 10.0, per_record: int = 20,
