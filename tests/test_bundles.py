@@ -17,7 +17,8 @@ from edge_ecg.bundle import load_bundle
 from edge_ecg.errors import BundleError
 
 REPO = Path(__file__).resolve().parents[1]
-NAMES = ("vt-triage", "rhythm", "12lead-screen")
+NAMES = ("af", "rhythm", "12lead-screen", "vt-triage")
+V03 = ("af", "rhythm", "12lead-screen")  # bundles 0.3: calibrated, validated operating points
 
 
 def _bundle_dir(name: str) -> Path:
@@ -44,6 +45,8 @@ def test_bundle_loads_verified_with_provenance(name):
     assert size <= 25 * 1024 * 1024, f"{name} is {size / 1e6:.1f} MB"
     prov = b.provenance
     assert "PhysioNet" in prov["attribution"] and "Goldberger" in prov["attribution"]
+    if name in ("af", "12lead-screen") and b.version >= "0.3":  # derived from the new sources: their attribution
+        assert "Challenge 2017" in prov["attribution"] and "PTB-XL" in prov["attribution"]
     assert prov["metrics"]["kind"].startswith(f"{prov['training']['folds']}-fold record-grouped")
     for label in b.labels:
         m = prov["metrics"][label.name]
@@ -111,15 +114,51 @@ def test_eval_model_prints_int8_fp32_agreement_on_held_out_windows(cinc_vt_dir, 
     assert "true_alarm" in proc.stdout
 
 
-@pytest.mark.parametrize("name", ("vt-triage", "rhythm"))
-def test_strip_bundles_name_the_leads_they_were_trained_on(name):
-    """Two-lead bundles were trained on "lead II + the monitor's other lead"; the bundle must say
+@pytest.mark.parametrize("name,leads", (("vt-triage", ("II", "V")), ("rhythm", ("II", "V")), ("af", ("II",))))
+def test_strip_bundles_name_the_leads_they_were_trained_on(name, leads):
+    """Strip bundles were trained on "lead II (+ the monitor's other lead)"; the bundle must say
     so ([input] leads) so the appliance selects the same leads, in the same order, before rendering."""
     b = load_bundle(_bundle_dir(name))
     if not b.input_leads:
         pytest.xfail(f"{name}: built before the [input] leads contract (rebuild with edge-ecg train bundle)")
-    assert b.input_leads == ("II", "V")
+    assert b.input_leads == leads
     assert b.provenance["training"]["leads"] == list(b.input_leads)
+
+
+@pytest.mark.parametrize("name", V03)
+def test_v03_labels_are_calibrated_named_and_validated(name):
+    """Every label of a 0.3 bundle: a display name, a calibration fitted on validation records, and
+    operating points whose out-of-fold sensitivity/specificity carry 95% intervals; the default
+    threshold is one of them; decisions agree INT8 vs FP32 on held-out windows (>= 0.99)."""
+    b = load_bundle(_bundle_dir(name))
+    assert b.version.startswith("0.3") and b.calibrated
+    for label in b.labels:
+        assert label.display_name and label.calibration is not None and label.calibration.scale > 0
+        op = label.operating_point()
+        assert op is not None, f"{name}:{label.name}: its threshold has no validated operating point"
+        for d in (op.sensitivity, op.specificity):
+            assert d["low"] <= d["value"] <= d["high"]
+        val = b.provenance["validation"][label.name]["calibration"]
+        assert val["ece"]["value"] is not None
+    assert b.provenance["int8_vs_fp32"]["decision_agreement"] >= 0.99
+    if name == "rhythm":
+        assert "af" not in b.label_names  # AF moved to the af bundle
+    if name == "af":
+        assert b.labels[0].name == "af" and b.labels[0].alarm_capable
+
+
+@pytest.mark.parametrize("name", V03)
+def test_v03_bundle_alarms_only_where_its_validation_meets_the_default_floors(name):
+    """What the daemon will do with each label at the default floors, from the bundle alone."""
+    from edge_ecg.service.config import ModelAlarmFloors
+    from edge_ecg.service.models import alarm_gate
+
+    b = load_bundle(_bundle_dir(name))
+    for label in b.labels:
+        g = alarm_gate(label, label.threshold, ModelAlarmFloors())
+        op = label.operating_point()
+        meets = op.sensitivity["value"] >= 0.90 and op.specificity["value"] >= 0.95
+        assert g.alarms == (label.alarm_capable and label.priority != "none" and meets), (label.name, g.reason)
 
 
 @pytest.mark.shared_data

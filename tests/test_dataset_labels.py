@@ -71,3 +71,57 @@ def test_ludb_labels_match_the_table(ludb_dir):
     lvh = sum("left ventricular hypertrophy" in r["Hypertrophies"].lower() for r in rows)
     assert ws.labels[:, LUDB_LABELS.index("lvh")].sum() == lvh
     assert len(ws) == len(rows) and len(set(ws.groups)) == len(rows)
+
+
+# --- the 0.3 sources: CinC 2017, PTB-XL, LUDB screening labels ----------------------------------
+
+def _shared(name):
+    from conftest import shared_ecg_dir
+
+    return shared_ecg_dir(name)
+
+
+def test_cinc2017_windows_follow_reference_csv_one_hot():
+    from export.datasets.labels import AF_LABELS, read_cinc2017_reference
+    from export.datasets.sources import cinc2017_windows
+
+    folder = _shared("cinc2017")
+    ref = read_cinc2017_reference(folder)
+    ws = cinc2017_windows(folder, 9.0, per_record=1)
+    assert ws.label_names == AF_LABELS and len(ws) == len(ref) == len(set(ws.groups))
+    assert (ws.labels.sum(axis=1) == 1).all()  # the four classes exclude each other
+    code = {"A": "af", "N": "normal", "O": "other_rhythm", "~": "noise"}
+    for ref_w, y in zip(ws.refs[:200], ws.labels[:200]):
+        name = ref_w.group.split(":", 1)[1]
+        assert ws.label_names[int(np.argmax(y))] == code[ref[name]]
+        assert ref_w.start == 0 and ref_w.stop == 2700  # 9 s at 300 Hz
+    two = cinc2017_windows(folder, 9.0, per_record=2)
+    assert len(two) > len(ws)  # a second window wherever the recording is longer than 9 s
+
+
+def test_ptbxl_screen_labels_come_from_scp_codes_and_group_by_patient():
+    from export.datasets.labels import SCREEN_LABELS, ptbxl_screen_labels
+    from export.datasets.sources import ptbxl_windows
+
+    assert ptbxl_screen_labels({"NORM": 100.0, "SR": 0.0})["normal"] == 1.0
+    assert ptbxl_screen_labels({"AFLT": 0.0})["af_flutter"] == 1.0  # rhythm statements carry likelihood 0
+    assert ptbxl_screen_labels({"IRBBB": 100.0})["rbbb"] == 0.0     # incomplete is not complete RBBB
+    lab = ptbxl_screen_labels({"ILMI": 50.0, "1AVB": 100.0})
+    assert lab["mi"] == 1.0 and lab["avb1"] == 1.0 and lab["normal"] == 0.0
+    ws, folds = ptbxl_windows(_shared("ptbxl"))
+    assert ws.label_names == SCREEN_LABELS and len(ws) == len(folds)
+    assert set(folds) <= set(range(1, 10)) and (folds == 9).sum() > 0
+    assert len(set(ws.groups)) < len(ws)  # some patients have two records: grouped, never split
+
+
+def test_ludb_screen_labels_tell_complete_from_incomplete_bundle_branch_block():
+    from export.datasets.labels import ludb_screen_labels
+
+    base = {"Rhythms": "Sinus rhythm", "Electric axis of the heart": "Electric axis of the heart: normal"}
+    assert ludb_screen_labels(base)["normal"] == 1.0
+    inc = ludb_screen_labels({**base, "Conduction abnormalities": "Incomplete right bundle branch block"})
+    assert inc["rbbb"] == 0.0 and inc["normal"] == 0.0
+    assert ludb_screen_labels({**base, "Conduction abnormalities": "Complete left bundle branch block"})["lbbb"] == 1.0
+    assert ludb_screen_labels({**base, "Conduction abnormalities": "Iii degree av-block"})["avb1"] == 0.0
+    assert ludb_screen_labels({**base, "Ischemia": "Scar formation: inferior wall"})["mi"] == 1.0
+    assert np.isnan(ludb_screen_labels({**base, "Ischemia": "Undefined ischemia/scar/supp.nstemi: lateral wall"})["mi"])

@@ -20,7 +20,16 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "record: " in text and ("MIT-BIH" in text or "synthetic" in text), "the demo says which record it streams"
     assert "RAISED       ventricular_tachycardia" in text
     assert "RAISED       leads_off" in text and "RAISED       signal_lost" in text
-    assert "summary" in text and "alarms raised:" in text and "CPU" in text
+    assert "summary" in text and "classical alarms raised" in text and "CPU" in text
+    # classical alarms and model findings apart; a model label alarms only if validated, and none
+    # does on this record's sinus / AV-conduction stretches (events.jsonl: nothing model: outside VT)
+    assert "model alarms raised (validated labels only):" in text and "model findings (event log, never alarms):" in text
+    assert "vt-triage: not used" in text or not (REPO / "bundles" / "vt-triage").is_dir()
+    import json
+
+    events = [json.loads(line) for line in (out / "state" / "events.jsonl").read_text().splitlines() if line.strip()]
+    model_alarms = [e for e in events if e.get("kind") == "raised" and str(e.get("alarm", "")).startswith("model:")]
+    assert not [e for e in model_alarms if not 40.0 <= e["t"] <= 62.0], model_alarms  # only during the VT runs (44-49 s)
     assert "alarm after" in text, "VT latency against the annotation is reported"
     pngs = list((out / "state" / "evidence").glob("*.png"))
     assert pngs and all(p.stat().st_size > 1000 for p in pngs)
