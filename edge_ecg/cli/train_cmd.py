@@ -85,6 +85,19 @@ def _lowlabel(args) -> int:
     return 0
 
 
+def _probe(args) -> int:
+    from edge_ecg.results import write_result
+    from export.train.probe import probe_task
+
+    r = probe_task(args.config, img_size=args.img_size, init=args.init)
+    name = f"probe-{r['task']}-{r['img_size']}px-{r['init']}"
+    path = write_result(name, r, command=f"edge-ecg train probe {args.config}"
+                        + (f" --img-size {args.img_size}" if args.img_size else "") + f" --init {args.init}")
+    m = r["mean_auroc"]
+    print(f"{name}: mean AUROC {m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}] over {r['windows']} windows -> {path}")
+    return 0
+
+
 def _eval_model(args) -> int:
     from export.train.evaluate_bundle import evaluate_bundle
 
@@ -130,6 +143,12 @@ def register(cli) -> None:
     p.add_argument("--pack", default=None, help="read windows and labels from this pack instead of the records")
     p.add_argument("--arms", default=None, help="a config with [study]: only these arms (heartbeit-mim,heartbeit-random,cnn1d)")
     p.set_defaults(func=_lowlabel)
+
+    p = cli.subcommand("train", "probe", "a linear probe of a frozen backbone on a bundle config's task (resolution / pretraining check)")
+    p.add_argument("config", help="bundle config (e.g. configs/12lead-screen.toml)")
+    p.add_argument("--img-size", type=int, default=None, help="render at this square size instead of the config's")
+    p.add_argument("--init", choices=("random", "pretrained"), default="random")
+    p.set_defaults(func=_probe)
 
     p = cli.subcommand("eval", "model", "a bundle's FP32 and INT8 graphs on its held-out windows: metrics and INT8/FP32 agreement")
     p.add_argument("bundle", help="bundle folder (e.g. bundles/rhythm)")
