@@ -300,6 +300,7 @@ def build_bundle(config_path: str | Path, out: str | Path | None = None, force: 
                                 + ("; probabilities calibrated per fold on its validation records" if ship_cal else ""),
                         **r["metrics"]},
             **({"task_figures": r["task_figures"]} if r.get("task_figures") else {}),
+            **({"validation": _without_reliability(r["validation"])} if r.get("validation") else {}),
             "int8_vs_fp32": agree,
             "model": {"family": "heartbeit", "size": model.cfg.name, "config": model.cfg.to_dict(),
                       "parameters": int(sum(p.numel() for p in model.parameters()))},
@@ -328,6 +329,12 @@ def build_bundle(config_path: str | Path, out: str | Path | None = None, force: 
               "vt_triage": extra, "seconds": round(time.monotonic() - t0, 1), "cv_seconds": round(float(cv.seconds), 1)}
     Path(".cache/results").mkdir(parents=True, exist_ok=True)
     Path(f".cache/results/{b['name']}.json").write_text(json.dumps(report, indent=1, default=str))
+    if Path(bundle.root).resolve().parent == (Path.cwd() / "bundles").resolve():  # a committed bundle: its figures
+        # go to docs/results (the docs' tables are made from them)
+        from edge_ecg.results import write_result
+
+        write_result(f"bundle-{b['name']}", json.loads(json.dumps(report, default=str)),
+                     command=f"edge-ecg train bundle {config_path}")
     print(f"bundle {bundle.root} ({size / 1e6:.1f} MB), {r['folds']}-fold record-grouped CV (out-of-fold):")
     print(format_metrics(r["metrics"]))
     print(f"INT8 vs FP32 on {agree['windows']} held-out windows: top-label agreement {agree['top_label_agreement']:.4f}, "
@@ -335,6 +342,12 @@ def build_bundle(config_path: str | Path, out: str | Path | None = None, force: 
     if extra:
         print(json.dumps(extra, indent=1))
     return report
+
+
+def _without_reliability(validation: dict) -> dict:
+    """The validation figures for bundle.toml, less the reliability bins (kept in docs/results)."""
+    return {n: {**v, "calibration": {k: x for k, x in v["calibration"].items() if k != "reliability"}}
+            for n, v in validation.items()}
 
 
 def bundle_labels(r: dict, thresholds: np.ndarray, calibrations: list | None) -> list:

@@ -37,8 +37,8 @@ def label_metrics(y: np.ndarray, p: np.ndarray, groups: np.ndarray, threshold: f
     comparisons (``metrics.auroc_within``); the naive pooled AUROC is kept as ``auroc_pooled``."""
     known = ~np.isnan(y)
     strata = np.zeros(len(y)) if folds is None else np.asarray(folds, dtype=np.float64)
+    thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), y.shape)[known] if np.ndim(threshold) else threshold
     y, p, groups, strata = y[known].astype(bool), p[known], groups[known], strata[known]
-    thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), p.shape)[known] if np.ndim(threshold) else threshold
     pred = p >= thr
     tpr = float((pred & y).sum() / y.sum()) if y.any() else float("nan")
     tnr = float((~pred & ~y).sum() / (~y).sum()) if (~y).any() else float("nan")

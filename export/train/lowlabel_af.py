@@ -51,6 +51,7 @@ class StudyConfig:
     vit_lr: float = 1e-3
     cnn_lr: float = 3e-3
     protocol: str = "linear"   # linear | partial (see the module docstring)
+    pretrained: str = ""       # the MIM arm's backbone (default: the config's [init] pretrained)
     train_blocks: int = 2      # partial: blocks fine-tuned (the model's depth = full fine-tuning)
     eval_every: int = 30
     patience: int = 4
@@ -252,7 +253,7 @@ def run_study(config_path: str | Path, arms: Sequence[str] | None = None, out: P
     stop = CONFIGS[ft.size].depth - (int(cfg.get("finetune", {}).get("train_blocks", 1)) if sc.protocol == "linear"
                                      else sc.train_blocks)
     inputs: dict = {}
-    init = cfg.get("init", {}).get("pretrained")
+    init = sc.pretrained or cfg.get("init", {}).get("pretrained")
     for arm in arms:
         if arm == "cnn1d":
             inputs[arm] = (cnn_signals(td.windows.subset(sel), out), None)
