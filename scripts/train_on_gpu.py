@@ -37,10 +37,25 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-BUNDLES = ("vt-triage", "rhythm", "12lead-screen")
+BUNDLES = ("af", "rhythm", "12lead-screen")
 LOWLABEL = {"rhythm": 800, "12lead-screen": 400}  # task -> steps, the same for every run of the study
 PRETRAINED = REPO / ".cache" / "pretrain" / "tiny-224" / "pretrained.pt"
 QUICK = os.environ.get("EDGE_ECG_QUICK") == "1"  # a dry run of every step with 2 training steps each
+# Config overrides for every bundle config, "table.key=value;..." (values as TOML): how the 0.3 configs
+# (128 px, partial fine-tuning for 2 CPU cores) become a GPU build, e.g.
+# EDGE_ECG_OVERRIDE='finetune.img_size=224;finetune.train_blocks=0;finetune.epochs=20.0;render.width=224;
+#   render.height=224;render.line_width=1.5;init.pretrained=".cache/pretrain/base-224/pretrained.pt";finetune.size="base"'
+OVERRIDE = os.environ.get("EDGE_ECG_OVERRIDE", "")
+
+
+def _apply_overrides(cfg: dict, spec: str) -> dict:
+    import tomllib
+
+    for item in filter(None, (x.strip() for x in spec.split(";"))):
+        key, _, value = item.partition("=")
+        table, _, name = key.strip().rpartition(".")
+        cfg.setdefault(table, {})[name] = tomllib.loads(f"v = {value.strip()}")["v"]
+    return cfg
 
 
 def _config(name: str, init: str | None = "config") -> dict:
@@ -48,6 +63,7 @@ def _config(name: str, init: str | None = "config") -> dict:
 
     cfg = load_config(REPO / "configs" / f"{name}.toml")
     cfg["_path"] = f"configs/{name}.toml"
+    _apply_overrides(cfg, OVERRIDE)
     if init != "config":
         cfg.setdefault("init", {})["pretrained"] = init or ""
     if QUICK:
