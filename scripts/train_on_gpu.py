@@ -49,7 +49,10 @@ OVERRIDE = os.environ.get("EDGE_ECG_OVERRIDE", "")
 
 
 def _apply_overrides(cfg: dict, spec: str) -> dict:
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
 
     for item in filter(None, (x.strip() for x in spec.split(";"))):
         key, _, value = item.partition("=")
