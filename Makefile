@@ -39,11 +39,14 @@ bench: $(STAMP)
 results: $(STAMP)
 	$(PY) scripts/make_results.py
 
-# Rebuilds the committed demo bundles from ../shared/ecg with fixed seeds: ~12 min of training on a
-# CUDA GPU (device = "auto"), at most ~28 h of training steps on 2 CPU cores (bench/bench_train.py).
+# Rebuilds the committed 0.3 bundles from ../shared/ecg with fixed seeds (docs/factory.md says what
+# ran where and for how long: hours on 2 shared CPU cores). The corpus and the MIM backbone feed the
+# low-label study; the CPU bundles' trunk is randomly initialised (configs/*.toml [init]).
 bundles: $(STAMP)
+	$(PY) -m edge_ecg train corpus configs/pretrain.toml
 	$(PY) -m edge_ecg train pretrain configs/pretrain.toml
-	for c in vt-triage rhythm 12lead-screen; do $(PY) -m edge_ecg train bundle configs/$$c.toml || exit 1; done
+	for c in af rhythm 12lead-screen; do $(PY) -m edge_ecg train bundle configs/$$c.toml || exit 1; done
+	$(PY) -m edge_ecg train lowlabel configs/af.toml
 
 # Offline Debian packages in dist/: edge-ecg_<version>_arm64.deb (Jetson, JetPack 6) and _amd64.deb
 # (x86-64 benches), each with a hash-pinned wheelhouse, checked with lintian (docs/jetson.md).

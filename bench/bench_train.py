@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     total_s += budget
     print(f"pretrain  {pcfg.size} {pcfg.img_size}px batch {pcfg.batch_size}: {rate:8.1f} img/s; "
           f"{pcfg.steps} steps -> {budget / 3600:.1f} h")
-    for name in ("vt-triage", "rhythm", "12lead-screen"):
+    for name in ("af", "rhythm", "12lead-screen"):  # full fine-tuning rates: an upper bound for train_blocks configs
         cfg = load_config(REPO / "configs" / f"{name}.toml")
         ft = dataclass_from(FinetuneConfig, cfg["finetune"], name)
         if args.device:
