@@ -44,7 +44,7 @@ QUICK = os.environ.get("EDGE_ECG_QUICK") == "1"  # a dry run of every step with 
 # Config overrides for every bundle config, "table.key=value;..." (values as TOML): how the 0.3 configs
 # (128 px, partial fine-tuning for 2 CPU cores) become a GPU build, e.g.
 # EDGE_ECG_OVERRIDE='finetune.img_size=224;finetune.train_blocks=0;finetune.epochs=20.0;render.width=224;
-#   render.height=224;render.line_width=1.5;init.pretrained=".cache/pretrain/base-224/pretrained.pt";finetune.size="base"'
+#   render.height=224;render.line_width=1.5;init.pretrained=".cache/pretrain/tiny-224-gpu/pretrained.pt"'
 OVERRIDE = os.environ.get("EDGE_ECG_OVERRIDE", "")
 
 
