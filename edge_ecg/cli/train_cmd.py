@@ -67,7 +67,8 @@ def _lowlabel(args) -> int:
         from edge_ecg.results import write_result
         from export.train.lowlabel_af import format_study, plot, run_study
 
-        report = run_study(args.config, arms=args.arms.split(",") if args.arms else None)
+        report = run_study(args.config, arms=args.arms.split(",") if args.arms else None,
+                           seeds=[int(x) for x in args.seeds.split(",")] if args.seeds else None)
         path = write_result("lowlabel-af", report, command=f"edge-ecg train lowlabel {args.config}")
         plot(report, Path(path).with_suffix(".png"))
         print(format_study(report))
@@ -142,6 +143,7 @@ def register(cli) -> None:
     p.add_argument("--steps", type=int, default=None, help="override [finetune] steps (same for every run)")
     p.add_argument("--pack", default=None, help="read windows and labels from this pack instead of the records")
     p.add_argument("--arms", default=None, help="a config with [study]: only these arms (heartbeit-mim,heartbeit-random,cnn1d)")
+    p.add_argument("--seeds", default=None, help="a config with [study]: only these seeds (runs are cached one file each)")
     p.set_defaults(func=_lowlabel)
 
     p = cli.subcommand("train", "probe", "a linear probe of a frozen backbone on a bundle config's task (resolution / pretraining check)")

@@ -213,8 +213,10 @@ def cnn_signals(windows, cache: Path) -> np.ndarray:
     return x
 
 
-def run_study(config_path: str | Path, arms: Sequence[str] | None = None, out: Path = Path(".cache/lowlabel-af")) -> dict:
-    """Run (or resume) every (arm, fraction, seed) of the study and return the aggregated report."""
+def run_study(config_path: str | Path, arms: Sequence[str] | None = None, out: Path = Path(".cache/lowlabel-af"),
+              seeds: Sequence[int] | None = None) -> dict:
+    """Run (or resume) every (arm, fraction, seed) of the study and return the aggregated report.
+    ``seeds`` runs only those (several processes can share the study; each run is its own file)."""
     from export.models.heartbeit import CONFIGS
     from export.train.build import task_images
     from export.train.config import load_config  # noqa: F401 (also used below)
@@ -271,7 +273,7 @@ def run_study(config_path: str | Path, arms: Sequence[str] | None = None, out: P
     rec_fold = grouped_folds(records, is_af[:, None].astype(float), sc.folds, 0)
     fold_of = dict(zip(records, rec_fold))
     wfold = np.array([fold_of[r] for r in win_rec])
-    for seed in sc.seeds:
+    for seed in (sc.seeds if seeds is None else [s_ for s_ in sc.seeds if s_ in seeds]):
         test_recs = records[rec_fold == seed % sc.folds]
         rest = records[rec_fold != seed % sc.folds]
         sub = grouped_folds(rest, _af_mask(rest, rec_af)[:, None].astype(float), 5, seed)
