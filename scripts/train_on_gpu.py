@@ -43,7 +43,7 @@ PRETRAINED = REPO / ".cache" / "pretrain" / "tiny-224" / "pretrained.pt"
 QUICK = os.environ.get("EDGE_ECG_QUICK") == "1"  # a dry run of every step with 2 training steps each
 # Config overrides for every bundle config, "table.key=value;..." (values as TOML): how the 0.3 configs
 # (128 px, partial fine-tuning for 2 CPU cores) become a GPU build, e.g.
-# EDGE_ECG_OVERRIDE='finetune.img_size=224;finetune.train_blocks=0;finetune.epochs=20.0;render.width=224;
+# EDGE_ECG_OVERRIDE='finetune.img_size=224;finetune.train_blocks=0;finetune.head_only=false;finetune.epochs=20.0;render.width=224;
 #   render.height=224;render.line_width=1.5;init.pretrained=".cache/pretrain/tiny-224-gpu/pretrained.pt"'
 OVERRIDE = os.environ.get("EDGE_ECG_OVERRIDE", "")
 

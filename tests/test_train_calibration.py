@@ -100,3 +100,10 @@ def test_partial_finetuning_on_trunk_tokens_gives_a_plain_heartbeit(tmp_path):
     frozen = backbone.build(1)
     assert torch.equal(frozen.blocks[0].attn.qkv.weight, res.model.blocks[0].attn.qkv.weight)  # the trunk did not move
     assert not torch.equal(frozen.blocks[5].mlp.fc1.weight, res.model.blocks[5].mlp.fc1.weight)
+    # head_only (the CPU build's configs): block 6 runs frozen too, only fc_norm + head train
+    cfg_head = FinetuneConfig(**{**cfg.__dict__, "head_only": True})
+    res = finetune(tokens[:8], labels[:8], tokens[8:], labels[8:], cfg_head, backbone)
+    assert res.start == 5 and res.best_step >= 1
+    assert torch.equal(frozen.blocks[5].mlp.fc1.weight, res.model.blocks[5].mlp.fc1.weight)
+    assert not torch.equal(frozen.head.weight, res.model.head.weight)
+    assert np.allclose(predict_logits(res.model, tokens[8:], start=5), predict_logits(res.model, images[8:]), atol=1e-4)

@@ -11,6 +11,12 @@ import json
 def _pretrain(args) -> int:
     from export.train.pipeline import run_pretrain
 
+    if args.report:  # what the config produced, as docs/results/<report>.json (trains nothing)
+        from edge_ecg.results import write_result
+        from export.train.pipeline import pretrain_summary
+
+        print(write_result(args.report, pretrain_summary(args.config), command=f"edge-ecg train pretrain {args.config} --report {args.report}"))
+        return 0
     path = run_pretrain(args.config, resume=not args.restart, steps=args.steps, pack=args.pack)
     print(path)
     return 0
@@ -68,7 +74,7 @@ def _lowlabel(args) -> int:
         from export.train.lowlabel_af import format_study, plot, run_study
 
         report = run_study(args.config, arms=args.arms.split(",") if args.arms else None,
-                           seeds=[int(x) for x in args.seeds.split(",")] if args.seeds else None)
+                           seeds=[int(x) for x in args.seeds.split(",")] if args.seeds else None, run=not args.report_only)
         path = write_result("lowlabel-af", report, command=f"edge-ecg train lowlabel {args.config}")
         plot(report, Path(path).with_suffix(".png"))
         print(format_study(report))
@@ -115,6 +121,8 @@ def register(cli) -> None:
     p.add_argument("--steps", type=int, default=None, help="override [pretrain] steps")
     p.add_argument("--restart", action="store_true", help="ignore the checkpoint in the output folder and start over")
     p.add_argument("--pack", default=None, help="read the images from this pack instead of the records")
+    p.add_argument("--report", default=None, metavar="NAME",
+                   help="train nothing: write what the config's corpus and checkpoint hold to docs/results/NAME.json")
     p.set_defaults(func=_pretrain)
 
     p = cli.subcommand("train", "corpus", "render a pretraining config's sharded corpus (records x layouts + synthetic ECGs)")
@@ -144,6 +152,8 @@ def register(cli) -> None:
     p.add_argument("--pack", default=None, help="read windows and labels from this pack instead of the records")
     p.add_argument("--arms", default=None, help="a config with [study]: only these arms (heartbeit-mim,heartbeit-random,cnn1d)")
     p.add_argument("--seeds", default=None, help="a config with [study]: only these seeds (runs are cached one file each)")
+    p.add_argument("--report-only", action="store_true",
+                   help="a config with [study]: train nothing, report (JSON + PNG) the runs already cached")
     p.set_defaults(func=_lowlabel)
 
     p = cli.subcommand("train", "probe", "a linear probe of a frozen backbone on a bundle config's task (resolution / pretraining check)")

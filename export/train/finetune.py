@@ -44,6 +44,8 @@ class FinetuneConfig:
                                # trunk tokens (export.train.trunk; what 2 CPU cores can afford)
     epochs: float = 0.0        # > 0: the step budget is this many passes over the training windows,
                                # capped by ``steps`` (small label fractions need fewer steps)
+    head_only: bool = False    # with train_blocks: those blocks run frozen too, only fc_norm + head train
+                               # (a frozen-backbone head, ~3x cheaper per step than training a block)
 
 
 def _param_groups(model, cfg: FinetuneConfig):
@@ -161,7 +163,8 @@ def finetune(train_images: np.ndarray, train_labels: np.ndarray, val_images: np.
         if not 0 <= start < len(model.blocks):
             raise ValueError(f"train_blocks {cfg.train_blocks} outside 1..{len(model.blocks)}")
         for name, p in model.named_parameters():
-            top = name.startswith(("fc_norm", "head")) or (name.startswith("blocks.") and int(name.split(".")[1]) >= start)
+            top = name.startswith(("fc_norm", "head")) or (
+                not cfg.head_only and name.startswith("blocks.") and int(name.split(".")[1]) >= start)
             p.requires_grad_(top)
         if not is_tokens(train_images):
             raise ValueError("partial fine-tuning (train_blocks > 0) trains on trunk tokens, got images")

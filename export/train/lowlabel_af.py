@@ -214,9 +214,10 @@ def cnn_signals(windows, cache: Path) -> np.ndarray:
 
 
 def run_study(config_path: str | Path, arms: Sequence[str] | None = None, out: Path = Path(".cache/lowlabel-af"),
-              seeds: Sequence[int] | None = None) -> dict:
+              seeds: Sequence[int] | None = None, run: bool = True) -> dict:
     """Run (or resume) every (arm, fraction, seed) of the study and return the aggregated report.
-    ``seeds`` runs only those (several processes can share the study; each run is its own file)."""
+    ``seeds`` runs only those (several processes can share the study; each run is its own file).
+    ``run=False`` trains nothing: the report of the runs already cached (what a time budget allowed)."""
     from export.models.heartbeit import CONFIGS
     from export.train.build import task_images
     from export.train.config import load_config  # noqa: F401 (also used below)
@@ -232,7 +233,7 @@ def run_study(config_path: str | Path, arms: Sequence[str] | None = None, out: P
     if unknown:
         raise ConfigError(f"{config_path}: [study] arms", f"unknown arms {unknown} (known: {', '.join(ARMS)})")
     ft = FinetuneConfig(**{**cfg.get("finetune", {}), "train_blocks": sc.train_blocks})
-    if any(a.startswith("heartbeit") for a in arms):
+    if run and any(a.startswith("heartbeit") for a in arms):
         spec, td, images = task_images(cfg)
     else:  # the signal arm alone needs no rendering
         from export.train.tasks import build_task, shared_root
@@ -249,6 +250,8 @@ def run_study(config_path: str | Path, arms: Sequence[str] | None = None, out: P
         rec_af[r] |= bool(v)
     is_af = np.array([rec_af[r] for r in records])
     out.mkdir(parents=True, exist_ok=True)
+    if not run:
+        return aggregate(out, sc, arms, rec_af)
     if sc.protocol not in ("linear", "partial"):
         raise ConfigError(f"{config_path}: [study] protocol", f"{sc.protocol!r} (allowed: linear, partial)")
     # the bundle's own trunk cut (its train_blocks), so the tokens computed for the bundle serve here
@@ -344,7 +347,9 @@ def aggregate(out: Path, sc: StudyConfig, arms: Sequence[str], rec_af: dict) -> 
                          "auroc_pooled": pooled, "train_records": [r["train_records"] for r in runs],
                          "train_af_records": [r["train_af_records"] for r in runs],
                          "steps": [r["steps"] for r in runs], "seconds": [r["seconds"] for r in runs]})
-    return {"task": "CinC 2017 AF (record-level AUROC)", "config": asdict(sc), "rows": rows}
+    missing = [f"{arm} {frac:g} seed {s}" for arm in arms for frac in sc.fractions for s in sc.seeds
+               if not (out / f"{arm}-{frac:g}-seed{s}.json").is_file()]
+    return {"task": "CinC 2017 AF (record-level AUROC)", "config": asdict(sc), "rows": rows, "not_run": missing}
 
 
 def plot(report: dict, path: Path) -> Path:
@@ -371,7 +376,8 @@ def plot(report: dict, path: Path) -> Path:
     ax.set_xticklabels(["1%", "5%", "10%", "25%", "100%"])
     ax.set_xlabel("training labels (share of CinC 2017 training records)")
     ax.set_ylabel("AUROC(AF), test records (95% CI)")
-    ax.set_title("Low-label study, CinC 2017 AF, 3 seeds pooled")
+    seeds = sorted({s for r in report["rows"] for s in r["seeds"]})
+    ax.set_title(f"Low-label study, CinC 2017 AF (seeds {', '.join(map(str, seeds))}; per point: docs JSON)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

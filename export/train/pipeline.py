@@ -85,6 +85,41 @@ def run_pretrain(config_path: str | Path, resume: bool = True, steps: int | None
     return pretrain(images, pcfg, out, resume=resume)
 
 
+def pretrain_summary(config_path: str | Path) -> dict:
+    """What a pretraining config produced, for ``docs/results``: the corpus (images and render
+    seconds per part, from its manifest and ``parts/``) and the backbone (steps, images seen, loss
+    history, world size, seconds of its last run, from the checkpoint and ``history.json``)."""
+    import json
+
+    from export.datasets.corpus import read_manifest
+    from export.models.heartbeit import load_checkpoint
+
+    cfg = load_config(config_path)
+    pcfg = dataclass_from(PretrainConfig, cfg.get("pretrain"), f"{config_path}: [pretrain]")
+    out: dict = {"config": Path(config_path).name}
+    if "corpus" in cfg:
+        root = corpus_dir(cfg)
+        manifest = read_manifest(root)
+        parts = {}
+        for f in sorted((root / "parts").glob("*.json")):
+            d = json.loads(f.read_text())
+            parts[d["part"]] = {"images": int(d["images"]), "seconds": float(d.get("seconds", 0.0))}
+        out["corpus"] = {"images": int(manifest["images"]), "shards": len(manifest["shards"]), "parts": parts,
+                         "render_seconds": round(sum(p["seconds"] for p in parts.values()), 1),
+                         "synthetic": manifest.get("synthetic"),
+                         "layouts": {k: v["spec"] for k, v in manifest["layouts"].items()}}
+    folder = Path(cfg.get("output", {}).get("dir", f".cache/pretrain/{pcfg.size}-{pcfg.img_size}"))
+    ckpt = folder / "pretrained.pt"
+    if ckpt.is_file():
+        _, extra = load_checkpoint(ckpt)
+        hist_path = folder / "history.json"
+        history = json.loads(hist_path.read_text()) if hist_path.is_file() else []
+        out["pretraining"] = {**{k: extra.get(k) for k in ("images_seen", "world_size", "final_loss", "seconds_this_run", "device")},
+                              "config": extra.get("pretrain", {}), "history": history,
+                              "first_loss": history[0]["loss"] if history else None}
+    return out
+
+
 def pack_name(config_path: str | Path) -> str:
     return f"{Path(config_path).stem}.pack"
 
