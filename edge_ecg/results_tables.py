@@ -27,6 +27,8 @@ def renderer(name: str) -> Callable[[Renderer], Renderer]:
 
 def provenance(env: dict[str, Any]) -> str:
     """One line: what produced a result file, on what, when."""
+    if "command" not in env:  # a file written before the envelope existed
+        return f"<sub>from `docs/results/{env.get('name')}.json` (written before result files recorded their command, commit and machine).</sub>"
     m = env.get("machine") or {}
     sha = (env.get("commit") or "unknown")[:9] + (" (uncommitted changes)" if env.get("dirty") else "")
     where = f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores" + (f", {m['gpu']}" if m.get("gpu") else "")
@@ -61,7 +63,7 @@ def render(name: str, results_dir: str | Path | None = None) -> str:
     load = Loader(results_dir)
     lines = RENDERERS[name](load)
     if load.used:
-        lines += [""] + [provenance(env) for env in load.used.values()]
+        lines += [""] + [provenance({"name": key, **env}) for key, env in load.used.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -394,3 +396,210 @@ def _headline(load: Loader) -> list[str]:
                  f"Se {pct(g['se'], 2)}%, +P {pct(g['ppv'], 2)}%{_ci95([100 * v for v in g['ppv_ci95']], 2) if g.get('ppv_ci95') else ''}",
                  f"wfdb xqrs: Se {pct(x['se'], 2)}%, +P {pct(x['ppv'], 2)}%", "+P >= 99.8%"])
     return table(["detector, data", "edge-ecg (out of fold, 95% interval)", "reference, same run", "target"], rows)
+
+
+# -- models and training (docs/factory.md) -------------------------------------------------------------
+
+ALARM_FLOORS = {"min_sensitivity": 0.90, "min_specificity": 0.95}  # [alarms.models] defaults (edge_ecg.service.config)
+
+
+def _default_point(label: dict[str, Any]) -> dict[str, Any] | None:
+    """The operating point at the label's default threshold (the bundle lists it first)."""
+    ops = label.get("operating_points") or []
+    return ops[0] if ops else None
+
+
+def _verdict(label: dict[str, Any]) -> str:
+    """What the daemon does with the label at the default floors (``alarm_gate`` on point values)."""
+    if label.get("priority") == "none":
+        return "finding (no alarm priority)"
+    if not label.get("alarm_capable"):
+        return "finding (not alarm-capable)"
+    op = _default_point(label)
+    if op is None:
+        return "finding (no validated point)"
+    se, sp = op["sensitivity"].get("value"), op["specificity"].get("value")
+    ok = se is not None and sp is not None and se >= ALARM_FLOORS["min_sensitivity"] and sp >= ALARM_FLOORS["min_specificity"]
+    return "**alarm**" if ok else "finding (below the floors)"
+
+
+def _bundle_table(name: str) -> Renderer:
+    def render_bundle(load: Callable[[str], dict[str, Any]]) -> list[str]:
+        r = load(name)["results"]
+        t = r["training"]
+        data = t.get("data", {})
+        ft = t.get("finetune", {})
+        rows = []
+        for lab in r["labels"]:
+            n = lab["name"]
+            m = r["metrics"].get(n, {})
+            v = (r.get("validation") or {}).get(n, {})
+            cal = v.get("calibration", {})
+            op = _default_point(lab) or {}
+            rows.append([n, f"{m.get('n', '-')} ({m.get('positives', '-')})", interval(m.get("auroc")), interval(m.get("auprc")),
+                         f"{interval(cal.get('ece'))} (raw {num((cal.get('ece_uncalibrated') or {}).get('value'))})",
+                         op.get("name", "-"), interval(op.get("sensitivity")), interval(op.get("specificity")), _verdict(lab)])
+        a = r["int8_vs_fp32"]
+        trunk = "random-init" if t.get("init") == "random" else "MIM-pretrained"
+        mode = ("head only (fc_norm + head) on the frozen " if ft.get("head_only") else
+                f"the last {ft.get('train_blocks')} block(s) + head on the frozen ") if ft.get("train_blocks") else "full fine-tuning of the "
+        out = [f"`{name[len('bundle-'):]}` {r['version']}: {r['bytes'] / 1e6:.1f} MB; {t['folds']}-fold record-grouped CV over "
+               f"{data.get('windows', '?')} windows of {data.get('records', '?')} records; {mode}{trunk} `{ft.get('size')}` trunk at "
+               f"{ft.get('img_size')} px; cross-validation {r['cv_seconds'] / 60:.1f} min, the whole build {r['seconds'] / 60:.1f} min.", ""]
+        out += table(["label", "windows (pos)", "AUROC [95% CI]", "AUPRC [95% CI]", "ECE calibrated [95% CI]", "default point",
+                      "sensitivity [95% CI]", "specificity [95% CI]", "daemon (default floors)"], rows)
+        out += ["", f"INT8 vs FP32 on the shipped model's {a['windows']} held-out windows: top-label agreement "
+                    f"{a['top_label_agreement']:.4f}, decision agreement {a['decision_agreement']:.4f} (target >= 0.99), "
+                    f"max abs logit difference {a['max_abs_logit_diff']}."]
+        tf = r.get("task_figures") or {}
+        if tf.get("cv_macro_auroc"):
+            out += ["", f"Macro AUROC over labels, out of fold: {interval(tf['cv_macro_auroc'])}."]
+        c = tf.get("cinc2017_records")
+        if c:
+            out += ["", f"CinC 2017 recordings, record level ({c['records']} recordings; {c['aggregation']}): AUROC(AF) "
+                        f"{interval(c['auroc_af'])}; F1 N {interval(c['f1']['normal'])}, A {interval(c['f1']['af'])}, "
+                        f"O {interval(c['f1']['other_rhythm'])}, ~ {interval(c['f1']['noise'])}; challenge score (mean F1 of N, A, O) "
+                        f"{interval(c['cinc2017_score'])}.", ""]
+            out += table(["AF operating point", "F1(AF) [95% CI]", "sensitivity", "specificity"],
+                         [[k, interval(x["f1_af"]), interval(x.get("sensitivity")), interval(x.get("specificity"))]
+                          for k, x in c.get("af_at_operating_points", {}).items()])
+        h = tf.get("holdout")
+        if h:
+            out += ["", f"{h['name']}: {h['windows']} windows of {h['records']} patients, macro AUROC {interval(h['macro_auroc'])}; per label "
+                        + ", ".join(f"{k} {interval(x['auroc'], 2)} ({x['positives']} pos)" for k, x in h["labels"].items()) + "."]
+        return out
+
+    return render_bundle
+
+
+for _b in ("af", "rhythm", "12lead-screen"):
+    RENDERERS[f"bundle-{_b}"] = _bundle_table(f"bundle-{_b}")
+
+
+@renderer("vt-triage-decision")
+def _vt_triage(load: Callable[[str], dict[str, Any]]) -> list[str]:
+    """Does vt-triage lift the classical VT detector at TPR >= 0.95 (CinC 2015, out of fold)?"""
+    r = load("vt-triage-decision")["results"]
+    rows = []
+    for key, what in (("model_alone", "model alone"), ("detector_alone", "classical detector alone (`edge_ecg.dsp`)"),
+                      ("model_or_detector", "model OR detector (alarm kept unless both call it false)")):
+        x = r[key]
+        rows.append([what, x["TP"], x["TN"], x["FP"], x["FN"], num(x["TPR"]), num(x["TNR"]), num(x["score"])])
+    out = table(["CinC 2015 alarms, out of fold", "TP", "TN", "FP", "FN", "TPR", "TNR", "score"], rows)
+    return out + ["", f"Model AUROC within folds {interval(r['auroc_within_fold'])} (bundle {r['bundle']['name']} "
+                      f"{r['bundle']['version']}). Model AND detector: {r['model_and_detector']['note']}. Decision: {r['decision']}."]
+
+
+@renderer("lowlabel-af")
+def _lowlabel_af(load: Callable[[str], dict[str, Any]]) -> list[str]:
+    """The low-label study: AUROC(AF) per arm and label fraction, pooled over seeds."""
+    r = load("lowlabel-af")["results"]
+    names = {"heartbeit-mim": "HeartBEiT, MIM-pretrained (linear probe)", "heartbeit-random": "HeartBEiT, random init (linear probe)",
+             "cnn1d": "1-D CNN on the signal (end to end)"}
+    fracs = sorted({x["fraction"] for x in r["rows"]})
+    arms = [a for a in names if any(x["arm"] == a for x in r["rows"])]
+    cell = {(x["arm"], x["fraction"]): x for x in r["rows"]}
+    rows = []
+    for a in arms:
+        row = [names[a]]
+        for f in fracs:
+            x = cell.get((a, f))
+            row.append("not run" if x is None else f"{interval(x['auroc_pooled'])} (seeds {', '.join(str(s) for s in x['seeds'])})")
+        rows.append(row)
+    out = table(["arm \\ training labels"] + [f"{100 * f:g}%" for f in fracs], rows)
+    if r.get("not_run"):
+        out += ["", f"Not run (the time budget): {'; '.join(r['not_run'])}."]
+    return out
+
+
+@renderer("probe-resolution")
+def _probe_resolution(load: Callable[[str], dict[str, Any]]) -> list[str]:
+    """A linear probe of the same random-init trunk at 128 and 224 px (12lead-screen task)."""
+    rows = []
+    for px in (128, 224):
+        r = load(f"probe-12lead-screen-{px}px-random")["results"]
+        per = r["auroc_pooled_per_label"]
+        rows.append([f"{px} px", r["windows"], interval(r["mean_auroc"])] + [num(per.get(k), 2) for k in per] + [f"{r['feature_seconds']:.0f} s"])
+    labels = list(load("probe-12lead-screen-128px-random")["results"]["auroc_pooled_per_label"])
+    return table(["images", "windows", "mean AUROC [95% CI]"] + labels + ["features"], rows)
+
+
+@renderer("pretrain-cpu")
+def _pretrain_cpu(load: Callable[[str], dict[str, Any]]) -> list[str]:
+    """The CPU corpus and pretraining run (``edge-ecg train pretrain configs/pretrain.toml --report``)."""
+    r = load("pretrain-cpu")["results"]
+    c, p = r["corpus"], r["pretraining"]
+    by_source: dict[str, dict[str, int]] = {}
+    for part, x in c["parts"].items():
+        src, layout = part.rsplit(".", 1)
+        by_source.setdefault(src, {})[layout] = x["images"]
+    layouts = list(c["layouts"])
+    rows = [[s] + [by_source[s].get(l, 0) for l in layouts] + [sum(by_source[s].values())] for s in by_source]
+    cfg = p["config"]
+    out = table(["source"] + [f"{l} images" for l in layouts] + ["total"], rows)
+    out += ["", f"Corpus: {c['images']} images in {c['shards']} shards, rendered in {c['render_seconds'] / 60:.0f} min. "
+                f"Pretraining: `{cfg.get('size')}` at {cfg.get('img_size')} px, {cfg.get('steps')} steps x {cfg.get('batch_size')} = "
+                f"{p['images_seen']} images seen ({p['images_seen'] / max(1, c['images']):.1%} of one pass), world size {p['world_size']}, "
+                f"{p['device']}; masked-patch L1 loss {num(p['first_loss'])} (step {p['history'][0]['step']}) -> {num(p['final_loss'])} "
+                f"(step {p['history'][-1]['step']}); the last resumed run took {p['seconds_this_run'] / 60:.0f} min."]
+    return out
+
+
+@renderer("models-targets")
+def _models_targets(load: Callable[[str], dict[str, Any]]) -> list[str]:
+    """Issue targets of the 0.3 models beside what was measured (out of fold, 95% intervals)."""
+    def met(ok: bool | None) -> str:
+        return "-" if ok is None else ("met" if ok else "**not met**")
+
+    rows = []
+    af = load("bundle-af")["results"]
+    c = (af.get("task_figures") or {}).get("cinc2017_records", {})
+    a_af = af["metrics"]["af"]["auroc"]
+    rows.append(["`af`: AUROC(AF), windows (CinC 2017 + MIT-BIH AF)", ">= 0.97", interval(a_af), met(a_af["value"] >= 0.97)])
+    if c:
+        rows.append(["`af`: AUROC(AF), CinC 2017 recordings", ">= 0.97", interval(c["auroc_af"]), met(c["auroc_af"]["value"] >= 0.97)])
+        best = max(c.get("af_at_operating_points", {}).items(), key=lambda kv: kv[1]["f1_af"]["value"] or 0.0, default=None)
+        rows.append(["`af`: F1(AF), CinC 2017 recordings (argmax class)", ">= 0.85", interval(c["f1"]["af"]), met(c["f1"]["af"]["value"] >= 0.85)])
+        if best:
+            rows.append([f"`af`: F1(AF) at the best operating point ({best[0]})", ">= 0.85", interval(best[1]["f1_af"]),
+                         met(best[1]["f1_af"]["value"] >= 0.85)])
+        rows.append(["`af`: CinC 2017 score (mean F1 of N, A, O)", "report (best challenge entries 0.83, hidden test)",
+                     interval(c["cinc2017_score"]), "-"])
+    tl = load("bundle-12lead-screen")["results"]
+    tf = tl.get("task_figures") or {}
+    if tf.get("cv_macro_auroc"):
+        rows.append(["`12lead-screen`: macro AUROC, CV", ">= 0.85", interval(tf["cv_macro_auroc"]), met(tf["cv_macro_auroc"]["value"] >= 0.85)])
+    if tf.get("holdout"):
+        h = tf["holdout"]["macro_auroc"]
+        rows.append(["`12lead-screen`: macro AUROC, PTB-XL fold 9", ">= 0.85", interval(h), met(h["value"] >= 0.85)])
+    rh = load("bundle-rhythm")["results"]
+    for n, m in rh["metrics"].items():
+        rows.append([f"`rhythm`: AUROC({n})", "report", interval(m["auroc"]), "-"])
+    for name, r in (("af", af), ("rhythm", rh), ("12lead-screen", tl)):
+        for n, v in (r.get("validation") or {}).items():
+            rows.append([f"`{name}`: ECE({n}), calibrated (raw)", "report", f"{interval(v['calibration']['ece'])} "
+                         f"({num(v['calibration']['ece_uncalibrated']['value'])})", "-"])
+        ag = r["int8_vs_fp32"]["decision_agreement"]
+        rows.append([f"`{name}`: INT8/FP32 decision agreement", ">= 0.99", num(ag, 4), met(ag >= 0.99)])
+        rows.append([f"`{name}`: bundle size", "<= 25 MB", f"{r['bytes'] / 1e6:.1f} MB", met(r["bytes"] <= 25e6)])
+    vt = load("vt-triage-decision")["results"]
+    rows.append(["`vt-triage`: lifts the detector's CinC 2015 score at TPR >= 0.95", "else removed",
+                 f"model OR detector {num(vt['model_or_detector']['score'])} vs detector {num(vt['detector_alone']['score'])}",
+                 "not lifted: removed from the default config and the demo"])
+    return table(["target", "asked", "measured [95% CI]", ""], rows)
+
+
+@renderer("lowlabel-0.2")
+def _lowlabel_02(load: Callable[[str], dict[str, Any]]) -> list[str]:
+    """The 0.2 low-label study (H100, full fine-tuning; files written before the results envelope)."""
+    rows = []
+    for task in ("rhythm", "12lead-screen"):
+        env = load(f"lowlabel-{task}")
+        r = env.get("results", env)
+        cell = {(x["fraction"], x["init"]): x for x in r["rows"]}
+        for frac in sorted({x["fraction"] for x in r["rows"]}):
+            pre, rnd = cell.get((frac, "pretrained")), cell.get((frac, "random"))
+            rows.append([task, f"{100 * frac:g}%", pre["train_windows"] if pre else "-",
+                         interval(pre["mean_auroc"]) if pre else "-", interval(rnd["mean_auroc"]) if rnd else "-"])
+    return table(["task (0.2 labels)", "training labels", "training windows", "pretrained: mean AUROC [95% CI]",
+                  "random init: mean AUROC [95% CI]"], rows)
