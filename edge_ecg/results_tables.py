@@ -445,7 +445,8 @@ def _bundle_table(name: str) -> Renderer:
                 f"the last {ft.get('train_blocks')} block(s) + head on the frozen ") if ft.get("train_blocks") else "full fine-tuning of the "
         out = [f"`{name[len('bundle-'):]}` {r['version']}: {r['bytes'] / 1e6:.1f} MB; {t['folds']}-fold record-grouped CV over "
                f"{data.get('windows', '?')} windows of {data.get('records', '?')} records; {mode}{trunk} `{ft.get('size')}` trunk at "
-               f"{ft.get('img_size')} px; cross-validation {r['cv_seconds'] / 60:.1f} min, the whole build {r['seconds'] / 60:.1f} min.", ""]
+               f"{ft.get('img_size')} px; cross-validation {r['cv_seconds'] / 60:.1f} min; the `train bundle` run that wrote this "
+               f"{r['seconds'] / 60:.1f} min (it reuses a cached cross-validation of the same config).", ""]
         out += table(["label", "windows (pos)", "AUROC [95% CI]", "AUPRC [95% CI]", "ECE calibrated [95% CI]", "default point",
                       "sensitivity [95% CI]", "specificity [95% CI]", "daemon (default floors)"], rows)
         out += ["", f"INT8 vs FP32 on the shipped model's {a['windows']} held-out windows: top-label agreement "
