@@ -75,7 +75,8 @@ def _lowlabel(args) -> int:
 
         report = run_study(args.config, arms=args.arms.split(",") if args.arms else None,
                            seeds=[int(x) for x in args.seeds.split(",")] if args.seeds else None, run=not args.report_only)
-        path = write_result("lowlabel-af", report, command=f"edge-ecg train lowlabel {args.config}")
+        path = write_result("lowlabel-af", report, command=f"edge-ecg train lowlabel {args.config}"
+                            + (" --report-only (the runs: --arms/--seeds parts, cached)" if args.report_only else ""))
         plot(report, Path(path).with_suffix(".png"))
         print(format_study(report))
         print(f"-> {path} and {Path(path).with_suffix('.png')}")
