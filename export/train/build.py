@@ -323,7 +323,9 @@ def build_bundle(config_path: str | Path, out: str | Path | None = None, force: 
                               check_ids=[f"{Path(refs[i].path).stem}:{refs[i].start}:{refs[i].stop}" for i in va[:check_n]],
                               provenance=provenance, overwrite=force, input_leads=td.input_leads)
     size = sum(f.stat().st_size for f in Path(bundle.root).rglob("*") if f.is_file())
-    report = {"bundle": str(bundle.root), "version": str(b.get("version", "")), "bytes": size, "metrics": r["metrics"],
+    root = Path(bundle.root).resolve()
+    shown = root.relative_to(Path.cwd().resolve()) if root.is_relative_to(Path.cwd().resolve()) else root.name
+    report = {"bundle": str(shown), "version": str(b.get("version", "")), "bytes": size, "metrics": r["metrics"],
               "validation": r.get("validation"), "task_figures": r.get("task_figures"), "int8_vs_fp32": agree,
               "labels": [l.to_dict() for l in bundle.labels], "training": provenance["training"],
               "vt_triage": extra, "seconds": round(time.monotonic() - t0, 1), "cv_seconds": round(float(cv.seconds), 1)}
