@@ -49,7 +49,7 @@ def test_daemon_config_floors_default_and_validate():
     assert cfg.alarms.models == ModelAlarmFloors(0.95, 0.90, "estimate")
     cfg = config_from_dict({"source": "serial:/dev/x", "alarms": {"models": {"min_specificity": 0.99, "basis": "lower_bound"}}})
     assert cfg.alarms.models.min_specificity == 0.99 and cfg.alarms.models.basis == "lower_bound"
-    with pytest.raises(ConfigError, match="alarms.models.min_sensitivity.*proportion"):
+    with pytest.raises(ConfigError, match=r"alarms.models.min_sensitivity: must be <= 1"):
         config_from_dict({"source": "serial:/dev/x", "alarms": {"models": {"min_sensitivity": 1.5}}})
     with pytest.raises(ConfigError, match="alarms.models.basis"):
         config_from_dict({"source": "serial:/dev/x", "alarms": {"models": {"basis": "hope"}}})
