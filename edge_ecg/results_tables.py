@@ -395,6 +395,13 @@ def _headline(load: Loader) -> list[str]:
     rows.append([f"[QRS detection](docs/dsp-alarms.md#results), MIT-BIH DS1 ({q['beats']} beats)",
                  f"Se {pct(g['se'], 2)}%, +P {pct(g['ppv'], 2)}%{_ci95([100 * v for v in g['ppv_ci95']], 2) if g.get('ppv_ci95') else ''}",
                  f"wfdb xqrs: Se {pct(x['se'], 2)}%, +P {pct(x['ppv'], 2)}%", "+P >= 99.8%"])
+    af_b = load("bundle-af")["results"]["task_figures"]["cinc2017_records"]
+    rows.append(["[`af` bundle (HeartBEiT)](docs/factory.md), CinC 2017 recordings (finding only)",
+                 f"AUROC(AF) {interval(af_b['auroc_af'])}", "the classical AF detector above", "AUROC >= 0.97"])
+    tw = load("bundle-12lead-screen")["results"]["task_figures"]
+    rows.append(["[`12lead-screen` bundle](docs/factory.md), PTB-XL + LUDB (finding only)",
+                 f"macro AUROC {interval(tw['cv_macro_auroc'])}; PTB-XL fold 9 {interval(tw['holdout']['macro_auroc'])}", "-",
+                 "macro AUROC >= 0.85"])
     return table(["detector, data", "edge-ecg (out of fold, 95% interval)", "reference, same run", "target"], rows)
 
 
