@@ -17,7 +17,7 @@ import pytest
 from edge_ecg.bundle import load_bundle
 from edge_ecg.errors import BundleError, SignatureError
 from edge_ecg.signing import TrustPolicy, check_signature, generate_keypair, read_signature, sign_bundle
-from test_daemon_support import cli_env
+from helpers.daemon import cli_env
 from helpers.bundles import copy_bundle
 
 REPO = Path(__file__).resolve().parents[1]

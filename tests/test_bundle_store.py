@@ -22,7 +22,7 @@ import pytest
 
 from edge_ecg.signing import generate_keypair, sign_bundle
 from helpers.bundles import copy_bundle
-from test_daemon_support import cli_env
+from helpers.daemon import cli_env
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -23,7 +23,7 @@ from edge_ecg.alarms.control import request
 from edge_ecg.service.config import config_from_dict
 from edge_ecg.service.daemon import build_daemon, start_daemon
 from edge_ecg.service.sd_notify import Notifier
-from test_daemon_support import REPO, cli_env, tiny_bundle, write_config
+from helpers.daemon import REPO, cli_env, tiny_bundle, write_config
 from helpers.records import synthetic
 
 

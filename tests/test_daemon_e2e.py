@@ -12,7 +12,7 @@ import datetime as dt
 import pytest
 
 from edge_ecg.records import read_record
-from test_daemon_support import Cart, run_daemon_on, write_wfdb
+from helpers.daemon import Cart, run_daemon_on, write_wfdb
 from helpers.records import vt_runs
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]

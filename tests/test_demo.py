@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from test_daemon_support import REPO, cli_env
+from helpers.daemon import REPO, cli_env
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_daemon_support import REPO, cli_env, write_wfdb
+from helpers.daemon import REPO, cli_env, write_wfdb
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 

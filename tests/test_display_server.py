@@ -24,7 +24,7 @@ from edge_ecg.alarms import read_events
 from edge_ecg.display.feed import GAP, Decimator, DisplayFeed, FeedLimits, encode_rows
 from edge_ecg.errors import ConfigError
 from edge_ecg.service.config import config_from_dict
-from test_daemon_support import REPO, cli_env
+from helpers.daemon import REPO, cli_env
 
 PIN = "2580"
 

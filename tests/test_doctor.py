@@ -16,7 +16,7 @@ from edge_ecg.doctor import check_cart, check_config, DoctorContext, run_doctor
 from edge_ecg.paths import DEFAULT, install_paths
 from edge_ecg.signing import generate_keypair, sign_bundle
 from helpers.bundles import copy_bundle
-from test_daemon_support import Cart, cli_env
+from helpers.daemon import Cart, cli_env
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -36,7 +36,7 @@ from edge_ecg.alarms.event_log import read_events
 from edge_ecg.records import read_record
 from helpers.faults import DaemonProcess, corrupt_bundle, read_jsonl, seccomp_prefix, slow_hook, tmpfs_prefix, write_config
 from helpers.records import vt_runs
-from test_daemon_support import REPO, Cart, cli_env
+from helpers.daemon import REPO, Cart, cli_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 

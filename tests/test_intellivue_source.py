@@ -187,7 +187,7 @@ def test_daemon_logs_the_monitors_alarms_beside_its_own(tmp_path):
 
 
 def test_make_demo_streams_an_intellivue_capture(tmp_path):
-    from test_daemon_support import cli_env
+    from helpers.daemon import cli_env
 
     out = tmp_path / "demo-out"
     proc = subprocess.run([sys.executable, "-m", "edge_ecg.demo", "--source", "intellivue-vt", "--speed", "80", "--out", str(out)],

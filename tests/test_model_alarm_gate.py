@@ -18,7 +18,7 @@ from edge_ecg.service.pipeline import Pipeline
 from edge_ecg.service.sinks import EventSinks
 from edge_ecg.stream.replay_source import ReplaySource
 
-from test_daemon_support import tiny_bundle
+from helpers.daemon import tiny_bundle
 
 
 def _op(name, thr, se, sp, se_lo=None, sp_lo=None):
@@ -83,7 +83,7 @@ def test_bundle_label_extras_round_trip_and_calibrate(tmp_path):
 
 
 def _pipeline_events(slot, tmp_path, seconds=24.0):
-    from test_pipeline import synthetic
+    from helpers.records import synthetic
 
     out = io.StringIO()
     log = EventLog(tmp_path / "events.jsonl")

@@ -19,7 +19,7 @@ from edge_ecg.service.sinks import EventSinks
 from edge_ecg.stream.block import SampleBlock
 from edge_ecg.stream.replay_source import ReplaySource, ReplaySpec
 from edge_ecg.stream.ring import SampleRing
-from test_daemon_support import tiny_bundle
+from helpers.daemon import tiny_bundle
 from helpers.records import synthetic
 
 

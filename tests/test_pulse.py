@@ -7,21 +7,7 @@ import numpy as np
 from edge_ecg.dsp.continuity import continuity
 from edge_ecg.dsp.pulse import PulseHistory, detect_pulses, pulse_evidence
 from edge_ecg.stream.block import AuxChannel
-
-
-def _pulse_wave(beats_s, fs, seconds, amps=None, transit=0.25, tau=0.09, dicrotic=0.35):
-    """A plethysmogram-like wave: a skewed pulse with a dicrotic hump after each beat."""
-    t = np.arange(int(seconds * fs)) / fs
-    x = np.zeros_like(t)
-    for i, b in enumerate(beats_s):
-        a = 1.0 if amps is None else amps[i]
-        u = t - (b + transit)
-        on = u > 0
-        x[on] += a * (u[on] / tau) ** 2 * np.exp(-u[on] / tau) / (4 * np.exp(-2))
-        v = u - 0.35
-        on = v > 0
-        x[on] += dicrotic * a * (v[on] / tau) ** 2 * np.exp(-v[on] / tau) / (4 * np.exp(-2))
-    return x + 0.01 * np.random.default_rng(0).standard_normal(t.size)
+from helpers.records import pulse_wave
 
 
 def _history(x, fs, name="PLETH"):
@@ -35,7 +21,7 @@ def _history(x, fs, name="PLETH"):
 def test_pulses_are_found_once_each_despite_the_dicrotic_hump():
     fs = 125.0
     beats = np.arange(0.5, 20, 0.8)
-    p = detect_pulses(_pulse_wave(beats, fs, 20), fs, 0.0)
+    p = detect_pulses(pulse_wave(beats, fs, 20), fs, 0.0)
     assert p.usable
     assert abs(p.times.size - beats.size) <= 1
     assert np.all(np.abs(np.diff(p.times) - 0.8) < 0.05)
@@ -46,7 +32,7 @@ def test_a_pulse_that_goes_on_through_a_run_is_continuity_one_and_a_lost_one_zer
     sinus = np.arange(0.5, 30, 0.8)
     onset = 20.0
     before = sinus[sinus < onset]
-    h_on = _history(_pulse_wave(sinus, fs, 30), fs)  # artifact on the ECG: the heart goes on
+    h_on = _history(pulse_wave(sinus, fs, 30), fs)  # artifact on the ECG: the heart goes on
     ev = pulse_evidence(h_on, before, onset, onset + 4.0)
     assert ev.continuity is not None and ev.continuity >= 0.9, ev
     assert abs(ev.rate_before - 75) < 3
@@ -54,9 +40,9 @@ def test_a_pulse_that_goes_on_through_a_run_is_continuity_one_and_a_lost_one_zer
     vt = np.arange(onset, 30, 0.4)
     beats = np.concatenate([before, vt])
     amps = np.concatenate([np.ones(before.size), np.full(vt.size, 0.3)])
-    ev = pulse_evidence(_history(_pulse_wave(beats, fs, 30, amps), fs), before, onset, onset + 4.0)
+    ev = pulse_evidence(_history(pulse_wave(beats, fs, 30, amps), fs), before, onset, onset + 4.0)
     assert ev.continuity is not None and ev.continuity <= 0.25, ev
-    ev = pulse_evidence(_history(_pulse_wave(before, fs, 30), fs), before, onset, onset + 4.0)
+    ev = pulse_evidence(_history(pulse_wave(before, fs, 30), fs), before, onset, onset + 4.0)
     assert ev.continuity == 0.0, ev
 
 
@@ -66,7 +52,7 @@ def test_no_evidence_from_a_flat_or_unrelated_wave():
     flat = _history(np.zeros(int(30 * fs)), fs)
     assert pulse_evidence(flat, before, 20.0, 24.0).continuity is None
     # a wave whose "pulses" do not follow the QRS complexes (a different rhythm) is no evidence
-    other = _history(_pulse_wave(np.arange(0.3, 30, 1.13), fs, 30), fs)
+    other = _history(pulse_wave(np.arange(0.3, 30, 1.13), fs, 30), fs)
     ev = pulse_evidence(other, before, 20.0, 24.0)
     assert ev.continuity is None and ("transit" in ev.note or "follow" in ev.note), ev
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from helpers.systemd_container import SystemdContainer, can_boot
-from test_daemon_support import write_wfdb
+from helpers.daemon import write_wfdb
 
 pytestmark = [pytest.mark.slow]
 

@@ -15,7 +15,7 @@ import pytest
 from edge_ecg.alarms.event_log import EventLog, read_all_events
 from edge_ecg.service.storage import AlarmStateFile, Budget, StateStorage, StorageHealth, budget_for
 from helpers.faults import tmpfs_prefix
-from test_daemon_support import REPO, cli_env
+from helpers.daemon import REPO, cli_env
 
 
 def _files(folder: Path, names_sizes: list[tuple[str, int]], t0: float = 1_000_000.0) -> None:

@@ -20,7 +20,7 @@ from edge_ecg.eval.qrs_eval import stream_record
 from edge_ecg.eval.stream_eval import replay_record
 from edge_ecg.records import read_record
 
-from test_pulse import _pulse_wave
+from helpers.records import pulse_wave
 
 pytestmark = pytest.mark.shared_data
 FS = 360.0
@@ -44,7 +44,7 @@ def _with_artifact(rec, gains, pulse_beats=None):
     sig = rec.signals.copy()
     for j, g in enumerate(gains):
         sig[a:b, j] += g * art
-    meta = {} if pulse_beats is None else {"other_signals": {"PLETH": _pulse_wave(pulse_beats, FS, rec.duration_s).astype(np.float32)}}
+    meta = {} if pulse_beats is None else {"other_signals": {"PLETH": pulse_wave(pulse_beats, FS, rec.duration_s).astype(np.float32)}}
     return dataclasses.replace(rec, signals=sig, meta=meta)
 
 

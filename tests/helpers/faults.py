@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from edge_ecg.alarms.control import ControlError, request
-from test_daemon_support import REPO, cli_env
+from helpers.daemon import REPO, cli_env
 
 SECCOMP_EXEC = Path(__file__).resolve().parent / "seccomp_exec.py"
 

@@ -91,3 +91,18 @@ CART_AECG = """<?xml version="1.0" encoding="UTF-8"?>
   </hl7:component>
 </hl7:AnnotatedECG>
 """
+
+
+def pulse_wave(beats_s, fs, seconds, amps=None, transit=0.25, tau=0.09, dicrotic=0.35):
+    """A plethysmogram-like wave: a skewed pulse with a dicrotic hump after each beat."""
+    t = np.arange(int(seconds * fs)) / fs
+    x = np.zeros_like(t)
+    for i, b in enumerate(beats_s):
+        a = 1.0 if amps is None else amps[i]
+        u = t - (b + transit)
+        on = u > 0
+        x[on] += a * (u[on] / tau) ** 2 * np.exp(-u[on] / tau) / (4 * np.exp(-2))
+        v = u - 0.35
+        on = v > 0
+        x[on] += dicrotic * a * (v[on] / tau) ** 2 * np.exp(-v[on] / tau) / (4 * np.exp(-2))
+    return x + 0.01 * np.random.default_rng(0).standard_normal(t.size)

@@ -9,13 +9,12 @@ pipeline behaviour (windows per hop, coalescing, evidence), never clinical findi
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 _CACHE: dict[str, Path] = {}
 
 
