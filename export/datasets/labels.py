@@ -147,8 +147,10 @@ def ludb_record_labels(row: dict[str, str]) -> dict[str, float]:
     }
 
 
-def read_ludb_table(folder: Path) -> dict[str, dict[str, float]]:
-    """``ludb.csv``: record id (as in ``data/<id>.hea``) -> labels."""
+def read_ludb_table(folder: Path, labels=None) -> dict[str, dict[str, float]]:
+    """``ludb.csv``: record id (as in ``data/<id>.hea``) -> labels (``labels(row)``, by default
+    ``ludb_record_labels``; ``ludb_screen_labels`` for the 12-lead screening task)."""
+    labels = labels or ludb_record_labels
     path = Path(folder) / "ludb.csv"
     if not path.is_file():
         raise RecordError(path, "no ludb.csv (expected the LUDB 1.0.1 layout)")
@@ -159,7 +161,7 @@ def read_ludb_table(folder: Path) -> dict[str, dict[str, float]]:
         rid = (row.get("ID") or "").strip()
         if not rid.isdigit():
             raise RecordError(path, f"line {i}: ID must be a record number, got {rid!r}")
-        out[rid] = ludb_record_labels(row)
+        out[rid] = labels(row)
     return out
 
 
@@ -270,15 +272,4 @@ def ludb_screen_labels(row: dict[str, str]) -> dict[str, float]:
 
 def read_ludb_screen_table(folder: Path) -> dict[str, dict[str, float]]:
     """``ludb.csv`` -> record id -> screening labels (``ludb_screen_labels``)."""
-    path = Path(folder) / "ludb.csv"
-    if not path.is_file():
-        raise RecordError(path, "no ludb.csv (expected the LUDB 1.0.1 layout)")
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    out = {}
-    for i, row in enumerate(rows, start=2):
-        rid = (row.get("ID") or "").strip()
-        if not rid.isdigit():
-            raise RecordError(path, f"line {i}: ID must be a record number, got {rid!r}")
-        out[rid] = ludb_screen_labels(row)
-    return out
+    return read_ludb_table(folder, ludb_screen_labels)

@@ -117,17 +117,9 @@ def merge_lowlabel(parts: Sequence[dict]) -> dict:
 
 def _bootstrap_mean_auroc(y: np.ndarray, p: np.ndarray, groups: np.ndarray, folds: np.ndarray) -> dict:
     """Mean over labels of the within-fold AUROC, with a 95% interval resampling records."""
-    from export.train.metrics import auroc_within, bootstrap
+    from export.train.validation import mean_auroc
 
-    def mean_auc(_, ii):
-        ii = ii.astype(int)
-        vals = []
-        for j in range(y.shape[1]):
-            known = ~np.isnan(y[ii, j])
-            vals.append(auroc_within(y[ii, j][known], np.stack([p[ii, j], folds[ii]], axis=1)[known]))
-        return float(np.nanmean(vals)) if not np.all(np.isnan(vals)) else float("nan")
-
-    return bootstrap(mean_auc, np.zeros(len(y)), np.arange(len(y), dtype=float), groups, n_boot=500).to_dict()
+    return mean_auroc(y, p, groups, folds, n_boot=500)
 
 
 def format_lowlabel(report: dict) -> str:
