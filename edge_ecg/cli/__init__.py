@@ -25,6 +25,7 @@ _MODULES = (
     "edge_ecg.cli.af_cmd",
     "edge_ecg.cli.export_cmd",
     "edge_ecg.cli.engine_cmd",
+    "edge_ecg.cli.bench_cmd",
     "edge_ecg.cli.train_cmd",
     "edge_ecg.cli.run_cmd",
     "edge_ecg.cli.screen_cmd",

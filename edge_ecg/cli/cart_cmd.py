@@ -1,4 +1,4 @@
-"""``edge-ecg cart-sim`` (a simulated cart on a pty) and ``edge-ecg bench decode`` (wire decoder speed)."""
+"""``edge-ecg cart-sim``: a simulated cart on a pty (its decoder benchmark is ``bench decode``, in bench_cmd)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,6 @@ def register(cli) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the fault injection")
     p.set_defaults(func=_cart_sim)
 
-    b = cli.subcommand("bench", "decode", "wire decoder throughput for 12 leads at 500 Hz, as a multiple of real time")
-    b.add_argument("--seconds", type=float, default=120.0, help="seconds of signal to encode and decode")
-    b.add_argument("--repeats", type=int, default=5, help="timed repeats (the median is reported)")
-    b.set_defaults(func=_bench_decode)
-
 
 def _cart_sim(args) -> int:
     from firmware_bridge.cart_sim import FaultSpecError, run_cart_sim
@@ -34,8 +29,3 @@ def _cart_sim(args) -> int:
         raise InputError("--faults", str(exc)) from None
 
 
-def _bench_decode(args) -> int:
-    from firmware_bridge.throughput import print_decode_bench
-
-    print_decode_bench(seconds=args.seconds, repeats=args.repeats)
-    return 0

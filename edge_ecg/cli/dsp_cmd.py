@@ -1,4 +1,4 @@
-"""``edge-ecg eval qrs|noise-stress|alarms|stream`` and ``edge-ecg bench dsp``: thin wrappers over ``edge_ecg.eval``.
+"""``edge-ecg eval qrs|noise-stress|alarms|stream``: thin wrappers over ``edge_ecg.eval``.
 
 Every ``eval`` subcommand prints a table, or with ``--json`` one JSON object (fractions, not
 percentages) that fleet tools and regression checks read; ``--write`` also stores the figures as
@@ -62,12 +62,6 @@ def register(cli) -> None:
                    help="also replay with the VT/VF evidence checks off (the previous detector) and print it beside")
     _outputs(p)
     p.set_defaults(func=_eval_stream)
-
-    p = cli.subcommand("bench", "dsp", "speed of the whole DSP chain (x real time, one core) and block-size effects")
-    p.add_argument("record", type=Path, nargs="?", default=None, help="WFDB record (default: the first record of ../shared/ecg/mitdb-ds1)")
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--write", action="store_true", help="also write the figures to docs/results/bench-dsp.json")
-    p.set_defaults(func=_bench)
 
 
 def _outputs(p) -> None:
@@ -268,15 +262,3 @@ def _eval_stream(args) -> int:
     return 0
 
 
-def _bench(args) -> int:
-    from edge_ecg.eval.bench import bench_dsp_result, default_record, format_bench
-
-    record = args.record or default_record()
-    result = bench_dsp_result(record, repeat=args.repeat)
-    print(format_bench(result))
-    if args.write:
-        from edge_ecg.results import write_result
-
-        shown = "" if args.record is None else " " + _shown(args.record)
-        write_result("bench-dsp", result, command=f"edge-ecg bench dsp{shown}")
-    return 0

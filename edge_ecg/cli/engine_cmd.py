@@ -1,4 +1,4 @@
-"""``edge-ecg engine build|verify`` (on the device) and ``bench infer``: a bundle's runtimes, checked and timed.
+"""``edge-ecg engine build|verify``: a bundle's TensorRT engine, built and checked on the device.
 
 Thin: each handler parses, calls one library function (``edge_ecg.runtimes``), prints what it did.
 """
@@ -28,15 +28,6 @@ def register(cli) -> None:
     p.add_argument("--min-agreement", type=float, default=0.99)
     p.set_defaults(func=_engine_verify)
 
-    p = cli.subcommand("bench", "infer", "latency p50/p99 and throughput per backend and precision, side by side")
-    p.add_argument("bundle", type=Path)
-    p.add_argument("--backends", default="onnxruntime", help="comma-separated: onnxruntime,tensorrt")
-    p.add_argument("--precisions", default="fp32,int8")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--runs", type=int, default=30)
-    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: all cores)")
-    p.set_defaults(func=_bench_infer)
-
 
 def _engine_build(args) -> int:
     from edge_ecg.bundle import load_bundle
@@ -58,13 +49,3 @@ def _engine_verify(args) -> int:
     return 0 if rep.ok(args.min_agreement) else 1
 
 
-def _bench_infer(args) -> int:
-    from edge_ecg.bundle import load_bundle
-    from edge_ecg.runtimes.check import benchmark, format_bench
-
-    bundle = load_bundle(args.bundle)
-    rows = benchmark(bundle, [b.strip() for b in args.backends.split(",")], [p.strip() for p in args.precisions.split(",")],
-                     batch=args.batch, runs=args.runs, threads=args.threads)
-    print(f"bench infer {bundle.name} ({bundle.architecture}), batch {args.batch}, {args.runs} runs each, interleaved")
-    print(format_bench(rows))
-    return 0

@@ -1,4 +1,4 @@
-"""Records and rendering commands: ``render``, ``records``, ``convert``, ``bench render``."""
+"""Records and rendering commands: ``render``, ``records``, ``convert``."""
 
 from __future__ import annotations
 
@@ -28,17 +28,6 @@ def register(cli) -> None:
     p.add_argument("--anonymize", action="store_true",
                    help="leave out the patient's name, id and birth date (kept by default where the format has a field)")
     p.set_defaults(func=_convert)
-
-    p = cli.subcommand("bench", "csv-memory", "peak memory of reading a large CSV record, as a ratio to the file size")
-    p.add_argument("--mb", type=float, default=100.0, help="CSV size in MB (default 100)")
-    p.add_argument("--repeat", type=int, default=3, help="reads, each in a fresh process; the median is printed")
-    p.add_argument("--record", help="a record to tile into the CSV (default: a synthetic 12-lead)")
-    p.add_argument("--write-result", action="store_true", help="also write docs/results/csv_memory.json")
-    p.set_defaults(func=_bench_csv)
-
-    p = cli.subcommand("bench", "render", "render speed: edge_ecg.render vs matplotlib, same 12-lead window, one run")
-    p.add_argument("--repeats", type=int, default=500)
-    p.set_defaults(func=_bench)
 
 
 def _render(args) -> int:
@@ -91,20 +80,3 @@ def _convert(args) -> int:
     return 0
 
 
-def _bench_csv(args) -> int:
-    from edge_ecg.records.bench import bench_csv_memory, format_csv_memory
-
-    b = bench_csv_memory(args.mb, args.repeat, args.record)
-    print(format_csv_memory(b))
-    if args.write_result:
-        from edge_ecg.results import write_result
-
-        print(f"wrote {write_result('csv_memory', b.as_dict())}")
-    return 0
-
-
-def _bench(args) -> int:
-    from edge_ecg.render.benchmark import run_benchmark
-
-    print(run_benchmark(repeats=args.repeats).report())
-    return 0

@@ -1,4 +1,4 @@
-"""``edge-ecg run``, ``edge-ecg alarms status|ack|pause`` and ``edge-ecg bench soak``: thin over ``edge_ecg.service``."""
+"""``edge-ecg run`` and ``edge-ecg alarms status|ack|pause``: thin over ``edge_ecg.service``."""
 
 from __future__ import annotations
 
@@ -30,13 +30,6 @@ def register(cli) -> None:
         if name == "pause":
             p.add_argument("--seconds", type=float, default=None)
         p.set_defaults(func=_alarms, alarms_cmd=name)
-
-    p = cli.subcommand("bench", "soak", "replay >= 1 h of 12-lead 500 Hz input as fast as possible: real-time factor, CPU, RSS")
-    p.add_argument("--bundle", type=Path, default=None, help="bundle to run (default: bundles/ tiny/rhythm if present)")
-    p.add_argument("--hours", type=float, default=1.0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--hop", type=float, default=2.0)
-    p.set_defaults(func=_soak)
 
 
 def _run(args) -> int:
@@ -87,17 +80,3 @@ def _alarms(args) -> int:
     return 0
 
 
-def _soak(args) -> int:
-    import runpy
-    import sys
-
-    bench = Path(__file__).resolve().parents[2] / "bench" / "bench_soak.py"
-    if not bench.is_file():
-        print("edge-ecg: bench/bench_soak.py is part of the source checkout, not the installed package", file=sys.stderr)
-        return 2
-    argv = [str(bench), "--hours", str(args.hours), "--threads", str(args.threads), "--hop", str(args.hop)]
-    if args.bundle:
-        argv += ["--bundle", str(args.bundle)]
-    sys.argv = argv
-    runpy.run_path(str(bench), run_name="__main__")
-    return 0

@@ -31,26 +31,6 @@ def register(cli) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=_screen)
 
-    b = cli.subcommand("bench", "screen", "screening throughput per precision, side by side (median wall/CPU s, records/s)")
-    b.add_argument("inputs", nargs="+", metavar="INPUT", help="record files or folders")
-    b.add_argument("--bundle", required=True, help="bundle directory")
-    b.add_argument("--precisions", default="int8", help="comma-separated, first is the ratio's base (default: %(default)s)")
-    b.add_argument("--repeat", type=int, default=1, help="runs per precision; the median is printed (default: %(default)s)")
-    b.add_argument("--backend", default="onnxruntime", choices=("auto", "onnxruntime", "tensorrt"))
-    b.add_argument("--threads", type=int, default=None, help="runtime CPU threads (default: the runtime's choice)")
-    b.add_argument("--batch-size", type=int, default=16)
-    b.set_defaults(func=_bench)
-
-    w = cli.subcommand("bench", "screen-workers", "screening records/s with 1 and 2 worker processes, side by side")
-    w.add_argument("inputs", nargs="+", metavar="INPUT", help="record files or folders")
-    w.add_argument("--bundle", required=True, help="bundle directory")
-    w.add_argument("--setups", default="1x0,1x1,2x1",
-                   help="PROCESSESxTHREADS, comma-separated; 0 threads = the runtime's default; the first is the "
-                        "ratio's base (default: %(default)s)")
-    w.add_argument("--repeat", type=int, default=3, help="rounds; setups are interleaved, medians printed")
-    w.add_argument("--write-result", action="store_true", help="also write docs/results/screen_workers.json")
-    w.set_defaults(func=_bench_workers)
-
 
 def _screen(args) -> int:
     from edge_ecg.errors import InputError
@@ -82,33 +62,3 @@ def _screen(args) -> int:
     return 0
 
 
-def _bench(args) -> int:
-    from edge_ecg.screen.bench import bench_screen, format_bench
-
-    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
-    rows = bench_screen(args.inputs, args.bundle, precisions, repeat=args.repeat, backend=args.backend,
-                        threads=args.threads, batch_size=args.batch_size)
-    print(format_bench(rows))
-    return 0
-
-
-def _bench_workers(args) -> int:
-    from edge_ecg.screen.bench import bench_workers, format_workers
-
-    setups = []
-    for item in args.setups.split(","):
-        p, t = item.strip().split("x")
-        setups.append((int(p), int(t) or None))
-    rows = bench_workers(args.inputs, args.bundle, setups, repeat=args.repeat)
-    print(format_workers(rows))
-    if args.write_result:
-        from edge_ecg.results import write_result
-
-        base = rows[0].records_per_s
-        data = {"setups": [{"workers": r.workers, "threads": r.threads, "records": r.records, "wall_s": list(r.wall_s),
-                            "median_wall_s": r.median_wall_s, "records_per_s": r.records_per_s,
-                            "ratio_to_first": r.records_per_s / base if base else None,
-                            "load_average_before_runs": list(r.load_before)} for r in rows],
-                "target_ratio_2_workers": 1.8}
-        print(f"wrote {write_result('screen_workers', data)}")
-    return 0
