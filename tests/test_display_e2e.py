@@ -103,7 +103,7 @@ def scenario(mitdb_dir, tmp_path_factory):
         # no model alarm joins the scenario's classical ones (the panel shows p against threshold)
         rhythm = REPO / "bundles" / "rhythm"
         bundle = (f'[[bundle]]\npath = "{rhythm}"\nbackend = "onnxruntime"\nthreads = 1\n'
-                  'thresholds = { af = 1.0, ventricular_ectopy = 1.0, ventricular_run = 1.0, artifact = 1.0 }\n') if (rhythm / "bundle.toml").exists() else ""
+                  'thresholds = { ventricular_ectopy = 1.0, ventricular_run = 1.0, artifact = 1.0 }\n') if (rhythm / "bundle.toml").exists() else ""
         out["bundle"] = bool(bundle)
         cfg.write_text(f'source = "serial:{tmp / "cart.tty"}"\n{bundle}[alarms]\nsignal_lost_s = 2.0\n'
                        f'[sinks]\nstate_dir = "{state}"\nstdout = false\n'
@@ -260,7 +260,7 @@ def test_model_findings_are_listed_apart_from_alarms(scenario):
     if not scenario["bundle"]:
         pytest.skip("bundles/rhythm is not in this checkout")
     text = " ".join(scenario["findings"])
-    assert "rhythm" in text and all(l in text for l in ("af", "ventricular_run", "artifact")), scenario["findings"]
+    assert "rhythm" in text and all(l in text for l in ("ventricular_ectopy", "ventricular_run", "artifact")), scenario["findings"]
     assert "p=" in text and "/ 1.00" in text
     assert not [e for e in _events(scenario) if (e.get("alarm") or "").startswith("model:")], "findings below threshold never alarm"
 
