@@ -152,7 +152,9 @@ def test_amd64_package_installs_offline_and_the_installed_daemon_works(debs, tmp
     shutil.copy(debs["amd64"], deb)
     record = vt_excerpt(mitdb_dir, share)
     bad = bad_leads_bundle(share)
-    with SystemdContainer(tmp_path / "machine", bind=[share]) as c:
+    # the checkout is bound in too: the simulated cart runs from it, and a checkout under /tmp would
+    # otherwise be hidden by the machine's own /tmp
+    with SystemdContainer(tmp_path / "machine", bind=[share, REPO]) as c:
         links = [l.split(":")[1].strip() for l in c.run("ip -o link show").stdout.splitlines()]
         assert links == ["lo"], f"the machine has a network: {links}"
         probe = c.run("python3 -c \"import socket; socket.create_connection(('pypi.org', 443), 3)\"", check=False)
