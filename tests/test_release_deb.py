@@ -11,6 +11,7 @@ of this one (``tests/helpers/systemd_container.py``): nothing it installs surviv
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from helpers.daemon import write_wfdb
 pytestmark = [pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
+RHYTHM_VERSION = re.search(r'^version = "([^"]+)"', (REPO / "bundles" / "rhythm" / "bundle.toml").read_text(), re.M).group(1)
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +208,7 @@ def test_amd64_package_installs_offline_and_the_installed_daemon_works(debs, tmp
             assert "signed by development" in by["bundle rhythm"]["detail"]
             assert "pinned by the release's hash lock" in by["packages"]["detail"]
             version = c.run("edge-ecg --version").stdout
-            assert "(release amd64)" in version and "bundle rhythm 0.2.0" in version, version
+            assert "(release amd64)" in version and f"bundle rhythm {RHYTHM_VERSION}" in version, version
 
             # a signed bundle that the running daemon cannot use: rolled back by the health check
             t1 = time.monotonic()
@@ -216,7 +218,7 @@ def test_amd64_package_installs_offline_and_the_installed_daemon_works(debs, tmp
             assert "NOT healthy" in upd.stdout and "previous bundle healthy after the rollback" in upd.stdout, upd.stdout
             listing = c.run("edge-ecg bundle list").stdout
             rhythm = listing.split("\nrhythm\n", 1)[1].splitlines()
-            assert rhythm[0].split()[:2] == ["active", "0.2.0"], listing
+            assert rhythm[0].split()[:2] == ["active", RHYTHM_VERSION], listing
             assert "rolled back" in listing
             assert c.run("systemctl is-active edge-ecg").stdout.strip() == "active"
         finally:
