@@ -18,6 +18,7 @@ from edge_ecg.stream.serial_source import SerialSource, cart_serial, expected_de
 from firmware_bridge import Command, encode
 from firmware_bridge.cart_sim import CartSimulator, parse_faults
 from firmware_bridge.frames import T_STOP
+from helpers.sources import read_while_running
 
 
 def ramp_record(seconds: float = 8.0, fs: float = 500.0) -> Record:
@@ -44,23 +45,12 @@ def start_sim(record, **kwargs):
     return sim, th, events
 
 
-def read_all(src: SerialSource, th: threading.Thread, timeout_s: float = 20.0) -> list:
-    blocks, end = [], time.monotonic() + timeout_s
-    while th.is_alive() and time.monotonic() < end:
-        b = src.read(timeout=0.05)
-        if b is not None:
-            blocks.append(b)
-    while (b := src.read(timeout=0.3)) is not None:
-        blocks.append(b)
-    return blocks
-
-
 def test_a_day_jump_in_one_read_keeps_every_later_sample_in_place(tmp_path):
     rec = ramp_record(8.0)
     sim, th, events = start_sim(rec, speed=4.0, faults=parse_faults("jump@3:86400"), link=tmp_path / "cart")
     src = SerialSource(str(tmp_path / "cart"))
     try:
-        blocks = read_all(src, th)
+        blocks = read_while_running(src, th)
     finally:
         src.close()
         sim.stop()

@@ -16,6 +16,7 @@ from edge_ecg.stream.serial_source import SerialSource
 from firmware_bridge import Command, Decoder, Hello, Pong, Samples, Status, encode
 from firmware_bridge.cart_sim import CartSimulator, FaultSpecError, infer_uv_per_lsb, parse_faults
 from firmware_bridge.frames import ELECTRODE_BIT, T_GET_HELLO, T_PING, T_START, T_STOP
+from helpers.sources import read_while_running
 
 
 @pytest.fixture(scope="module")
@@ -98,13 +99,7 @@ def test_faults_through_the_source_gaps_are_exact_and_leadoff_is_flagged(ludb_re
     src = SerialSource(sim.path, stall_s=0.5, on_state=lambda s, d: states.append(s))
     blocks = []
     try:
-        end = time.monotonic() + 15
-        while th.is_alive() and time.monotonic() < end:
-            b = src.read(timeout=0.05)
-            if b is not None:
-                blocks.append(b)
-        while (b := src.read(timeout=0.3)) is not None:
-            blocks.append(b)
+        blocks = read_while_running(src, th, timeout_s=15)
     finally:
         src.close()
         sim.stop()

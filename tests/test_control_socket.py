@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from edge_ecg.alarms import AlarmManager
-from edge_ecg.alarms.control import ControlError, ControlServer, manager_handler, request
+from edge_ecg.alarms.control import ControlError, ControlServer, manager_handler, recv_reply, request
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,12 +88,7 @@ def raw_request(path, payload: bytes) -> dict:
     s.settimeout(5)
     s.connect(str(path))
     s.sendall(payload + b"\n")
-    buf = b""
-    while not buf.endswith(b"\n"):
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        buf += chunk
+    buf = recv_reply(s)
     s.close()
     import json
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_ecg.alarms.control import ControlError, request
+from edge_ecg.alarms.control import ControlError, recv_reply, request
 from edge_ecg.alarms.event_log import read_events
 from edge_ecg.records import read_record
 from helpers.faults import DaemonProcess, corrupt_bundle, read_jsonl, seccomp_prefix, slow_hook, tmpfs_prefix, write_config
@@ -130,12 +130,7 @@ def concurrent_status(sock: Path, n: int) -> dict:
             barrier.wait(10)
             s.connect(str(sock))
             s.sendall(b'{"cmd": "status"}\n')
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
+            buf = recv_reply(s)
             if json.loads(buf).get("ok"):
                 answered.append(1)
             else:

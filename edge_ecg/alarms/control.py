@@ -273,6 +273,18 @@ def _answers(path: Path) -> bool:
         s.close()
 
 
+def recv_reply(s: socket.socket) -> bytes:
+    """One reply line from a connected control socket (up to and with its newline, or what came
+    before the daemon closed it)."""
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
 def request(path: str | os.PathLike[str], req: Mapping[str, Any], timeout_s: float = 5.0) -> dict[str, Any]:
     """Send one request to a daemon's control socket and return its reply (``ControlError`` on failure).
 
@@ -294,12 +306,7 @@ def request(path: str | os.PathLike[str], req: Mapping[str, Any], timeout_s: flo
             raise ControlError(f"{path}: cannot connect to the daemon's control socket ({exc.strerror or exc})") from exc
     try:
         s.sendall((json.dumps(dict(req)) + "\n").encode())
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
+        buf = recv_reply(s)
     except OSError as exc:
         raise ControlError(f"{path}: no reply from the daemon ({exc.strerror or exc})") from exc
     finally:

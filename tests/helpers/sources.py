@@ -1,4 +1,4 @@
-"""What the serial-source tests share: emptying a SerialSource after its cart process exited."""
+"""What the serial-source tests share: emptying a SerialSource after its cart stopped."""
 
 from __future__ import annotations
 
@@ -14,5 +14,18 @@ def drain_after_exit(src, deadline: float) -> list:
         time.sleep(0.05)
     blocks = []
     while (block := src.read(timeout=0.5)) is not None:
+        blocks.append(block)
+    return blocks
+
+
+def read_while_running(src, cart_thread, timeout_s: float = 20.0) -> list:
+    """Every block a SerialSource yields while an in-process cart thread runs, then what it still
+    holds once the thread has ended."""
+    blocks, end = [], time.monotonic() + timeout_s
+    while cart_thread.is_alive() and time.monotonic() < end:
+        block = src.read(timeout=0.05)
+        if block is not None:
+            blocks.append(block)
+    while (block := src.read(timeout=0.3)) is not None:
         blocks.append(block)
     return blocks
