@@ -277,11 +277,7 @@ def service_status(d: Daemon) -> dict[str, Any]:
 def _note_to_all(sinks: EventSinks, kind: str, fields: dict) -> dict:
     """A non-alarm event (a model finding) in the event log, then to the listeners (the demo)."""
     rec = sinks.note(kind, **fields)
-    for listener in sinks.listeners:
-        try:
-            listener(rec)
-        except Exception as exc:
-            log.warning("event listener failed: %s", exc)
+    sinks.tell_listeners(rec)
     return rec
 
 

@@ -177,11 +177,7 @@ class EventSinks:
                 pass  # a closed stdout must not stop alarms
         if self.hook is not None:
             self.hook.submit(written)
-        for listener in self.listeners:
-            try:
-                listener(written)
-            except Exception as exc:
-                log.warning("event listener failed: %s", exc)
+        self.tell_listeners(written)
         return written
 
     def note(self, kind: str, **fields: Any) -> dict[str, Any]:
@@ -194,9 +190,18 @@ class EventSinks:
                 self.stdout.flush()
             except (OSError, ValueError):
                 pass
-        for listener in self.note_listeners:
-            try:
-                listener(written)
-            except Exception as exc:
-                log.warning("note listener failed: %s", exc)
+        _tell(self.note_listeners, written, "note")
         return written
+
+    def tell_listeners(self, record: dict[str, Any]) -> None:
+        """Hand a logged record to the alarm-event listeners (the display, the demo); a failing
+        listener is logged and never stops the others or the alarm path."""
+        _tell(self.listeners, record, "event")
+
+
+def _tell(listeners, record: dict[str, Any], what: str) -> None:
+    for listener in listeners:
+        try:
+            listener(record)
+        except Exception as exc:
+            log.warning("%s listener failed: %s", what, exc)
