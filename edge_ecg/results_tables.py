@@ -98,6 +98,12 @@ def interval(est: dict[str, Any] | float | None, digits: int = 3) -> str:
     return num(est, digits)
 
 
+def with_ci(value: float | None, lo_hi: Any, digits: int = 3) -> str:
+    """A value and its ``[low, high]`` pair as ``interval`` writes them (``-`` pair: the value alone)."""
+    lo, hi = lo_hi if lo_hi else (None, None)
+    return interval({"value": value, "low": lo, "high": hi}, digits)
+
+
 def table(header: list[str], rows: list[list[Any]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
@@ -320,8 +326,7 @@ def _bench_dsp(load: Callable[[str], dict[str, Any]]) -> list[str]:
 
 def _se_sp(f: dict[str, Any], key: str) -> str:
     """``f[key]`` with its 95% record-bootstrap interval, e.g. ``0.912 [0.889, 0.934]``."""
-    lo, hi = f.get(f"{key}_ci") or (None, None)
-    return interval({"value": f.get(key), "low": lo, "high": hi})
+    return with_ci(f.get(key), f.get(f"{key}_ci"))
 
 
 @renderer("af")
@@ -360,12 +365,6 @@ def _af(load: Loader) -> list[str]:
 
 # -- the README's headline table ------------------------------------------------------------------
 
-def _ci95(lo_hi: Any, digits: int = 3) -> str:
-    if not lo_hi or lo_hi[0] is None:
-        return ""
-    return f" [{num(lo_hi[0], digits)}-{num(lo_hi[1], digits)}]"
-
-
 @renderer("headline")
 def _headline(load: Loader) -> list[str]:
     """One row per detector: the out-of-fold figure that matters most, the reference measured in
@@ -375,25 +374,25 @@ def _headline(load: Loader) -> list[str]:
     for row, label in (("evidence, ECG + pulse (out of fold)", "with a pulse channel"), ("evidence, ECG only (out of fold)", "ECG only")):
         d = cv[row]
         rows.append([f"[VT alarm triage](docs/dsp-alarms.md#results), CinC 2015, {label}",
-                     f"TPR {num(d['tpr'])}{_ci95(d.get('tpr_ci95'))}, TNR {num(d['tnr'])}{_ci95(d.get('tnr_ci95'))}",
+                     f"TPR {with_ci(d['tpr'], d.get('tpr_ci95'))}, TNR {with_ci(d['tnr'], d.get('tnr_ci95'))}",
                      f"raise every alarm: score {num(cv['raise every alarm']['score'])}; previous detector TNR {num(cv['previous detector (beat rule alone)']['tnr'])}",
                      "TPR >= 0.95, TNR >= 0.80"])
     st = load("stream-mitdb-ds1")["results"]
     vt = st["conditions"]["ventricular_tachycardia"]
     prev = st.get("previous_detector", {}).get("conditions", {}).get("ventricular_tachycardia", {})
     rows.append([f"[False VT alarms](docs/dsp-alarms.md#results), MIT-BIH DS1 streamed ({st['hours']:.1f} h)",
-                 f"{num(vt['false_per_hour'], 2)}{_ci95(vt.get('false_per_hour_ci95'), 2)} per hour; {vt['missed']} of {vt['episodes']} runs >= 5 beats missed",
+                 f"{with_ci(vt['false_per_hour'], vt.get('false_per_hour_ci95'), 2)} per hour; {vt['missed']} of {vt['episodes']} runs >= 5 beats missed",
                  f"previous detector: {num(prev['false_per_hour'], 2)} per hour" if prev.get("false_per_hour") is not None else "-",
                  "<= 0.5 per hour, none missed"])
     af = load("af-cinc2017")["results"]
     o, ref = af["ours"], af["reference_dash2009"]
     rows.append([f"[Atrial fibrillation](docs/dsp-alarms.md#atrial-fibrillation), CinC 2017 per record ({af['records']})",
-                 f"Se {num(o['se'])}{_ci95(o.get('se_ci'))}, Sp {num(o['sp'], 4)}{_ci95(o.get('sp_ci'), 4)}",  # 0.9495 is not 0.95
+                 f"Se {with_ci(o['se'], o.get('se_ci'))}, Sp {with_ci(o['sp'], o.get('sp_ci'), 4)}",  # 0.9495 is not 0.95
                  f"Dash 2009 rule: Se {num(ref['se'])}, Sp {num(ref['sp'])}", "Se >= 0.90, Sp >= 0.95"])
     q = load("qrs-mitdb-ds1")["results"]
     g, x = q["gross"], q["xqrs"]["gross"]
     rows.append([f"[QRS detection](docs/dsp-alarms.md#results), MIT-BIH DS1 ({q['beats']} beats)",
-                 f"Se {pct(g['se'], 2)}%, +P {pct(g['ppv'], 2)}%{_ci95([100 * v for v in g['ppv_ci95']], 2) if g.get('ppv_ci95') else ''}",
+                 f"Se {pct(g['se'], 2)}%, +P {pct(g['ppv'], 2)}%" + (" [{}, {}]%".format(*(pct(v, 2) for v in g["ppv_ci95"])) if g.get("ppv_ci95") else ""),
                  f"wfdb xqrs: Se {pct(x['se'], 2)}%, +P {pct(x['ppv'], 2)}%", "+P >= 99.8%"])
     af_b = load("bundle-af")["results"]["task_figures"]["cinc2017_records"]
     rows.append(["[`af` bundle (HeartBEiT)](docs/factory.md), CinC 2017 recordings (finding only)",
