@@ -134,7 +134,7 @@ class StreamAnalyzer:
     def _new_detector(self) -> None:
         self.qrs = QrsDetector(self.fs, self.n_leads, self.config.qrs)
         self.qrs.on_beat = self._on_detection
-        self.classifier = BeatClassifier(self.fs, self.n_leads, self.qrs.pre)
+        self.classifier = BeatClassifier(self.fs, self.n_leads, self.qrs.pre, self.qrs.pre + self.qrs.post)
         self._last_index = None
 
     # ------------------------------------------------------------------------------------------
