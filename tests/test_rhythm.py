@@ -225,3 +225,23 @@ def test_normal_beats_whose_r_peak_jumps_to_the_s_wave_stay_normal(mitdb_dir):
     assert not set(ann.symbol) & {"V", "E"}
     assert len(beats) > 200
     assert sum(b.ventricular for b in beats) <= 0.01 * len(beats), sum(b.ventricular for b in beats)
+
+
+def test_a_short_run_still_awaiting_its_evidence_is_alarmed_when_it_ends():
+    from edge_ecg.dsp.vt_evidence import WAITING
+
+    def gate(pending):
+        return lambda run, beat: (False, {"judgement": WAITING if pending else "normal beats go on", "pending": pending})
+
+    for pending, expected in ((True, ["onset", "offset"]), (False, [])):
+        det = RhythmDetector(FS)
+        det.vt_gate = gate(pending)
+        _feed(det, [75] * 8)
+        during = [e for e in _feed(det, [150] * 6, ventricular=True, start=8 * 200) if e.kind == "ventricular_tachycardia"]
+        assert during == []  # withheld while the run lasts
+        after = [e for e in _feed(det, [75], start=10**6) if e.kind == "ventricular_tachycardia"]
+        assert [e.state for e in after] == expected, pending
+        if pending:
+            onset, offset = after
+            assert "run ended" in onset.evidence["judgement"] and onset.index < offset.index
+            assert "pending" not in onset.evidence
