@@ -90,6 +90,7 @@ class BeatClassifier:
         self.cand_count = 0
         self.unmatched = 0  # consecutive beats that did not match the template
         self.unmatched_prem: list[float] = []  # ... and their prematurity (the last _STALE_BEATS)
+        self.last_label = "Q"
 
     def _aligned(self, segment: np.ndarray, ref: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, float]:
         """The part of ``segment`` that best matches ``ref`` within +-max_lag, and that correlation
@@ -120,8 +121,11 @@ class BeatClassifier:
         wide = width > min(1.25 * tw, tw + 0.02)
         premature = prematurity < 0.85
         matched = corr > _MATCH and not wide  # a confident match of the dominant beat
-        # biased towards "ventricular": a missed ventricular run costs more than a false one
-        ventricular = corr < 0.5 or (corr < 0.8 and (wide or premature)) or (corr < _MATCH and width > tw + 0.04)
+        # biased towards "ventricular": a missed ventricular run costs more than a false one. Right
+        # after a ventricular beat, a wide early beat that is no confident match continues the run
+        # (VT whose complexes alternate between two shapes, one close to the template)
+        ventricular = (corr < 0.5 or (corr < 0.8 and (wide or premature)) or (corr < _MATCH and width > tw + 0.04)
+                       or (self.last_label == "V" and not matched and wide and premature))
         if matched:
             self.unmatched, self.unmatched_prem = 0, []
             # adapt the dominant template slowly to matching beats
@@ -134,6 +138,7 @@ class BeatClassifier:
             self.unmatched_prem = (self.unmatched_prem + [prematurity])[-_STALE_BEATS:]
             self._compete(segment, weights, width)
         label = "V" if ventricular else ("N" if self.n_matched >= 3 else "Q")
+        self.last_label = label
         if self.unmatched >= _STALE_BEATS and np.median(self.unmatched_prem[-_STALE_BEATS:]) >= 0.9:
             # nothing has matched the template for long, and the beats come at the dominant
             # rhythm's rate rather than faster: the template is lost (learned on artifact, or the
