@@ -211,3 +211,37 @@ def test_a_lost_template_is_relearned_when_beats_keep_the_dominant_rate():
     labels = [_classify(clf, narrow * rng.normal(1, 0.05, narrow.shape) + rng.normal(0, 0.3, narrow.shape), 1.0)
               for _ in range(40)]
     assert "Q" in labels[25:35] and labels[:25].count("Q") == 0
+
+
+def test_normal_beats_whose_r_peak_jumps_to_the_s_wave_stay_normal(mitdb_dir):
+    # MIT-BIH 112: a biphasic QRS, so the detector's largest deflection jumps between R and S from
+    # beat to beat; unaligned, half of these normal beats correlated negatively with their own
+    # template and were labelled ventricular (the record has no ventricular beat at all)
+    import wfdb
+
+    rec = read_record(mitdb_dir / "112.hea").slice(0, 180 * 360)
+    beats, _ = stream_record(rec, 1.0)
+    ann = wfdb.rdann(str(mitdb_dir / "112"), "atr", sampto=180 * 360)
+    assert not set(ann.symbol) & {"V", "E"}
+    assert len(beats) > 200
+    assert sum(b.ventricular for b in beats) <= 0.01 * len(beats), sum(b.ventricular for b in beats)
+
+
+def test_a_short_run_still_awaiting_its_evidence_is_alarmed_when_it_ends():
+    from edge_ecg.dsp.vt_evidence import WAITING
+
+    def gate(pending):
+        return lambda run, beat: (False, {"judgement": WAITING if pending else "normal beats go on", "pending": pending})
+
+    for pending, expected in ((True, ["onset", "offset"]), (False, [])):
+        det = RhythmDetector(FS)
+        det.vt_gate = gate(pending)
+        _feed(det, [75] * 8)
+        during = [e for e in _feed(det, [150] * 6, ventricular=True, start=8 * 200) if e.kind == "ventricular_tachycardia"]
+        assert during == []  # withheld while the run lasts
+        after = [e for e in _feed(det, [75], start=10**6) if e.kind == "ventricular_tachycardia"]
+        assert [e.state for e in after] == expected, pending
+        if pending:
+            onset, offset = after
+            assert "run ended" in onset.evidence["judgement"] and onset.index < offset.index
+            assert "pending" not in onset.evidence

@@ -165,6 +165,8 @@ def qrs_result(report) -> dict:
                                 **({"xqrs": _score_dict(r.xqrs)} if r.xqrs is not None else {})} for r in report.records}}
     if any(r.xqrs is not None for r in report.records):
         out["xqrs"] = {"gross": _gross_with_ci(report, "xqrs"), "raw": _gross_with_ci(report, "xqrs_raw")}
+    if any(r.ventricular is not None for r in report.records):
+        out["ventricular_beats"] = _gross_with_ci(report, "ventricular")  # EC57 VEB Se and +P of the morphology labels
     return out
 
 

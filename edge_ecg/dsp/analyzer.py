@@ -27,7 +27,7 @@ from edge_ecg.dsp.quality import leads_quality, window_quality
 from edge_ecg.dsp.rhythm import RhythmDetector, slope_ratio, vf_features
 from edge_ecg.dsp.sqi import lead_sqi, rail_fraction
 from edge_ecg.dsp.types import AnalysisUpdate, Beat, LeadQuality, RhythmEvent, WindowQuality
-from edge_ecg.dsp.vt_evidence import RunEvidence, judge, lead_continuity
+from edge_ecg.dsp.vt_evidence import WAITING, RunEvidence, judge, lead_continuity
 from edge_ecg.errors import InputError
 from edge_ecg.stream.block import SampleBlock
 
@@ -134,7 +134,7 @@ class StreamAnalyzer:
     def _new_detector(self) -> None:
         self.qrs = QrsDetector(self.fs, self.n_leads, self.config.qrs)
         self.qrs.on_beat = self._on_detection
-        self.classifier = BeatClassifier(self.fs, self.n_leads, self.qrs.pre)
+        self.classifier = BeatClassifier(self.fs, self.n_leads, self.qrs.pre, self.qrs.pre + self.qrs.post)
         self._last_index = None
 
     # ------------------------------------------------------------------------------------------
@@ -376,7 +376,7 @@ class StreamAnalyzer:
         confirm, reason = judge(feats, self.config.evidence, self.use_pulse)
         if self.evidence_log is not None:
             self.evidence_log.append({"kind": "vt", "run_start": int(onset), "now": int(now), "onset": int(run[-self.config.rhythm.vt_beats:][0].index), **feats})
-        return confirm, {"judgement": reason, "checks": ev.to_dict()}
+        return confirm, {"judgement": reason, "checks": ev.to_dict(), "pending": reason == WAITING}
 
     def _vf_gate(self, onset: int, stop: int) -> tuple[bool, dict]:
         """Fibrillation has no cardiac output: while at least half the pulses due since the

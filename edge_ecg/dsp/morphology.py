@@ -16,8 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 
+_MATCH = 0.9  # template correlation above which a beat that is not wide is the dominant beat
 _STALE_BEATS = 30  # this many beats in a row unlike the template, at the old rate: the template is lost
 
 
@@ -50,14 +52,36 @@ def _corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(den > 0, (a * b).sum(axis=0) / np.where(den > 0, den, 1.0), 0.0)
 
 
-class BeatClassifier:
-    """Labels each detected beat "N" or "V" (or "Q" while no template exists)."""
+def _lagged_corr(windows: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each lagged window (lags, leads, m) with ``ref`` (m, leads): (lags, leads)."""
+    wc = windows - windows.mean(axis=2, keepdims=True)
+    rc = (ref - ref.mean(axis=0)).T
+    num = np.einsum("klm,lm->kl", wc, rc)
+    den = np.sqrt(np.einsum("klm,klm->kl", wc, wc) * (rc * rc).sum(axis=1)[None, :])
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
 
-    def __init__(self, fs: float, n_leads: int, pre: int) -> None:
+
+class BeatClassifier:
+    """Labels each detected beat "N" or "V" (or "Q" while no template exists).
+
+    Each beat is compared with the template at the lag (up to ``MAX_LAG_S`` either way) where they
+    correlate best. The detector's R peak is the largest deflection of the leading lead, and on a
+    biphasic QRS (R and S of similar size, or a lead change) that point jumps between the R and the
+    S wave from beat to beat: compared without alignment, such a patient's normal beats correlate
+    negatively with their own template and half of them were labelled ventricular (MIT-BIH 112,
+    118, 220 and 230: 40-60% of normal beats).
+    """
+
+    MAX_LAG_S = 0.06  # an R-to-S jump is 30-60 ms
+
+    def __init__(self, fs: float, n_leads: int, pre: int, seg_len: int | None = None) -> None:
         self.fs = float(fs)
         self.pre = int(pre)
         self.a = max(self.pre - int(0.08 * fs), 0)
         self.b = self.pre + int(0.12 * fs)
+        # lags the segment allows: [a - lag, b + lag) must lie inside it
+        room = self.a if seg_len is None else min(self.a, int(seg_len) - self.b)
+        self.max_lag = max(min(int(round(self.MAX_LAG_S * fs)), room), 0)
         self.template: np.ndarray | None = None
         self.template_width = 0.0
         self.n_matched = 0
@@ -66,24 +90,43 @@ class BeatClassifier:
         self.cand_count = 0
         self.unmatched = 0  # consecutive beats that did not match the template
         self.unmatched_prem: list[float] = []  # ... and their prematurity (the last _STALE_BEATS)
+        self.last_label = "Q"
+
+    def _aligned(self, segment: np.ndarray, ref: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, float]:
+        """The part of ``segment`` that best matches ``ref`` within +-max_lag, and that correlation
+        (weighted over leads). Lag 0 wins ties, so an aligned patient is judged as before."""
+        lag = min(self.max_lag, self.a, segment.shape[0] - self.b)
+        m = self.b - self.a
+        if lag <= 0:
+            seg = segment[self.a : self.b]
+            return seg, float(np.dot(_corr(seg, ref), weights) / max(weights.sum(), 1e-12))
+        part = segment[self.a - lag : self.b + lag]
+        c = _lagged_corr(sliding_window_view(part, m, axis=0), ref)  # (2 lag + 1, leads)
+        cw = c @ weights / max(float(weights.sum()), 1e-12)
+        k = int(np.argmax(cw))
+        if cw[k] <= cw[lag] + 1e-9:
+            k = lag
+        return part[k : k + m], float(cw[k])
 
     def classify(self, segment: np.ndarray, slope: np.ndarray, weights: np.ndarray, prematurity: float) -> tuple[str, BeatFeatures]:
-        seg = segment[self.a : self.b]
         width = _qrs_width(slope, self.pre, self.fs)
         if self.template is None:
-            self.template = seg.copy()
+            self.template = segment[self.a : self.b].copy()
             self.template_width = width
             self.n_matched = 1
             return "Q", BeatFeatures(width, 1.0, prematurity, 1.0)
-        c = _corr(seg, self.template)
-        corr = float(np.dot(c, weights) / max(weights.sum(), 1e-12))
+        seg, corr = self._aligned(segment, self.template, weights)
         amp = float(np.ptp(seg @ weights) / max(np.ptp(self.template @ weights), 1e-9))
         tw = self.template_width
         wide = width > min(1.25 * tw, tw + 0.02)
         premature = prematurity < 0.85
-        # biased towards "ventricular": a missed ventricular run costs more than a false one
-        ventricular = corr < 0.5 or (corr < 0.8 and (wide or premature)) or (corr < 0.9 and width > tw + 0.04)
-        if corr > 0.9 and not wide:
+        matched = corr > _MATCH and not wide  # a confident match of the dominant beat
+        # biased towards "ventricular": a missed ventricular run costs more than a false one. Right
+        # after a ventricular beat, a wide early beat that is no confident match continues the run
+        # (VT whose complexes alternate between two shapes, one close to the template)
+        ventricular = (corr < 0.5 or (corr < 0.8 and (wide or premature)) or (corr < _MATCH and width > tw + 0.04)
+                       or (self.last_label == "V" and not matched and wide and premature))
+        if matched:
             self.unmatched, self.unmatched_prem = 0, []
             # adapt the dominant template slowly to matching beats
             self.template = 0.9 * self.template + 0.1 * seg
@@ -93,8 +136,9 @@ class BeatClassifier:
         else:
             self.unmatched += 1
             self.unmatched_prem = (self.unmatched_prem + [prematurity])[-_STALE_BEATS:]
-            self._compete(seg, width)
+            self._compete(segment, weights, width)
         label = "V" if ventricular else ("N" if self.n_matched >= 3 else "Q")
+        self.last_label = label
         if self.unmatched >= _STALE_BEATS and np.median(self.unmatched_prem[-_STALE_BEATS:]) >= 0.9:
             # nothing has matched the template for long, and the beats come at the dominant
             # rhythm's rate rather than faster: the template is lost (learned on artifact, or the
@@ -102,17 +146,18 @@ class BeatClassifier:
             # faster than the rhythm before it, so it keeps its "V" labels.
             self.template, self.cand, self.cand_count = None, None, 0
             self.unmatched, self.unmatched_prem = 0, []
-        # a "normal" beat that matches the template only loosely: inside a ventricular run it is
-        # more likely a fusion or an oddly shaped ventricular beat than a return to sinus rhythm
-        ambiguous = label == "N" and (corr < 0.85 or wide or not 0.6 <= amp <= 1.6)
+        # a "normal" beat that is no confident match of the template: inside a ventricular run it
+        # is more likely a fusion or an oddly shaped ventricular beat than a return to sinus rhythm
+        ambiguous = label == "N" and (not matched or not 0.6 <= amp <= 1.6)
         return label, BeatFeatures(width, corr, prematurity, amp, ambiguous)
 
-    def _compete(self, seg: np.ndarray, width: float) -> None:
+    def _compete(self, segment: np.ndarray, weights: np.ndarray, width: float) -> None:
         """A second cluster; it replaces the template if it keeps recurring and is not wider.
 
         This recovers from a template learned on an ectopic first beat.
         """
-        if self.cand is not None and float(np.mean(_corr(seg, self.cand))) > 0.9:
+        seg, c = (segment[self.a : self.b], 0.0) if self.cand is None else self._aligned(segment, self.cand, weights)
+        if self.cand is not None and c > _MATCH:
             self.cand = 0.8 * self.cand + 0.2 * seg
             self.cand_width = 0.8 * self.cand_width + 0.2 * width
             self.cand_count += 1

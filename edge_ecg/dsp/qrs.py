@@ -82,8 +82,10 @@ class QrsDetector:
         self.on_beat = None  # callback(Detection) run as each beat is committed, before the next decision
         self.look = int(round(cfg.lookahead_s * self.fs))
         self.locate = int(round(cfg.locate_s * self.fs))
-        self.pre = int(round(0.12 * self.fs))  # morphology segment before R
-        self.post = int(round(0.16 * self.fs))  # ... and after (<= locate + look guaranteed below)
+        # morphology segment before R and after: the classifier's 80 ms before to 120 ms after, with
+        # room to align each beat to the template by up to 60 ms either way (morphology.py)
+        self.pre = int(round(0.14 * self.fs))
+        self.post = int(round(0.18 * self.fs))  # (<= look guaranteed below)
         self.post = min(self.post, self.look)
         self.refractory = int(round(cfg.refractory_s * self.fs))
         self.twave = int(round(cfg.twave_s * self.fs))

@@ -93,6 +93,7 @@ class RhythmDetector:
         self.start: int | None = None
         self.rr_hist: deque = deque(maxlen=max(self.lim.tachy_beats, self.lim.brady_beats, 2))
         self.v_run: list[Beat] = []
+        self._vt_waiting: dict | None = None  # the current run's last evidence, while its checks wait
         self.vf_count = 0
         # evidence checks (vt_evidence.py), set by the analyzer: gate(run, beat) -> (confirm, evidence)
         # for a VT candidate, and gate(onset, stop) for VF; None alarms on the beat rule alone
@@ -142,11 +143,18 @@ class RhythmDetector:
         elif beat.ambiguous and tol > 0:
             self.v_run = [beat]
         else:
+            if not active and self._vt_waiting is not None:
+                # the run ended before the rhythm underneath was due: nothing spoke against it
+                w = self._vt_waiting
+                out.append(self._on("ventricular_tachycardia", w["beats"][0],
+                                    {**w, "judgement": "the run ended before the rhythm underneath was due; nothing contradicted it"}))
+                active = True
             if active:
                 out.append(self._off("ventricular_tachycardia", beat.index, {"beat": beat.index, "run_beats": len(self.v_run)}))
             if self.v_run and self.on_run_end is not None:
                 self.on_run_end(self.v_run[0].index, beat.index)
             self.v_run = []
+            self._vt_waiting = None
             return out
         run = self.v_run[-n:]
         n_v = sum(b.ventricular for b in run)
@@ -163,9 +171,12 @@ class RhythmDetector:
                 if self.vt_gate is not None:
                     # judged at every beat while the run lasts: withheld now, maybe confirmed later
                     confirm, extra = self.vt_gate(self.v_run, beat)
+                    pending = bool(extra.pop("pending", False))
                     ev.update(extra)
                     if not confirm:
+                        self._vt_waiting = ev if pending else None
                         return out
+                self._vt_waiting = None
                 out.append(self._on("ventricular_tachycardia", run[0].index, ev))
         return out
 

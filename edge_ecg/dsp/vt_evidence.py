@@ -18,7 +18,9 @@ clinician would ask of the strip:
 
 A run that fails a check is withheld, not forgotten: it is judged again at each new beat while it
 lasts, so a true VT whose evidence takes a few seconds to build is still alarmed then (within the
-10 s of IEC 60601-2-27). The three limits are the only tuned numbers (record-grouped
+10 s of IEC 60601-2-27). A run that ends while the checks are still waiting for the rhythm
+underneath to be due (a short run: nothing has spoken against it) is alarmed when it ends
+(``rhythm.py``); before, such runs were never alarmed, and 5-8 beat VT runs were missed. The three limits are the only tuned numbers (record-grouped
 cross-validation on the CinC 2015 VT alarms, ``edge-ecg eval alarms``); everything else is fixed
 physiology. The same pulse check withholds ventricular fibrillation when the pulse goes on.
 """
@@ -36,6 +38,7 @@ from edge_ecg.dsp.continuity import continuity
 from edge_ecg.dsp.pulse import PulseEvidence
 from edge_ecg.dsp.sqi import LeadSqi
 
+WAITING = "waiting for the rhythm underneath to be due"  # judge()'s reason while no check can speak yet
 _MATCH_CORR = 0.85  # a complex is the patient's normal beat when it correlates this well with the template
 _MATCH_SIZE = (0.5, 2.0)  # ... and its size is within this range of the template's
 
@@ -82,7 +85,7 @@ def judge(features: dict[str, Any], limits: EvidenceLimits, use_pulse: bool = Tr
     gone = (ec is not None and ec < limits.ecg_continuity) or (use_pulse and pc is not None and pc < limits.pulse_continuity)
     if not gone and (features.get("ecg_pending") and limits.ecg_continuity <= 1.0
                      or use_pulse and features.get("pulse_pending") and limits.pulse_continuity <= 1.0):
-        return False, "waiting for the rhythm underneath to be due"
+        return False, WAITING
     return True, "confirmed"
 
 

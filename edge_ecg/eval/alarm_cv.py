@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from edge_ecg.dsp.config import AnalyzerConfig, EvidenceLimits
-from edge_ecg.dsp.vt_evidence import judge
+from edge_ecg.dsp.vt_evidence import WAITING, judge
 from edge_ecg.eval.alarm_eval import ALARM_AT_S, WINDOW_S, read_truth
 from edge_ecg.eval.crossval import bootstrap_interval, cross_validate
 from edge_ecg.errors import InputError
@@ -129,28 +129,41 @@ def _record_log_args(a: tuple) -> RecordLog:
 
 
 # -- replay and decisions ---------------------------------------------------------------------
-def replay(rl: RecordLog, decide: Callable[[dict], bool]) -> tuple[bool, float | None]:
+def replay(rl: RecordLog, decide: Callable[[dict], "bool | tuple[bool, str]"]) -> tuple[bool, float | None]:
     """Would the detector whose confirmation is ``decide(features)`` have had VT on in the alarm
-    window? Returns (raised, onset seconds)."""
+    window? Returns (raised, onset seconds). ``decide`` returns a bool or ``judge``'s (confirm,
+    reason); a run that ends while its last judgement was ``WAITING`` is raised at its end, as
+    ``RhythmDetector`` does."""
     lo, hi = int((ALARM_AT_S - WINDOW_S) * rl.fs), int(ALARM_AT_S * rl.fs)
     active_from: int | None = None
+    waiting: int | None = None  # onset of the current run while its checks wait
     for e in rl.entries:
         if e["kind"] == "vt":
-            if active_from is None and decide(e):
-                active_from = e["onset"]
-                if lo <= e["onset"] <= hi or (e["onset"] < lo and e["now"] >= lo):
-                    return True, e["onset"] / rl.fs
-        elif e["kind"] == "vt_end" and active_from is not None:
-            if active_from < lo <= e["now"]:
-                return True, active_from / rl.fs
-            active_from = None
+            if active_from is None:
+                verdict = decide(e)
+                ok, why = verdict if isinstance(verdict, tuple) else (bool(verdict), "")
+                waiting = e["onset"] if (not ok and why == WAITING) else None
+                if ok:
+                    active_from = e["onset"]
+                    if lo <= e["onset"] <= hi or (e["onset"] < lo and e["now"] >= lo):
+                        return True, e["onset"] / rl.fs
+        elif e["kind"] == "vt_end":
+            if active_from is None and waiting is not None:
+                active_from = waiting  # raised as the run ends
+                if lo <= waiting <= hi:
+                    return True, waiting / rl.fs
+            waiting = None
+            if active_from is not None:
+                if active_from < lo <= e["now"]:
+                    return True, active_from / rl.fs
+                active_from = None
     if active_from is not None and active_from < lo:
         return True, active_from / rl.fs
     return False, None
 
 
-def decider(limits: EvidenceLimits, use_pulse: bool) -> Callable[[dict], bool]:
-    return lambda f: judge(f, limits, use_pulse)[0]
+def decider(limits: EvidenceLimits, use_pulse: bool) -> Callable[[dict], tuple[bool, str]]:
+    return lambda f: judge(f, limits, use_pulse)
 
 
 def always(_: dict) -> bool:

@@ -63,6 +63,7 @@ class RecordResult:
     xqrs_raw: Score | None = None
     max_delay_s: float = 0.0
     n_ventricular: int = 0
+    ventricular: Score | None = None  # beat classification: reference V/E beats labelled ventricular
 
 
 @dataclass
@@ -97,6 +98,10 @@ class QrsReport:
                 x = self.gross("xqrs" + suffix)
                 line += f" | {100 * x.se:8.3f} {100 * x.ppv:8.3f} {x.fn:>4} {x.fp:>4}"
             lines.append(line)
+        if any(r.ventricular is not None for r in self.records):
+            v = self.gross("ventricular")
+            lines.append(f"ventricular beats (EC57 VEB, matched beats): Se {100 * v.se:.2f}  +P {100 * v.ppv:.2f}  "
+                         f"(TP {v.tp}, FN {v.fn}, FP {v.fp})")
         lines.append(
             f"(gross: EC57, ventricular flutter episodes excluded; raw: nothing excluded; 150 ms window; "
             f"ours streamed in {self.block_s:g} s blocks; max decision delay "
@@ -182,6 +187,37 @@ def score(ref: np.ndarray, test: np.ndarray, fs: float, exclude: Sequence[tuple[
     return Score(int(c.tp), int(c.fn), int(c.fp))
 
 
+def ventricular_score(ref: np.ndarray, symbols: Sequence[str], beats: Sequence[Beat], fs: float,
+                      exclude: Sequence[tuple[int, int]] = (), n_samples: int | None = None) -> Score:
+    """Ventricular beat classification (EC57's VEB sensitivity and +P) over the detected beats that
+    match a reference beat (150 ms): tp = a V/E beat labelled ventricular, fn = a V/E beat labelled
+    otherwise, fp = any other beat labelled ventricular. Beats the detector missed or added count in
+    the QRS score, not here; the scored span is ``score``'s."""
+    ref = np.asarray(ref, dtype=np.int64)
+    sym = np.asarray(list(symbols))
+    keep = np.ones(ref.size, dtype=bool)
+    if n_samples is not None:
+        keep &= (ref >= int(WINDOW_S * fs)) & (ref < int(n_samples) - int(round(EDGE_END_S * fs)))
+    for a, b in exclude:
+        keep &= (ref < a) | (ref > b)
+    ref, sym = ref[keep], sym[keep]
+    out = Score()
+    if ref.size == 0:
+        return out
+    w = int(WINDOW_S * fs)
+    for b in beats:
+        j = int(np.searchsorted(ref, b.index))
+        near = [k for k in (j - 1, j) if 0 <= k < ref.size and abs(int(ref[k]) - b.index) <= w]
+        if not near:
+            continue
+        k = min(near, key=lambda k: abs(int(ref[k]) - b.index))
+        is_v = sym[k] in ("V", "E")
+        out.tp += is_v and b.ventricular
+        out.fn += is_v and not b.ventricular
+        out.fp += (not is_v) and b.ventricular
+    return out
+
+
 def xqrs_detect(record: Record, lead: int = 0) -> np.ndarray:
     """wfdb's ``XQRS`` on one lead (in mV, as wfdb expects), offline over the whole record."""
     from wfdb import processing
@@ -240,7 +276,8 @@ def evaluate_qrs(
             xlead = rec.leads.index(lead) if lead in rec.leads else 0
         res = RecordResult(
             name=hea.stem, n_ref=len(ref), ours=score(ref, idx, rec.fs, spans, n), ours_raw=score(ref, idx, rec.fs, n_samples=n),
-            max_delay_s=delay, n_ventricular=sum(b.ventricular for b in beats))
+            max_delay_s=delay, n_ventricular=sum(b.ventricular for b in beats),
+            ventricular=ventricular_score(ref, sym, beats, rec.fs, spans, n) if annotator == "atr" else None)
         if with_xqrs:
             xi = xqrs_detect(rec, xlead)
             res.xqrs, res.xqrs_raw = score(ref, xi, rec.fs, spans, n), score(ref, xi, rec.fs, n_samples=n)
