@@ -319,7 +319,9 @@ def _bench_dsp(load: Callable[[str], dict[str, Any]]) -> list[str]:
     r = load("bench-dsp")["results"]
     rows = [[row["what"], f"{row['cpu_s']:.3f}", f"{row['x_real_time']:.0f}", f"{row['wall_s']:.3f}", f"{row['vs_chain_1s']:.2f}x"] for row in r["rows"]]
     head = [f"Record {r['record']}: {r['seconds']:.0f} s, {r['leads']} leads at {r['fs']:g} Hz; median of {r['repeat']} runs (xqrs: 1). "
-            f"Target: whole chain >= {r['target_x_real_time']}x real time at 1 s blocks: **{'met' if r['met'] else 'not met'}**.", ""]
+            f"Target: whole chain >= {r['target_x_real_time']}x real time at 1 s blocks: **{'met' if r['met'] else 'not met'}**."
+            + (f" Load average (1 min) before / after the run: {r['load_average_1m']['before']} / {r['load_average_1m']['after']}"
+               f" on {r.get('cpus')} CPUs." if r.get("load_average_1m") else ""), ""]
     return head + table(["what", "CPU s", "x real time", "wall s", "vs chain @ 1 s"], rows)
 
 # -- atrial fibrillation (docs/dsp-alarms.md, "Atrial fibrillation") ------------------------------

@@ -113,6 +113,72 @@ def test_bigeminy_and_isolated_ectopy_are_not_af():
     assert not _feed(af.AfDetector(FS), _beats(rr))
 
 
+def test_af_with_premature_beats_labelled_ventricular_is_still_af():
+    """The morphology step calls a narrow beat ventricular when it comes early and matches the
+    template only moderately, which in AF is every other beat: for AF those beats stay (their
+    intervals are AF's irregularity); wide or plainly different beats are still rejected."""
+    rng = np.random.default_rng(7)
+    rr = _af(150, rng)
+    idx, beats = 0, []
+    for k, r in enumerate(rr):
+        idx += int(round(r * FS))
+        early = k % 2 == 1  # every other beat "ventricular" from prematurity alone
+        beats.append(Beat(index=idx, decided_at=idx + 50, ventricular=early, label="V" if early else "N", rr_s=float(r),
+                          width_s=0.085 if early else 0.08, correlation=0.7 if early else 0.97))
+    det = af.AfDetector(FS)
+    det.trace = []
+    ev = _feed(det, beats)
+    assert [e.state for e in ev] == ["onset"]
+    assert np.isfinite(det.trace[-1].features[0])
+    # the same beats, wide: ectopic for AF too, so half the intervals go and those left are
+    # each a coupling-free pair at most: no decision at all rather than an AF call
+    wide = [dataclasses.replace(b, width_s=0.16) if b.ventricular else b for b in beats]
+    det = af.AfDetector(FS)
+    det.trace = []
+    assert not _feed(det, wide)
+    assert not any(np.isfinite(d.features[0]) for d in det.trace)
+
+
+def test_the_window_is_read_at_the_configured_cadence():
+    rng = np.random.default_rng(8)
+    beats = _beats(_sinus(60, rng) + _af(120, rng))
+    seen = {}
+    for every in (0.0, 2.0, 5.0):
+        det = af.AfDetector(FS, af.AfConfig(decide_every_s=every))
+        det.trace = []
+        ev = _feed(det, beats)
+        gaps = np.diff([d.index for d in det.trace]) / FS
+        if every == 0:
+            assert len(det.trace) == len(beats)
+        else:
+            assert gaps.min() >= every and gaps.max() < every + 1.2  # at the first beat at least `every` on
+        # the persistence rule is the same: raised once the evidence has held for 30 s of AF
+        (on,) = [e for e in ev if e.state == "onset"]
+        seen[every] = on.index
+    assert max(seen.values()) - min(seen.values()) <= 10 * FS, seen
+    with pytest.raises(ConfigError, match="af.decide_every_s"):
+        AnalyzerConfig.from_dict({"af": {"decide_every_s": -1}})
+
+
+def test_the_streaming_window_gives_the_reference_features():
+    """The detector keeps each beat's P segment centred (one sum per read): same features as
+    ``window_features`` on the raw window, with ventricular beats and missing segments."""
+    rng = np.random.default_rng(9)
+    w = af._Window(60)
+    rr, v, seg = [], [], []
+    p = np.exp(-((np.arange(70) - 35) / 8.0) ** 2)
+    for i in range(90):
+        r, vv = float(rng.uniform(0.5, 1.1)), i % 7 == 0
+        sg = None if i % 11 == 0 else np.stack([p + rng.normal(0, 0.3, 70), rng.normal(0, 1, 70)], axis=1)
+        w.push(r, vv, 0.08, sg)
+        rr.append(r)
+        v.append(vv)
+        seg.append(np.full((70, 2), np.nan) if sg is None else sg)
+    ref = af.window_features(np.array(rr[-60:]), np.array(v[-60:]), np.array(seg[-60:]))
+    assert np.isfinite(ref).all()
+    np.testing.assert_allclose(w.features(12), ref, rtol=1e-9)
+
+
 def test_features_separate_af_from_sinus_rhythm():
     rng = np.random.default_rng(4)
     sinus, fib = np.array(_sinus(60, rng)), np.array(_af(60, rng))
@@ -147,6 +213,16 @@ def test_a_bad_model_file_names_the_file(tmp_path):
     with pytest.raises(af.InputError, match="m.json"):
         af.load_model(bad)
     assert af.load_model().threshold > 0  # the shipped one loads
+    # a tanh layer round-trips through the file, and a layer of the wrong shape is refused
+    m = af.load_model()
+    assert af.AfModel.from_dict(m.to_dict()) == m
+    x = np.array([[-1.5, -0.5, 0.05, 110.0, 0.7], [-3.8, -2.4, 0.6, 65.0, 0.05]])
+    np.testing.assert_allclose(af.AfModel.from_dict(m.to_dict()).probability(x), m.probability(x))
+    d = af.AfModel(hidden=((1.0, 0.0),) * 5, hidden_bias=(0.0, 0.0), weights=(1.0, -1.0)).to_dict()
+    d["hidden"] = d["hidden"][:4]
+    bad.write_text(json.dumps(d))
+    with pytest.raises(af.InputError, match="hidden"):
+        af.load_model(bad)
 
 
 # -- real data ----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ def register(cli) -> None:
     p.add_argument("--seed", type=int, default=0, help="fold assignment seed (default 0)")
     p.add_argument("--limit", type=int, default=None, help="CinC 2017: only this many records, spread over the list (quick look)")
     p.add_argument("--records", nargs="*", help="WFDB: only these record names")
-    p.add_argument("--cache", type=Path, default=Path(".cache") / "af", help="per-record feature cache (default .cache/af)")
+    p.add_argument("--cache", type=Path, default=Path(".cache") / "af", help="per-record cache of what the AF detector is fed per beat (default .cache/af)")
     p.add_argument("--no-cache", action="store_true", help="stream every record again and keep nothing")
     p.add_argument("--json", action="store_true", help="print one JSON object with the figures instead of the table")
     p.add_argument("--no-result", action="store_true", help="do not write docs/results/af-<folder>.json")

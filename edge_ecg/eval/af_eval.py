@@ -15,15 +15,17 @@ Three kinds of folder, told apart by what they hold:
   per minute (the evidence, and the alarm) and per AF episode, and every record without AF must
   raise no alarm. No parameter is fitted on these, so their figures are out of sample.
 
-Per record, the decision comes from the same per-beat evidence as the bedside condition: a record
-is AF when the median of its per-beat AF probabilities reaches the threshold, i.e. when the
-evidence is positive for at least half of its beats (a record without any decided beat is "not
-AF": no evidence). The bedside condition needs that evidence positive at every beat for 30 s;
-the per-record call asks less of a 9-61 s recording, and the report also says how many records
-the 30 s rule itself would have alarmed on.
+Per record, the decision comes from the same evidence as the bedside condition: a recording of
+at most ``window_beats`` beats (every CinC 2017 strip but a few) is AF when the read of its one
+window (all its beats) reaches the threshold; a longer one when the median of its reads does (a
+record without any decided read is "not AF": no evidence). The bedside condition needs the
+evidence positive at every read for 30 s; the per-record call asks less of a 9-61 s recording.
 
-Each record is streamed once; its per-beat features are cached under ``.cache/af`` (keyed by the
-detector's feature definition and the analyzer config), so cross-validation refits in seconds.
+Each record is streamed once; what the AF detector was fed at each beat (``af.BeatInput``: RR,
+morphology label, QRS width, P segment, quality) is cached under ``.cache/af`` (keyed by what is
+kept of a beat and the analyzer's settings other than AF's), and the AF reads are recomputed from
+it through ``AfDetector.feed`` under any AF setting, so cross-validation refits in minutes and a
+change of the AF features needs no new stream.
 """
 
 from __future__ import annotations
@@ -47,11 +49,12 @@ from edge_ecg.errors import InputError
 
 log = logging.getLogger(__name__)
 
-FEATURE_VERSION = "af-features-2"  # bump when edge_ecg.dsp.af's feature definitions change
+BEATS_VERSION = "af-beats-1"  # bump when what the cache keeps of a beat (af.BeatInput) changes
 DEFAULT_CACHE = Path(".cache") / "af"
 CINC_CLASSES = ("N", "A", "O", "~")
 N_BOOT = 2000
 TARGET_SP = 0.95  # the per-recording operating point: keep 95% of training non-AF records below it
+HIDDEN_UNITS = 4  # the AF model's tanh units (0 = logistic)
 GATE_PERCENTILE = 10.0  # the entropy gate: this percentile of training AF records' median COSEn
 
 
@@ -109,69 +112,121 @@ def rhythm_spans(hea: Path, n_samples: int) -> dict[str, list[tuple[int, int]]]:
 
 # -- one streamed record -----------------------------------------------------------------------
 @dataclass
-class Trace:
-    """One record streamed through ``StreamAnalyzer``: the AF features at every beat.
-
-    ``events`` are the AF onsets/offsets the stream itself emitted (only when just streamed, not
-    from the cache: they depend on the model, the features do not)."""
+class Beats:
+    """One record streamed through ``StreamAnalyzer``: what the AF detector was fed at each beat
+    (``af.BeatInput``), so the AF features can be recomputed under any AF setting without
+    streaming the record again. ``events`` are the AF events the stream itself emitted (only when
+    just streamed, not from the cache: they depend on the model)."""
 
     name: str
     fs: float
     n_samples: int
-    index: np.ndarray  # (n,) R-peak sample of each beat
-    features: np.ndarray  # (n, len(af.FEATURES)) of the window ending at that beat
-    quality: np.ndarray  # (n,) the analyzer's quality score when the beat was decided
-    rr: np.ndarray  # (n,) seconds, NaN unknown (for the reference rule)
+    index: np.ndarray  # (n,) R-peak sample
+    rr: np.ndarray  # (n,) seconds, NaN unknown
+    ventricular: np.ndarray  # (n,) the morphology label
+    width: np.ndarray  # (n,) QRS width (s), NaN unknown
+    correlation: np.ndarray  # (n,) template correlation, NaN unknown
+    quality: np.ndarray  # (n,) the analyzer's quality score at the beat
+    segments: np.ndarray  # (n, samples, leads) float32 P windows, NaN rows where not held
     events: list[tuple[str, int]] | None = None
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez(tmp, fs=self.fs, n_samples=self.n_samples, index=self.index, features=self.features,
-                 quality=self.quality, rr=self.rr)
+        np.savez(tmp, fs=self.fs, n_samples=self.n_samples, index=self.index, rr=self.rr, ventricular=self.ventricular,
+                 width=self.width, correlation=self.correlation, quality=self.quality, segments=self.segments)
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: Path, name: str) -> "Trace":
+    def load(cls, path: Path, name: str) -> "Beats":
         z = np.load(path)
-        return cls(name, float(z["fs"]), int(z["n_samples"]), z["index"], z["features"], z["quality"], z["rr"])
+        return cls(name, float(z["fs"]), int(z["n_samples"]), z["index"], z["rr"], z["ventricular"], z["width"],
+                   z["correlation"], z["quality"], z["segments"])
+
+    def inputs(self) -> list[af.BeatInput]:
+        seg_ok = np.isfinite(self.segments).all(axis=(1, 2)) if self.segments.ndim == 3 else np.zeros(self.index.size, bool)
+        return [af.BeatInput(int(i), float(r), bool(v), float(w), float(c), float(q),
+                             self.segments[k].astype(np.float64) if seg_ok[k] else None)
+                for k, (i, r, v, w, c, q) in enumerate(zip(self.index, self.rr, self.ventricular, self.width,
+                                                           self.correlation, self.quality))]
 
 
-def stream_trace(hea: Path, config: AnalyzerConfig | None = None, block_s: float = 1.0) -> Trace:
+@dataclass
+class Trace:
+    """A record's AF decisions: the features each time the window was read (every
+    ``decide_every_s``), and every beat's index and RR (for the reference rule)."""
+
+    name: str
+    fs: float
+    n_samples: int
+    index: np.ndarray  # (n,) R-peak sample of the beat at which the window was read
+    features: np.ndarray  # (n, len(af.FEATURES)) of the window ending at that beat
+    quality: np.ndarray  # (n,) the analyzer's quality score when the beat was decided
+    beat_index: np.ndarray  # (m,) every beat
+    beat_rr: np.ndarray  # (m,) seconds, NaN unknown
+    final: np.ndarray  # (len(af.FEATURES),) the last window of the record (all of it when shorter)
+    final_quality: float = 1.0
+    events: list[tuple[str, int]] | None = None
+
+
+def decisions(b: Beats, cfg: AfConfig) -> Trace:
+    """Feed a record's beats through ``AfDetector.feed`` (the streaming code path) under ``cfg``
+    and keep each read of the window."""
+    det = AfDetector(b.fs, cfg, AfModel())
+    det.trace = []
+    for x in b.inputs():
+        det.feed(x)
+    tr = det.trace
+    n = len(tr)
+    return Trace(
+        name=b.name, fs=b.fs, n_samples=b.n_samples,
+        index=np.array([d.index for d in tr], dtype=np.int64),
+        features=np.array([d.features for d in tr], dtype=np.float64).reshape(n, len(af.FEATURES)),
+        quality=np.array([d.quality for d in tr], dtype=np.float64),
+        beat_index=b.index, beat_rr=b.rr, final=det.window_features(),
+        final_quality=float(b.quality[-1]) if b.quality.size else 0.0, events=b.events)
+
+
+def stream_beats(hea: Path, config: AnalyzerConfig | None = None, block_s: float = 1.0) -> Beats:
     """Stream a whole record in ``block_s`` blocks through a fresh ``StreamAnalyzer`` (the daemon's
-    chain, with the shipped AF model) and keep every beat's AF features and the AF events."""
+    chain, with the shipped AF model) and keep what the AF detector is fed, and its events."""
     from edge_ecg.dsp.analyzer import StreamAnalyzer
     from edge_ecg.records import read_record
     from edge_ecg.stream.block import SampleBlock
 
     rec = read_record(hea)
     an = StreamAnalyzer(rec.fs, rec.leads, config)
-    an.af.trace = []
-    rr_of: dict[int, float] = {}
+    an.af.beat_log = []
     events: list[tuple[str, int]] = []
     step = max(int(round(block_s * rec.fs)), 1)
     for a in range(0, rec.n_samples, step):
         x = rec.signals[a : a + step]
         nan = np.isnan(x)
         up = an.process(SampleBlock(start=a, samples=x, fs=rec.fs, leads=rec.leads, lead_off=nan if nan.any() else None))
-        for b in up.beats:
-            rr_of[b.index] = np.nan if b.rr_s is None else b.rr_s
         events += [(e.state, e.index) for e in up.events if e.kind == af.KIND]
-    tr = an.af.trace
-    n = len(tr)
-    return Trace(
-        name=hea.stem, fs=rec.fs, n_samples=rec.n_samples,
-        index=np.array([d.index for d in tr], dtype=np.int64),
-        features=np.array([d.features for d in tr], dtype=np.float64).reshape(n, len(af.FEATURES)),
-        quality=np.array([d.quality for d in tr], dtype=np.float64),
-        rr=np.array([rr_of.get(d.index, np.nan) for d in tr], dtype=np.float64), events=events)
+    log_ = an.af.beat_log
+    a0, b0 = AfDetector.segment_bounds(0, rec.fs)
+    seg = np.full((len(log_), b0 - a0, len(rec.leads)), np.nan, dtype=np.float32)
+    for k, x in enumerate(log_):
+        if x.segment is not None and x.segment.shape == seg.shape[1:]:
+            seg[k] = x.segment
+    col = lambda f, dt=np.float64: np.array([getattr(x, f) for x in log_], dtype=dt)
+    return Beats(name=hea.stem, fs=rec.fs, n_samples=rec.n_samples, index=col("index", np.int64), rr=col("rr_s"),
+                 ventricular=col("ventricular", bool), width=col("width_s"), correlation=col("correlation"),
+                 quality=col("quality"), segments=seg, events=events)
+
+
+def stream_trace(hea: Path, config: AnalyzerConfig | None = None, block_s: float = 1.0) -> Trace:
+    """A record's AF decisions straight from the stream (``stream_beats`` then ``decisions``)."""
+    return decisions(stream_beats(hea, config, block_s), (config or AnalyzerConfig()).af)
 
 
 def cache_key(config: AnalyzerConfig | None) -> str:
-    """What the cached features depend on: their definition and the analyzer's settings."""
+    """What the cached beats depend on: what is kept of a beat, the P window and the analyzer's
+    settings other than AF's (the AF features are recomputed from the beats under any AF setting)."""
     cfg = (config or AnalyzerConfig()).to_dict()
-    cfg["af"].pop("model_file", None)
-    blob = json.dumps({"v": FEATURE_VERSION, "features": af.FEATURES, "p": af.P_WINDOW_S, "cfg": cfg}, sort_keys=True, default=str)
+    cfg.pop("af", None)
+    blob = json.dumps({"v": BEATS_VERSION, "p": af.P_WINDOW_S, "cfg": cfg}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
@@ -194,19 +249,19 @@ def record_digest(hea: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _one(args: tuple) -> Trace:
+def _one(args: tuple) -> Beats:
     hea, path, config = args
     if path is not None and path.is_file():
-        return Trace.load(path, hea.stem)
-    t = stream_trace(hea, config)
+        return Beats.load(path, hea.stem)
+    b = stream_beats(hea, config)
     if path is not None:
-        t.save(path)
-    return t
+        b.save(path)
+    return b
 
 
-def traces(heads: Sequence[Path], cache: Path | None = DEFAULT_CACHE, config: AnalyzerConfig | None = None,
-           progress: Callable[[int, int], None] | None = None, jobs: int = 1) -> list[Trace]:
-    """The trace of every record, streamed once and cached under ``cache/<key>/<folder>/``, one
+def beats(heads: Sequence[Path], cache: Path | None = DEFAULT_CACHE, config: AnalyzerConfig | None = None,
+          progress: Callable[[int, int], None] | None = None, jobs: int = 1) -> list[Beats]:
+    """The beats of every record, streamed once and cached under ``cache/<key>/<folder>/``, one
     file per record named for its content (``record_digest``)."""
     key = cache_key(config)
     todo = []
@@ -215,22 +270,28 @@ def traces(heads: Sequence[Path], cache: Path | None = DEFAULT_CACHE, config: An
         if cache is not None:
             path = Path(cache) / key / hea.parent.name / f"{hea.stem}-{record_digest(hea)}.npz"
         todo.append((hea, path, config))
+    out: list[Beats] = []
     if jobs > 1:
         import multiprocessing
 
         with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-            out = []
-            for i, t in enumerate(pool.imap(_one, todo, chunksize=8)):
-                out.append(t)
+            for i, b in enumerate(pool.imap(_one, todo, chunksize=8)):
+                out.append(b)
                 if progress:
                     progress(i + 1, len(todo))
-            return out
-    out = []
+        return out
     for i, item in enumerate(todo):
         out.append(_one(item))
         if progress:
             progress(i + 1, len(todo))
     return out
+
+
+def traces(heads: Sequence[Path], cache: Path | None = DEFAULT_CACHE, config: AnalyzerConfig | None = None,
+           progress: Callable[[int, int], None] | None = None, jobs: int = 1) -> list[Trace]:
+    """Every record's AF decisions under ``config.af``, from its (cached) beats."""
+    cfg = (config or AnalyzerConfig()).af
+    return [decisions(b, cfg) for b in beats(heads, cache, config, progress, jobs)]
 
 
 # -- decisions from a trace --------------------------------------------------------------------
@@ -252,6 +313,31 @@ def record_score(ev: np.ndarray) -> float:
     """The recording's AF evidence: the median over its decided beats (0 with none: no evidence)."""
     ev = ev[np.isfinite(ev)]
     return float(np.median(ev)) if ev.size else 0.0
+
+
+def record_evidence(t: Trace, model: AfModel, cfg: AfConfig) -> float:
+    """The recording's AF evidence. A recording of at most ``window_beats`` beats (every CinC
+    strip up to 60 beats) is one window: the evidence of its last read, which holds all of its
+    beats (the early reads hold only the first dozen intervals). A longer one: the median over
+    its reads (``record_score``). Unreadable (too few clean intervals, low quality): 0."""
+    if t.beat_index.size <= cfg.window_beats:
+        return float(model.evidence(t.final)[0]) if record_decided(t, cfg) else 0.0
+    return record_score(evidence(t, model, cfg))
+
+
+def training_rows(t: Trace, cfg: AfConfig) -> np.ndarray:
+    """The windows a record teaches the model: what its decision is read from (``record_evidence``):
+    its one whole window when it has at most ``window_beats`` beats, else every decided read."""
+    if t.beat_index.size <= cfg.window_beats:
+        return t.final[None] if record_decided(t, cfg) else np.zeros((0, len(af.FEATURES)))
+    return t.features[decided(t, cfg)]
+
+
+def record_decided(t: Trace, cfg: AfConfig) -> bool:
+    """Whether ``record_evidence`` has anything to read (else the record is "not AF": no evidence)."""
+    if t.beat_index.size <= cfg.window_beats:
+        return bool(t.final_quality >= cfg.min_quality and np.isfinite(t.final[: af.RR_FEATURES]).all())
+    return bool(decided(t, cfg).any())
 
 
 def replay(t: Trace, model: AfModel, cfg: AfConfig) -> list[tuple[str, int]]:
@@ -283,6 +369,30 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float = 1e-2, 
     return beta[:-1], float(beta[-1])
 
 
+def fit_tanh_layer(x: np.ndarray, y: np.ndarray, w: np.ndarray, units: int = HIDDEN_UNITS, iters: int = 1500,
+                   lr: float = 0.02, l2: float = 1e-3, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """One tanh layer and a logistic output (``AfModel`` with ``hidden``), fitted by full-batch
+    Adam on the weighted cross-entropy with a small L2 penalty; a fixed seed, so the same
+    training records always give the same model. Returns (hidden, hidden_bias, weights, bias)."""
+    rng = np.random.default_rng(seed)
+    params = [rng.normal(0, 0.5, (x.shape[1], units)), np.zeros(units), rng.normal(0, 0.5, units), np.zeros(1)]
+    m1 = [np.zeros_like(q) for q in params]
+    m2 = [np.zeros_like(q) for q in params]
+    wn = w / w.sum()
+    for t in range(1, iters + 1):
+        w1, b1, w2, b2 = params
+        h = np.tanh(x @ w1 + b1)
+        p = 1.0 / (1.0 + np.exp(-np.clip(h @ w2 + b2[0], -50, 50)))
+        g = wn * (p - y)
+        gh = np.outer(g, w2) * (1.0 - h * h)
+        grads = [x.T @ gh + l2 * w1, gh.sum(axis=0), h.T @ g + l2 * w2, np.array([g.sum()])]
+        for i, gr in enumerate(grads):
+            m1[i] = 0.9 * m1[i] + 0.1 * gr
+            m2[i] = 0.999 * m2[i] + 0.001 * gr * gr
+            params[i] = params[i] - lr * (m1[i] / (1 - 0.9 ** t)) / (np.sqrt(m2[i] / (1 - 0.999 ** t)) + 1e-8)
+    return params[0], params[1], params[2], float(params[3][0])
+
+
 def threshold_for_specificity(scores: np.ndarray, truth: np.ndarray, sp: float = TARGET_SP) -> float:
     """The lowest threshold that leaves at most a ``1 - sp`` share of the negative records at or
     above it: the most sensitive operating point with that specificity on these records."""
@@ -293,34 +403,44 @@ def threshold_for_specificity(scores: np.ndarray, truth: np.ndarray, sp: float =
     return float(np.nextafter(neg[min(allowed, neg.size - 1)], np.inf))
 
 
-def fit_model(train: Sequence[Trace], truth: np.ndarray, cfg: AfConfig, alarm_threshold: float | None = None) -> AfModel:
-    """The per-recording model from training records only: logistic weights on every decided beat
-    (each record weighing one, the two classes equally), the entropy gate (10th percentile of the
-    AF records' median window entropy), and the threshold on the records' scores that keeps
+def fit_model(train: Sequence[Trace], truth: np.ndarray, cfg: AfConfig, alarm_threshold: float | None = None,
+              units: int = HIDDEN_UNITS) -> AfModel:
+    """The per-recording model from training records only: a tanh layer of ``units`` (0: plain
+    logistic weights) fitted on every decided read of the window (each record weighing one, the
+    two classes equally), the entropy gate (10th percentile of the AF records' median window
+    entropy), and the threshold on the records' evidence (``record_evidence``) that keeps
     ``TARGET_SP`` of the training non-AF records below it."""
     xs, ys, ws, af_cos = [], [], [], []
     npos = max(int(truth.sum()), 1)
     nneg = max(int((~truth).sum()), 1)
     for t, y in zip(train, truth):
-        ok = decided(t, cfg)
-        if not ok.any():
+        rows = training_rows(t, cfg)
+        if not rows.shape[0]:
             continue
-        xs.append(t.features[ok])
-        ys.append(np.full(ok.sum(), float(y)))
-        ws.append(np.full(ok.sum(), 1.0 / ok.sum() / (npos if y else nneg)))
+        xs.append(rows)
+        ys.append(np.full(rows.shape[0], float(y)))
+        ws.append(np.full(rows.shape[0], 1.0 / rows.shape[0] / (npos if y else nneg)))
         if y:
-            af_cos.append(float(np.median(t.features[ok, 1])))
+            af_cos.append(float(np.median(rows[:, 1])))
     x, y, w = np.vstack(xs), np.concatenate(ys), np.concatenate(ws)
     mean = np.nanmean(x, axis=0)
     scale = np.nanstd(x, axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     base = AfModel(weights=(0.0,) * len(af.FEATURES), mean=tuple(mean), scale=tuple(scale))
     z = (af.impute(x, base) - mean) / scale
-    coef, bias = fit_logistic(z, y, w * len(w))
     gate = float(np.percentile(af_cos, GATE_PERCENTILE)) if af_cos else -np.inf
+    hidden: tuple = ()
+    hidden_bias: tuple = ()
+    if units:
+        w1, b1, coef, bias = fit_tanh_layer(z, y, w, units)
+        hidden = tuple(tuple(float(v) for v in row) for row in w1)
+        hidden_bias = tuple(float(v) for v in b1)
+    else:
+        coef, bias = fit_logistic(z, y, w * len(w))
     model = AfModel(weights=tuple(float(c) for c in coef), bias=bias, mean=tuple(float(m) for m in mean),
-                    scale=tuple(float(s) for s in scale), threshold=0.5, gate_cosen=gate)
-    scores = np.array([record_score(evidence(t, model, cfg)) for t in train])
+                    scale=tuple(float(s) for s in scale), threshold=0.5, gate_cosen=gate, hidden=hidden,
+                    hidden_bias=hidden_bias)
+    scores = np.array([record_evidence(t, model, cfg) for t in train])
     thr = threshold_for_specificity(scores, np.asarray(truth, bool))
     return dataclasses.replace(model, threshold=thr, alarm_threshold=thr if alarm_threshold is None else alarm_threshold)
 
@@ -457,18 +577,18 @@ def evaluate_cinc(folder: Path, cache: Path | None = DEFAULT_CACHE, folds: int =
         m = fit_model([trs[n] for n in train], np.array([truth_of[n] for n in train]), cfg)
         fold_models.append(m)
         for n in test:
-            oof[n] = record_score(evidence(trs[n], m, cfg)) >= m.threshold
+            oof[n] = record_evidence(trs[n], m, cfg) >= m.threshold
     final = fit_model([trs[n] for n in scored], np.array([truth_of[n] for n in scored]), cfg)
     truth = np.array([truth_of[n] for n in scored])
     call = np.array([oof[n] for n in scored])
     ours = figures(truth, call)
-    dash = figures(truth, np.array([dash_call(trs[n].rr) for n in scored]))
+    dash = figures(truth, np.array([dash_call(trs[n].beat_rr) for n in scored]))
     every = figures(truth, np.ones(truth.size, bool))
     by_class = {c: round(float(np.mean([oof[n] for n in scored if ref[n] == c])), 4) for c in ("N", "A", "O")}
     # the noisy records take no part in any fit: each is scored by one fold's model, out of fold
-    noisy_call = [record_score(evidence(trs[n], fold_models[i % folds], cfg)) >= fold_models[i % folds].threshold for i, n in enumerate(noisy)]
+    noisy_call = [record_evidence(trs[n], fold_models[i % folds], cfg) >= fold_models[i % folds].threshold for i, n in enumerate(noisy)]
     by_class["~"] = round(float(np.mean(noisy_call)), 4) if noisy else None
-    undecided = {c: sum(not decided(trs[n], cfg).any() for n in names if ref[n] == c) for c in CINC_CLASSES}
+    undecided = {c: sum(not record_decided(trs[n], cfg) for n in names if ref[n] == c) for c in CINC_CLASSES}
     results = {
         "se": ours["se"], "sp": ours["sp"], "records": len(scored), "kind": "cinc2017",
         "ours": ours, "reference_dash2009": dash, "reference_raise_every_record": every,
@@ -502,8 +622,8 @@ def evaluate_ludb(folder: Path, cache: Path | None = DEFAULT_CACHE, config: Anal
     cfg = (config or AnalyzerConfig()).af
     model = model or af.load_model(cfg.model_file)
     trs = {t.name: t for t in traces(_heads(data, names), cache, config, progress, jobs)}
-    score = {n: record_score(evidence(trs[n], model, cfg)) for n in names}
-    has = {n: bool(decided(trs[n], cfg).any()) for n in names}
+    score = {n: record_evidence(trs[n], model, cfg) for n in names}
+    has = {n: record_decided(trs[n], cfg) for n in names}
     scored = [n for n in names if ref[n] != "F"]
     truth = np.array([ref[n] == "A" for n in scored])
     ours = figures(truth, np.array([score[n] >= model.threshold for n in scored]))
@@ -512,7 +632,7 @@ def evaluate_ludb(folder: Path, cache: Path | None = DEFAULT_CACHE, config: Anal
     alarms = sum(any(s == "onset" for s, _ in replay(trs[n], model, cfg)) for n in names)
     results = {
         "se": ours["se"], "sp": ours["sp"], "records": len(scored), "kind": "ludb", "ours": ours,
-        "reference_dash2009": figures(truth, np.array([dash_call(trs[n].rr) for n in scored])),
+        "reference_dash2009": figures(truth, np.array([dash_call(trs[n].beat_rr) for n in scored])),
         "non_af_records_with_af_evidence": flagged, "flutter_called_af": {n: bool(score[n] >= model.threshold) for n in flutter},
         "records_without_decision": {"af": sum(not has[n] for n in scored if ref[n] == "A"),
                                      "non_af": sum(not has[n] for n in scored if ref[n] == "N")},
@@ -708,7 +828,7 @@ def evaluate_wfdb(folder: Path, cache: Path | None = DEFAULT_CACHE, config: Anal
             call = bool(sel.any() and np.mean(ev[sel] >= model.threshold) >= 0.5)
             truth = bool(is_af[m0 : m0 + minute].mean() >= 0.5)
             ev_rows.append((t.name, truth, call))
-            dash_rows.append(dash_call(t.rr[inm]))
+            dash_rows.append(dash_call(t.beat_rr[(t.beat_index >= m0) & (t.beat_index < m0 + minute)]))
     groups = np.array([x[0] for x in ev_rows])
     truth = np.array([x[1] for x in ev_rows], bool)
     evid = figures(truth, np.array([x[2] for x in ev_rows], bool), groups)
