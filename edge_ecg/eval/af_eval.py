@@ -46,6 +46,7 @@ from edge_ecg.dsp import af
 from edge_ecg.dsp.af import AfConfig, AfDetector, AfModel
 from edge_ecg.dsp.config import AnalyzerConfig
 from edge_ecg.errors import InputError
+from edge_ecg.eval.source_key import source_key
 
 log = logging.getLogger(__name__)
 
@@ -222,12 +223,14 @@ def stream_trace(hea: Path, config: AnalyzerConfig | None = None, block_s: float
 
 
 def cache_key(config: AnalyzerConfig | None) -> str:
-    """What the cached beats depend on: what is kept of a beat, the P window and the analyzer's
-    settings other than AF's (the AF features are recomputed from the beats under any AF setting)."""
+    """What the cached beats depend on: what is kept of a beat, the P window, the analyzer's
+    settings other than AF's (the AF features are recomputed from the beats under any AF setting)
+    and the streaming code other than ``af.py`` (QRS detection and the morphology labels shape
+    every cached beat)."""
     cfg = (config or AnalyzerConfig()).to_dict()
     cfg.pop("af", None)
     blob = json.dumps({"v": BEATS_VERSION, "p": af.P_WINDOW_S, "cfg": cfg}, sort_keys=True, default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+    return hashlib.sha1((blob + source_key(exclude=("dsp/af.py",))).encode()).hexdigest()[:12]
 
 
 def record_digest(hea: Path) -> str:
@@ -607,7 +610,7 @@ def evaluate_cinc(folder: Path, cache: Path | None = DEFAULT_CACHE, folds: int =
         _row("reference: raise every record", every),
         f"called AF, by class: N {by_class['N']:.3f}  A {by_class['A']:.3f}  O {by_class['O']:.3f}  "
         + ("" if by_class["~"] is None else f"~ {by_class['~']:.3f}"),
-        f"records without a single decided beat (called not AF): " + ", ".join(f"{c} {undecided[c]}" for c in CINC_CLASSES),
+        "records without a single decided beat (called not AF): " + ", ".join(f"{c} {undecided[c]}" for c in CINC_CLASSES),
         f"targets: Se >= 0.90 {'met' if results['targets']['se_met'] else 'NOT met'}; Sp >= 0.95 {'met' if results['targets']['sp_met'] else 'NOT met'}",
     ]
     return AfReport("cinc2017", results, lines), final

@@ -17,7 +17,6 @@ the same run: raise every alarm, and the previous detector (the beat rule alone,
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
@@ -29,6 +28,7 @@ from edge_ecg.dsp.config import AnalyzerConfig, EvidenceLimits
 from edge_ecg.dsp.vt_evidence import WAITING, judge
 from edge_ecg.eval.alarm_eval import ALARM_AT_S, WINDOW_S, read_truth
 from edge_ecg.eval.crossval import bootstrap_interval, cross_validate
+from edge_ecg.eval.source_key import source_key
 from edge_ecg.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -56,17 +56,6 @@ class RecordLog:
         return {"name": self.name, "truth": self.truth, "fs": self.fs, "entries": self.entries}
 
 
-def _dsp_key(extra: str) -> str:
-    """Hash of the DSP and stream sources: a change to either invalidates cached logs."""
-    root = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256(extra.encode())
-    for sub in ("dsp", "stream"):
-        for p in sorted((root / sub).glob("*.py")):
-            h.update(p.name.encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def record_log(path: Path, truth: bool, block_s: float = 1.0) -> RecordLog:
     """Stream one record to the alarm (plus the decision delay) and log every judgement."""
     from edge_ecg.dsp.analyzer import StreamAnalyzer
@@ -90,7 +79,7 @@ def collect(folder: str | Path, names: Sequence[str] | None = None, block_s: flo
     folder = Path(folder)
     truth = read_truth(folder)
     todo = [n for n in sorted(truth) if not names or n in names]
-    key = _dsp_key(f"block_s={block_s}")
+    key = source_key(f"block_s={block_s}")  # a change to the DSP or stream code invalidates cached logs
     out: dict[str, RecordLog] = {}
     missing = []
     for name in todo:
