@@ -68,8 +68,8 @@ class EvidenceLimits:
     rule alone. Defaults: selected by record-grouped cross-validation (docs/dsp-alarms.md)."""
 
     enabled: bool = True
-    min_bsqi: float = 0.6  # a run needs a lead whose two QRS detectors agree this well (F1)
-    ecg_continuity: float = 0.75  # normal beats going on in a lead at this share: artifact
+    min_bsqi: float = 0.0  # a run needs a lead whose two QRS detectors agree this well (F1); 0: any lead
+    ecg_continuity: float = 1.0  # normal beats going on in a lead at this share: artifact
     pulse_continuity: float = 1.0  # the pulse going on at this share: artifact
 
 
