@@ -245,3 +245,24 @@ def test_a_short_run_still_awaiting_its_evidence_is_alarmed_when_it_ends():
             onset, offset = after
             assert "run ended" in onset.evidence["judgement"] and onset.index < offset.index
             assert "pending" not in onset.evidence
+
+
+def test_a_beat_cut_off_by_the_start_of_the_stream_is_never_the_template(mitdb_dir):
+    # MIT-BIH 223, the monitor switched on exactly at a PVC's R peak (1023.525 s): the detector's
+    # first segment is mostly padding. Learned as the template, nothing matched it, the frequent
+    # PVCs kept the normal beats from taking over, and the VT run at 1043.5 s was labelled normal.
+    events = _events(mitdb_dir, "223", 1023.525, 1054.5)
+    onsets = [e.index / 360 for e in events if e.kind == "ventricular_tachycardia" and e.state == "onset"]
+    assert onsets and abs(onsets[0] - (1043.53 - 1023.525)) < 1.0, onsets
+
+
+def test_a_truncated_first_beat_leaves_the_template_to_the_next_whole_beat():
+    from edge_ecg.dsp.morphology import BeatClassifier
+
+    narrow, wide = _beat_shapes()
+    clf = BeatClassifier(250.0, 2, int(0.12 * 250))
+    slope = np.r_[0.0, np.diff(wide @ np.array([0.5, 0.5]))] ** 2
+    assert clf.classify(wide, slope, np.array([0.5, 0.5]), 1.0, whole=False)[0] == "Q"
+    assert clf.template is None
+    labels = [_classify(clf, narrow, 1.0) for _ in range(6)]
+    assert labels[-1] == "N" and np.allclose(clf.template, narrow[clf.a : clf.b])

@@ -48,6 +48,7 @@ class Detection:
     segment: np.ndarray  # broad-band samples [index - pre, index + post) per lead, (n, leads)
     slope: np.ndarray  # fused squared slope over the same span (n,)
     lead_weights: np.ndarray  # fusion weights at the time (leads,)
+    truncated: bool = False  # the segment began before the first sample seen (padded): not a whole beat
 
 
 class QrsDetector:
@@ -308,7 +309,8 @@ class QrsDetector:
         if pad:
             seg = np.concatenate([np.repeat(seg[:1], pad, axis=0), seg])
             sl = np.concatenate([np.zeros(pad), sl])
-        det = Detection(index=r, decided_at=t + self.look, amplitude=amp, segment=seg.copy(), slope=sl, lead_weights=w.copy())
+        det = Detection(index=r, decided_at=t + self.look, amplitude=amp, segment=seg.copy(), slope=sl, lead_weights=w.copy(),
+                        truncated=pad > 0)
         if self.on_beat is not None:
             self.on_beat(det)
         return det
