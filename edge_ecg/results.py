@@ -53,13 +53,18 @@ def machine() -> dict[str, Any]:
 
 
 def commit() -> tuple[str | None, bool]:
-    """The checkout's commit and whether its tracked files differ from it (None outside git)."""
+    """The checkout's commit and whether its tracked files differ from it (None outside git).
+
+    Other results files do not count: a batch of evaluations run one after another on one commit
+    rewrites them, and each would otherwise call the next "dirty" although no code changed."""
     root = RESULTS_DIR.parent.parent
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         if head.returncode != 0:
             return None, False
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                f":(exclude){RESULTS_DIR.relative_to(root).as_posix()}"],
+                               cwd=root, capture_output=True, text=True, timeout=10)
         return head.stdout.strip(), bool(dirty.stdout.strip())
     except (OSError, subprocess.SubprocessError):
         return None, False
