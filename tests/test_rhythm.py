@@ -266,3 +266,23 @@ def test_a_truncated_first_beat_leaves_the_template_to_the_next_whole_beat():
     assert clf.template is None
     labels = [_classify(clf, narrow, 1.0) for _ in range(6)]
     assert labels[-1] == "N" and np.allclose(clf.template, narrow[clf.a : clf.b])
+
+
+def test_a_monitor_switched_on_at_a_pvc_learns_the_normal_beat(mitdb_dir):
+    # MIT-BIH 215 (sinus at about 110 bpm, frequent PVCs), streamed from just before a PVC: learned
+    # from that first beat, the template was the PVC, the normal beats after it were all "V" and VT
+    # was raised about a second after switch-on. There is no ventricular run in this minute.
+    events = _events(mitdb_dir, "215", 25.4, 85.4)
+    assert not [e for e in events if e.kind == "ventricular_tachycardia"]
+
+
+def test_the_template_is_the_beat_most_learning_beats_match_and_bigeminy_ties_go_to_the_narrower():
+    from edge_ecg.dsp.morphology import BeatClassifier
+
+    narrow, wide = _beat_shapes()
+    clf = BeatClassifier(250.0, 2, int(0.12 * 250))
+    # bigeminy from a PVC: wide, narrow, wide, narrow, ...
+    labels = [_classify(clf, wide if i % 2 == 0 else narrow, 1.0 if i % 2 == 0 else 1.2) for i in range(12)]
+    assert labels[:5] == ["Q"] * 5  # learning
+    assert labels[6:] == ["V", "N"] * 3
+    assert np.allclose(clf.template, narrow[clf.a : clf.b], atol=1e-6)
