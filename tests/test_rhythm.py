@@ -256,7 +256,7 @@ def test_a_beat_cut_off_by_the_start_of_the_stream_is_never_the_template(mitdb_d
     assert onsets and abs(onsets[0] - (1043.53 - 1023.525)) < 1.0, onsets
 
 
-def test_a_truncated_first_beat_leaves_the_template_to_the_next_whole_beat():
+def test_a_truncated_first_beat_is_not_one_of_the_beats_the_template_is_learned_from():
     from edge_ecg.dsp.morphology import BeatClassifier
 
     narrow, wide = _beat_shapes()

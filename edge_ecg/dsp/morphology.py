@@ -120,10 +120,10 @@ class BeatClassifier:
 
     def classify(self, segment: np.ndarray, slope: np.ndarray, weights: np.ndarray, prematurity: float,
                  whole: bool = True) -> tuple[str, BeatFeatures]:
-        """``whole`` is False for a beat cut off by the start of the stream: it is never learned as
-        the template. A monitor switched on mid-beat otherwise learned a half-beat of padding, which
-        no later beat matches; in MIT-BIH 223 (frequent PVCs) that held for the whole run and the
-        VT that followed was labelled normal."""
+        """``whole`` is False for a beat cut off by the start of the stream: it is never one of the
+        beats a template is learned from. A monitor switched on mid-beat otherwise learned a
+        half-beat of padding, which no later beat matches; in MIT-BIH 223 (frequent PVCs) that held
+        for the whole run and the VT that followed was labelled normal."""
         width = _qrs_width(slope, self.pre, self.fs)
         if self.template is None:
             if whole:
@@ -172,9 +172,10 @@ class BeatClassifier:
         """The template: the learning beat the most others match (aligned), the narrower on a tie."""
         segs = [g for g, _ in self._learning]
         widths = [w for _, w in self._learning]
-        matches = [sum(self._aligned(g, ref[self.a : self.b], weights)[1] > _MATCH for g in segs) for ref in segs]
+        cores = [g[self.a : self.b] for g in segs]
+        matches = [sum(self._aligned(g, core, weights)[1] > _MATCH for g in segs) for core in cores]
         best = max(range(len(segs)), key=lambda i: (matches[i], -widths[i]))
-        self.template = segs[best][self.a : self.b].copy()
+        self.template = cores[best].copy()
         self.template_width = widths[best]
         self.n_matched = matches[best]
         self._learning = []
@@ -182,7 +183,8 @@ class BeatClassifier:
     def _compete(self, segment: np.ndarray, weights: np.ndarray, width: float) -> None:
         """A second cluster; it replaces the template if it keeps recurring and is not wider.
 
-        This recovers from a template learned on an ectopic first beat.
+        This follows a change of the dominant morphology, and recovers from a template the learning
+        beats chose wrongly (ectopic beats in the majority of them).
         """
         seg, c = (segment[self.a : self.b], 0.0) if self.cand is None else self._aligned(segment, self.cand, weights)
         if self.cand is not None and c > _MATCH:
