@@ -76,3 +76,14 @@ def test_continuity_counts_on_time_events_and_penalises_early_ones():
     fast = np.arange(1, 11) * 0.4
     assert continuity(fast, np.ones(10), 0.0, 4.0, 0.8, 1.0) <= 0.2  # a fast rhythm, not the old one
     assert continuity(t[:1], np.ones(1), 0.0, 1.0, 0.8, 1.0) is None  # one due event: no evidence yet
+
+
+def test_walk_counts_the_events_due_with_the_share():
+    from edge_ecg.dsp.continuity import walk
+
+    t = np.arange(1, 6) * 0.8
+    w = walk(t, np.ones(5), 0.0, 4.0, 0.8, 1.0)
+    assert (w.good, w.early, w.due) == (5, 0, 5) and w.share() == 1.0
+    w = walk(t[:2], np.ones(2), 0.0, 4.0, 0.8, 1.0)  # stopped after two: two missed (the third not late yet)
+    assert w.due == 4 and w.share() == 0.5
+    assert walk(t, np.ones(5), 0.0, 4.0, 0.0, 1.0) is None  # no rhythm before: nothing to walk

@@ -105,3 +105,35 @@ def test_withheld_runs_say_why_in_the_event_evidence(sinus):
     assert on.evidence["judgement"] == "confirmed"
     pulse = on.evidence["checks"]["pulse"][0]
     assert pulse["channel"] == "PLETH" and pulse["continuity"] is not None and pulse["continuity"] < 1.0
+
+
+def test_the_pulse_vetoes_only_over_min_pulses_due(sinus):
+    # the pulse goes on through 8 s of artifact (about 10 pulses due): the shipped min_pulses (2)
+    # lets it veto; with a count the run never reaches, the pulse cannot veto and the ECG, where
+    # the normal beats are hidden, confirms the run
+    rec, beats = sinus
+    strip = _with_artifact(rec, (1.0, 0.8), beats)
+    an = StreamAnalyzer(FS, rec.leads)
+    an.evidence_log = []
+    _, events = stream_record(strip, 1.0, analyzer=an)
+    assert not [e for e in events if e.kind == "ventricular_tachycardia"]
+    dues = [e["pulse_due"] for e in an.evidence_log if e["kind"] == "vt" and e["pulse_continuity"] is not None]
+    assert dues and min(dues) >= 2 and max(dues) < 50
+    cfg = AnalyzerConfig.from_dict({"evidence": {"min_pulses": 50}})
+    _, events = stream_record(strip, 1.0, cfg)
+    on = [e for e in events if e.kind == "ventricular_tachycardia" and e.state == "onset"]
+    assert on and "pulse" not in on[0].evidence["judgement"]
+
+
+def test_judge_waits_for_min_pulses_and_not_when_the_pulse_is_lost():
+    from edge_ecg.dsp.config import EvidenceLimits
+    from edge_ecg.dsp.vt_evidence import WAITING, judge
+
+    f = {"bsqi": 1.0, "ecg_continuity": None, "pulse_continuity": 1.0, "pulse_due": 2}
+    assert judge(f, EvidenceLimits(min_pulses=2))[0] is False and "over 2 pulses" in judge(f, EvidenceLimits(min_pulses=2))[1]
+    assert judge(f, EvidenceLimits(min_pulses=3)) == (False, WAITING)
+    assert judge({**f, "pulse_due": 3}, EvidenceLimits(min_pulses=3))[0] is False
+    assert judge({**f, "pulse_continuity": 0.0}, EvidenceLimits(min_pulses=3)) == (True, "confirmed")
+    assert judge(f, EvidenceLimits(min_pulses=3), use_pulse=False) == (True, "confirmed")
+    # the ECG already shows the old rhythm gone: a pulse too early to veto does not hold the run
+    assert judge({**f, "ecg_continuity": 0.0}, EvidenceLimits(min_pulses=3)) == (True, "confirmed")

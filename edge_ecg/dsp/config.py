@@ -70,7 +70,8 @@ class EvidenceLimits:
     enabled: bool = True
     min_bsqi: float = 0.0  # a run needs a lead whose two QRS detectors agree this well (F1); 0: any lead
     ecg_continuity: float = 1.0  # normal beats going on in a lead at this share: artifact
-    pulse_continuity: float = 1.0  # the pulse going on at this share: artifact
+    pulse_continuity: float = 1.0  # the pulse going on at this share: artifact ...
+    min_pulses: int = 2  # ... over at least this many pulses due since the run began (until then: wait)
 
 
 @dataclass(frozen=True)

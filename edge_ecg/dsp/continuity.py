@@ -14,24 +14,34 @@ VT starts), not fitted.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 _ON_TIME = 0.25  # an event is on time within this fraction of the period
 _MIN_SIZE = 0.5  # an event smaller than this share of the size before does not count
 
 
-def continuity(times: np.ndarray, sizes: np.ndarray, anchor: float, now: float, period: float, size_ref: float,
-               min_expected: int = 2, settle: float = 0.0) -> float | None:
-    """Share of the events due in (``anchor``, ``now``] that came on time and strong enough.
+@dataclass(frozen=True)
+class Walk:
+    """What ``walk`` counted: events that kept the old rhythm, came too early, and were due."""
 
-    ``times`` (seconds, sorted) and ``sizes`` are the events after ``anchor``; ``period`` and
-    ``size_ref`` describe the rhythm before. An event is on time 0.75-1.25 periods after the
-    previous one (earlier is a faster rhythm showing through, later counts the events the gap
-    should have held as missed), and each event re-anchors the walk, so a rhythm that drifts
-    slowly stays on time; the tail counts up to ``now`` less ``settle`` (an event is recognised
-    only that long after it happened: a pulse once it has fallen again). None while fewer than
-    ``min_expected`` events were due (one event is no rhythm: no evidence either way yet).
-    """
+    good: int
+    early: int
+    due: int
+
+    def share(self, min_expected: int = 2) -> float | None:
+        """``continuity``'s value: None while fewer than ``min_expected`` events were due."""
+        if self.due < min_expected:
+            return None
+        return float(min(max(self.good - self.early, 0) / self.due, 1.0))
+
+
+def walk(times: np.ndarray, sizes: np.ndarray, anchor: float, now: float, period: float, size_ref: float,
+         settle: float = 0.0) -> Walk | None:
+    """The walk behind ``continuity`` (same arguments), with its counts: how many events were due
+    matters as much as the share that came (two pulses on time are weaker evidence than eight).
+    None for a rhythm with no period or size."""
     if period <= 0 or size_ref <= 0:
         return None
     lo, hi = (1.0 - _ON_TIME) * period, (1.0 + _ON_TIME) * period
@@ -54,7 +64,20 @@ def continuity(times: np.ndarray, sizes: np.ndarray, anchor: float, now: float, 
     tail = now - settle - prev
     if tail > hi:
         missed += int(np.floor(tail / period - _ON_TIME))
-    due = good + missed
-    if due < min_expected:
-        return None
-    return float(min(max(good - early, 0) / due, 1.0))
+    return Walk(good, early, good + missed)
+
+
+def continuity(times: np.ndarray, sizes: np.ndarray, anchor: float, now: float, period: float, size_ref: float,
+               min_expected: int = 2, settle: float = 0.0) -> float | None:
+    """Share of the events due in (``anchor``, ``now``] that came on time and strong enough.
+
+    ``times`` (seconds, sorted) and ``sizes`` are the events after ``anchor``; ``period`` and
+    ``size_ref`` describe the rhythm before. An event is on time 0.75-1.25 periods after the
+    previous one (earlier is a faster rhythm showing through, later counts the events the gap
+    should have held as missed), and each event re-anchors the walk, so a rhythm that drifts
+    slowly stays on time; the tail counts up to ``now`` less ``settle`` (an event is recognised
+    only that long after it happened: a pulse once it has fallen again). None while fewer than
+    ``min_expected`` events were due (one event is no rhythm: no evidence either way yet).
+    """
+    w = walk(times, sizes, anchor, now, period, size_ref, settle)
+    return None if w is None else w.share(min_expected)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
-from edge_ecg.dsp.continuity import continuity
+from edge_ecg.dsp.continuity import walk
 from edge_ecg.stream.block import AuxChannel
 
 _MIN_PULSE_S = 0.25  # pulses closer than this (240 /min) are one pulse
@@ -55,12 +55,13 @@ class PulseEvidence:
     amplitude_ratio: float | None  # median amplitude during / before
     note: str = ""
     pending: bool = False  # a trustworthy pulse, but too few pulses due since the run began to judge yet
+    due: int | None = None  # pulses due in the run so far (what ``continuity`` is a share of)
 
     def to_dict(self) -> dict:
         r = lambda v, k=3: None if v is None else round(float(v), k)  # noqa: E731
         return {"channel": self.channel, "continuity": r(self.continuity), "rate_before": r(self.rate_before, 1),
                 "rate_during": r(self.rate_during, 1), "amplitude_ratio": r(self.amplitude_ratio), "note": self.note,
-                "pending": self.pending}
+                "pending": self.pending, "due": self.due}
 
 
 class PulseHistory:
@@ -188,9 +189,10 @@ def pulse_evidence(hist: PulseHistory, beats_s: np.ndarray, onset_s: float, now_
     if near.size:
         anchor = float(p.times[near[np.argmin(np.abs(p.times[near] - anchor))]])
     after = p.times > anchor
-    cont = continuity(p.times[after], p.amplitudes[after], anchor, now_s, period, size_ref, settle=_SETTLE_S)
+    w = walk(p.times[after], p.amplitudes[after], anchor, now_s, period, size_ref, settle=_SETTLE_S)
+    cont = None if w is None else w.share()
     di = np.diff(p.times[after])
     rate_d = 60.0 / float(np.median(di)) if di.size else None
     ratio = float(np.median(p.amplitudes[after]) / size_ref) if after.any() else 0.0
     return PulseEvidence(name, cont, 60.0 / period, rate_d, ratio, "" if cont is not None else "run too short to judge yet",
-                         pending=cont is None)
+                         pending=cont is None, due=None if w is None else w.due)

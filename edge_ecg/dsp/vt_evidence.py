@@ -13,16 +13,16 @@ clinician would ask of the strip:
    coming at the rhythm before the run (``continuity.py`` >= ``ecg_continuity``), the run is
    artifact on the other lead(s).
 3. **Does the pulse go on?** (``pulse.py``) When the source sends PLETH or ABP: a pulse that keeps
-   its rate and size through the run (continuity >= ``pulse_continuity``) means the heart did not
-   change rhythm.
+   its rate and size through the run (continuity >= ``pulse_continuity`` over at least
+   ``min_pulses`` pulses due) means the heart did not change rhythm.
 
 A run that fails a check is withheld, not forgotten: it is judged again at each new beat while it
 lasts, so a true VT whose evidence takes a few seconds to build is still alarmed then (within the
 10 s of IEC 60601-2-27). A run that ends while the checks are still waiting for the rhythm
 underneath to be due (a short run: nothing has spoken against it) is alarmed when it ends
-(``rhythm.py``); before, such runs were never alarmed, and 5-8 beat VT runs were missed. The three limits are the only tuned numbers (record-grouped
-cross-validation on the CinC 2015 VT alarms, ``edge-ecg eval alarms``); everything else is fixed
-physiology. The same pulse check withholds ventricular fibrillation when the pulse goes on.
+(``rhythm.py``); before, such runs were never alarmed, and 5-8 beat VT runs were missed. The
+four limits (``EvidenceLimits``) are the only tuned numbers (record-grouped cross-validation on the
+CinC 2015 VT alarms, ``edge-ecg eval alarms``); everything else is fixed physiology. The same pulse check withholds ventricular fibrillation when the pulse goes on.
 """
 
 from __future__ import annotations
@@ -57,8 +57,10 @@ class RunEvidence:
         """The numbers the decision uses (and the cross-validation caches)."""
         b = [s.bsqi for s, u in zip(self.sqi, self.usable) if u]
         e = [c for c in self.ecg_continuity if c is not None and c == c]
-        p = [q.continuity for q in self.pulse if q.continuity is not None]
-        return {"bsqi": max(b) if b else 0.0, "ecg_continuity": max(e) if e else None, "pulse_continuity": max(p) if p else None,
+        p = [(q.continuity, q.due or 0) for q in self.pulse if q.continuity is not None]
+        best = max(p) if p else (None, None)  # the channel whose pulse went on best (most pulses due on a tie)
+        return {"bsqi": max(b) if b else 0.0, "ecg_continuity": max(e) if e else None, "pulse_continuity": best[0],
+                "pulse_due": best[1],
                 "ecg_pending": any(c is not None and c != c for c in self.ecg_continuity),
                 "pulse_pending": any(q.pending for q in self.pulse), **self.extra}
 
@@ -78,13 +80,17 @@ def judge(features: dict[str, Any], limits: EvidenceLimits, use_pulse: bool = Tr
     if ec is not None and ec >= limits.ecg_continuity:
         return False, f"normal beats go on underneath in one lead (continuity {ec:.2f})"
     pc = features.get("pulse_continuity")
-    if use_pulse and pc is not None and pc >= limits.pulse_continuity:
-        return False, f"the pulse goes on unchanged (continuity {pc:.2f})"
+    due = features.get("pulse_due")
+    # a pulse that went on over fewer than ``min_pulses`` due pulses has not yet shown it goes on
+    # (logs from before ``pulse_due`` was measured carry none: judged as then)
+    early = use_pulse and pc is not None and pc >= limits.pulse_continuity and due is not None and due < limits.min_pulses
+    if use_pulse and pc is not None and pc >= limits.pulse_continuity and not early:
+        return False, f"the pulse goes on unchanged (continuity {pc:.2f} over {due} pulses)"
     # a check that can speak within a beat or two of the old rhythm is waited for (bounded by two
     # periods of that rhythm), unless another check has already shown the rhythm is gone
     gone = (ec is not None and ec < limits.ecg_continuity) or (use_pulse and pc is not None and pc < limits.pulse_continuity)
     if not gone and (features.get("ecg_pending") and limits.ecg_continuity <= 1.0
-                     or use_pulse and features.get("pulse_pending") and limits.pulse_continuity <= 1.0):
+                     or use_pulse and (features.get("pulse_pending") or early) and limits.pulse_continuity <= 1.0):
         return False, WAITING
     return True, "confirmed"
 

@@ -40,6 +40,7 @@ GRID = {
     "min_bsqi": (0.0, 0.5, 0.6, 0.7, 0.8, 0.9),
     "ecg_continuity": (0.5, 0.67, 0.75, 1.0, 2.0),
     "pulse_continuity": (0.5, 0.67, 0.75, 1.0, 2.0),
+    "min_pulses": (2, 3, 4),  # pulses due before the pulse may veto (2: as soon as it is a rhythm)
 }
 
 
@@ -199,18 +200,21 @@ class Counts:
 
 def grid(use_pulse: bool) -> list[EvidenceLimits]:
     pulses = GRID["pulse_continuity"] if use_pulse else (2.0,)
-    return [EvidenceLimits(min_bsqi=b, ecg_continuity=e, pulse_continuity=p)
-            for b, e, p in itertools.product(GRID["min_bsqi"], GRID["ecg_continuity"], pulses)]
+    counts = GRID["min_pulses"] if use_pulse else (2,)
+    return [EvidenceLimits(min_bsqi=b, ecg_continuity=e, pulse_continuity=p, min_pulses=m)
+            for b, e, p, m in itertools.product(GRID["min_bsqi"], GRID["ecg_continuity"], pulses, counts)
+            if m == counts[0] or p <= 1.0]  # a count means nothing with the pulse veto off
 
 
 def select(logs: dict[str, RecordLog], use_pulse: bool) -> EvidenceLimits:
     """The limits with the best challenge score on ``logs``; ties go to the higher TPR, then to
-    the least aggressive setting (fewest vetoes: lowest bSQI, highest continuity limits)."""
+    the least aggressive setting (fewest vetoes: lowest bSQI, highest continuity limits, most
+    pulses due before the pulse may veto)."""
     best, best_key = None, None
     for lim in grid(use_pulse):
         d = decider(lim, use_pulse)
         c = Counts.of((rl.truth, replay(rl, d)[0]) for rl in logs.values())
-        key = (round(c.score, 9), c.tpr, -lim.min_bsqi, lim.ecg_continuity, lim.pulse_continuity)
+        key = (round(c.score, 9), c.tpr, -lim.min_bsqi, lim.ecg_continuity, lim.pulse_continuity, lim.min_pulses)
         if best_key is None or key > best_key:
             best, best_key = lim, key
     return best
@@ -283,4 +287,5 @@ def cross_validated(logs: dict[str, RecordLog], k: int = 5, seed: int = 0) -> Cv
 
 
 def _limits_dict(lim: EvidenceLimits) -> dict:
-    return {"min_bsqi": lim.min_bsqi, "ecg_continuity": lim.ecg_continuity, "pulse_continuity": lim.pulse_continuity}
+    return {"min_bsqi": lim.min_bsqi, "ecg_continuity": lim.ecg_continuity, "pulse_continuity": lim.pulse_continuity,
+            "min_pulses": lim.min_pulses}
