@@ -367,6 +367,20 @@ def test_eval_af_json_on_wfdb_records_with_rhythm_annotations(mitdb_201, capsys)
     assert all(e["alarmed"] for e in out["alarm_shipped"]["episodes"] if e["length_s"] >= 60)
 
 
+def test_eval_af_wfdb_scores_the_threshold_it_selects_beside_the_files_own(mitdb_201):
+    # a refit: the model file still holds another alarm threshold than the one this run selects
+    # (and --write-model writes); both are scored and the selected one is labelled in-sample
+    hea, _, cache = mitdb_201
+    model = dataclasses.replace(af.load_model(), alarm_threshold=0.5)
+    report, selected = af_eval.evaluate_wfdb(hea.parent, cache, model=model, names=["201"])
+    text = report.format()
+    assert "the model file's threshold 0.500 (as this run found it)" in text
+    assert f"threshold selected on all records {selected.alarm_threshold:.3f} (in-sample)" in text
+    assert report.results["alarm_selected_in_sample"]["alarm_threshold"] == selected.alarm_threshold != 0.5
+    report, _ = af_eval.evaluate_wfdb(hea.parent, cache, model=selected, names=["201"])
+    assert "in-sample" not in report.format() and "alarm_selected_in_sample" not in report.results
+
+
 def test_eval_af_refuses_a_folder_without_references(tmp_path):
     from edge_ecg.cli import main
 

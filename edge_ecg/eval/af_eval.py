@@ -803,7 +803,8 @@ def evaluate_wfdb(folder: Path, cache: Path | None = DEFAULT_CACHE, config: Anal
     """Per minute and per AF episode on WFDB records with ``(AFIB`` annotations, each record
     streamed whole. The per-recording model is the shipped one (fitted elsewhere); the bedside
     alarm threshold is chosen by leave-one-record-out cross-validation over this folder (and,
-    for shipping, on all of it); the shipped threshold is scored too."""
+    for shipping, on all of it); the model file's own threshold is scored too, and, when this run
+    selects another one (a refit that ``--write-model`` is about to ship), that one, in-sample."""
     heads = sorted(h for h in folder.glob("*.hea") if h.with_suffix(".atr").is_file())
     if names:
         heads = [h for h in heads if h.stem in set(names)]
@@ -846,6 +847,13 @@ def evaluate_wfdb(folder: Path, cache: Path | None = DEFAULT_CACHE, config: Anal
     oof = _score_alarms(recs, oof_events, cfg)
     shipped = _score_alarms(recs, {r.trace.name: replay(r.trace, model, cfg) for r in recs}, cfg)
     selected = dataclasses.replace(model, alarm_threshold=select_alarm_threshold(recs, model, cfg))
+    rows = [("alarm, out of fold (leave-one-record-out)", oof),
+            (f"alarm, the model file's threshold {model.alarm_threshold:.3f} (as this run found it)", shipped)]
+    if not math.isclose(selected.alarm_threshold, model.alarm_threshold, rel_tol=1e-6):
+        # a refit (--write-model after a new per-recording model): the file's threshold is not the
+        # one about to be written; score that one too, and say it is in-sample
+        chosen = _score_alarms(recs, {r.trace.name: replay(r.trace, selected, cfg) for r in recs}, cfg)
+        rows.append((f"alarm, threshold selected on all records {selected.alarm_threshold:.3f} (in-sample)", chosen))
     results = {
         "se": evid["se"], "sp": evid["sp"], "records": len(recs), "kind": "wfdb", "minutes": len(ev_rows),
         "per_minute_evidence": evid, "reference_dash2009_per_minute": dash,
@@ -855,13 +863,15 @@ def evaluate_wfdb(folder: Path, cache: Path | None = DEFAULT_CACHE, config: Anal
         "alarm_threshold_selected_on_all": selected.alarm_threshold,
         "model": model.to_dict(), "per_recording_model_fitted_on_this_folder": False,
     }
+    if len(rows) > 2:
+        results["alarm_selected_in_sample"] = {**rows[2][1], "alarm_threshold": selected.alarm_threshold}
     lines = [
         f"WFDB {folder.name}: {len(recs)} records streamed whole in 1 s blocks; {len(ev_rows)} minutes "
         f"(AF {int(truth.sum())}; flutter minutes left out); 95% record-bootstrap intervals",
         _row("per minute: AF evidence for most beats", evid),
         _row("per minute: reference Dash 2009 rule", dash),
     ]
-    for label, res in (("alarm, out of fold (leave-one-record-out)", oof), (f"alarm, shipped threshold {model.alarm_threshold:.3f}", shipped)):
+    for label, res in rows:
         lines.append(_row(f"per minute: {label}", res["per_minute"]))
         lines.append(f"  AF episodes alarmed: {sum(e['alarmed'] for e in res['episodes'])}/{len(res['episodes'])}; "
                      f"alarms raised {len(res['alarms'])}, false {res['false_alarms']}; records without AF: "
