@@ -11,13 +11,14 @@ These are the figures docs/dsp-alarms.md reports; the bounds below are what the 
 
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
 
 from edge_ecg.dsp.config import EvidenceLimits
-from edge_ecg.eval.alarm_cv import ROW_ECG, ROW_PREV, ROW_PULSE, collect, cross_validated, decider, replay
+from edge_ecg.eval.alarm_cv import ROW_ECG, ROW_PREV, ROW_PULSE, Counts, collect, cross_validated, decider, replay
 from edge_ecg.eval.alarm_eval import evaluate_alarms
 from edge_ecg.eval.qrs_eval import Score, evaluate_noise_stress, reference, score, ventricular_score, xqrs_detect
 from edge_ecg.eval import stream_eval
@@ -112,6 +113,18 @@ def test_vt_alarms_out_of_fold_beside_the_references(cinc_logs):
     assert pulse.tpr >= 0.8 and pulse.tnr >= prev.tnr + 0.15, report.format(200)
     assert ecg.tpr >= 0.8 and ecg.tnr > prev.tnr, report.format(200)
     assert all(len(v) == 5 for v in report.chosen.values())
+
+
+def test_a_run_with_no_rhythm_before_it_needs_a_clearly_readable_lead(cinc_logs):
+    # the bSQI bar for runs that no lead's earlier rhythm can be followed through: on the shared
+    # alarms (in-sample) it withholds false alarms and no true one, with a pulse and without
+    shipped = EvidenceLimits()
+    assert shipped.min_bsqi_no_rhythm > shipped.min_bsqi
+    off = dataclasses.replace(shipped, min_bsqi_no_rhythm=0.0)
+    for use_pulse in (True, False):
+        on_c = Counts.of((rl.truth, replay(rl, decider(shipped, use_pulse))[0]) for rl in cinc_logs.values())
+        off_c = Counts.of((rl.truth, replay(rl, decider(off, use_pulse))[0]) for rl in cinc_logs.values())
+        assert on_c.tp == off_c.tp and on_c.fp <= off_c.fp - 4, (on_c, off_c)
 
 
 def test_the_log_replay_decides_as_the_streamed_detector_does(cinc_logs, cinc_vt_dir):

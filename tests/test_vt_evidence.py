@@ -137,3 +137,18 @@ def test_judge_waits_for_min_pulses_and_not_when_the_pulse_is_lost():
     assert judge(f, EvidenceLimits(min_pulses=3), use_pulse=False) == (True, "confirmed")
     # the ECG already shows the old rhythm gone: a pulse too early to veto does not hold the run
     assert judge({**f, "ecg_continuity": 0.0}, EvidenceLimits(min_pulses=3)) == (True, "confirmed")
+
+
+def test_judge_asks_a_readable_lead_of_a_run_no_rhythm_before_it_can_be_followed_through():
+    from edge_ecg.dsp.config import EvidenceLimits
+    from edge_ecg.dsp.vt_evidence import WAITING, judge
+
+    lim = EvidenceLimits(min_bsqi=0.0, min_bsqi_no_rhythm=0.9)
+    unknown = {"bsqi": 0.8, "ecg_continuity": None, "pulse_continuity": None}
+    ok, why = judge(unknown, lim, use_pulse=False)
+    assert not ok and "no lead showed a regular rhythm before the run" in why and "0.80 < 0.9" in why
+    assert judge({**unknown, "bsqi": 0.95}, lim, use_pulse=False) == (True, "confirmed")
+    # a rhythm that stopped (continuity 0) or is still being followed (pending) is not "unknown"
+    assert judge({**unknown, "ecg_continuity": 0.0}, lim, use_pulse=False) == (True, "confirmed")
+    assert judge({**unknown, "ecg_pending": True}, lim, use_pulse=False) == (False, WAITING)
+    assert judge(unknown, EvidenceLimits(min_bsqi_no_rhythm=0.0), use_pulse=False) == (True, "confirmed")

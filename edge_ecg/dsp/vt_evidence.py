@@ -7,7 +7,10 @@ clinician would ask of the strip:
 
 1. **Can any lead be believed?** (``sqi.py``) At least one lead, not off or flat, whose two
    different QRS detectors agree (bSQI >= ``min_bsqi``) over the run. If none, the "run" is noise:
-   the noise technical condition covers it, not a VT alarm.
+   the noise technical condition covers it, not a VT alarm. When no lead showed a regular rhythm
+   before the run (check 2 has nothing to follow: noise or an irregular rhythm before it), the bar
+   is higher (``min_bsqi_no_rhythm``): a VT that starts from a visible rhythm is seen to replace
+   it; one that emerges from an unreadable stretch must at least be clearly readable itself.
 2. **Do the patient's own beats go on underneath?** Per lead, the patient's running template of
    normal beats is matched against the signal over the run; if in some lead normal complexes keep
    coming at the rhythm before the run (``continuity.py`` >= ``ecg_continuity``), the run is
@@ -21,7 +24,7 @@ lasts, so a true VT whose evidence takes a few seconds to build is still alarmed
 10 s of IEC 60601-2-27). A run that ends while the checks are still waiting for the rhythm
 underneath to be due (a short run: nothing has spoken against it) is alarmed when it ends
 (``rhythm.py``); before, such runs were never alarmed, and 5-8 beat VT runs were missed. The
-four limits (``EvidenceLimits``) are the only tuned numbers (record-grouped cross-validation on the
+five limits (``EvidenceLimits``) are the only tuned numbers (record-grouped cross-validation on the
 CinC 2015 VT alarms, ``edge-ecg eval alarms``); everything else is fixed physiology. The same pulse check withholds ventricular fibrillation when the pulse goes on.
 """
 
@@ -77,6 +80,10 @@ def judge(features: dict[str, Any], limits: EvidenceLimits, use_pulse: bool = Tr
     if features["bsqi"] < limits.min_bsqi:
         return False, f"no lead trustworthy over the run (best bSQI {features['bsqi']:.2f} < {limits.min_bsqi:g})"
     ec = features.get("ecg_continuity")
+    if ec is None and not features.get("ecg_pending") and features["bsqi"] < limits.min_bsqi_no_rhythm:
+        # nothing to see the old rhythm stop in: the run must at least be clearly readable
+        return False, (f"no lead showed a regular rhythm before the run, and none is clearly readable over it "
+                       f"(best bSQI {features['bsqi']:.2f} < {limits.min_bsqi_no_rhythm:g})")
     if ec is not None and ec >= limits.ecg_continuity:
         return False, f"normal beats go on underneath in one lead (continuity {ec:.2f})"
     pc = features.get("pulse_continuity")

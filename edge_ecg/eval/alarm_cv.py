@@ -38,6 +38,7 @@ CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "eval" / "alarms"
 # (a value above 1 switches a veto off)
 GRID = {
     "min_bsqi": (0.0, 0.5, 0.6, 0.7, 0.8, 0.9),
+    "min_bsqi_no_rhythm": (0.0, 0.5, 0.6, 0.7, 0.8, 0.9),  # the same scale: bSQI where check 2 cannot speak
     "ecg_continuity": (0.5, 0.67, 0.75, 1.0, 2.0),
     "pulse_continuity": (0.5, 0.67, 0.75, 1.0, 2.0),
     "min_pulses": (2, 3, 4),  # pulses due before the pulse may veto (2: as soon as it is a rhythm)
@@ -201,20 +202,22 @@ class Counts:
 def grid(use_pulse: bool) -> list[EvidenceLimits]:
     pulses = GRID["pulse_continuity"] if use_pulse else (2.0,)
     counts = GRID["min_pulses"] if use_pulse else (2,)
-    return [EvidenceLimits(min_bsqi=b, ecg_continuity=e, pulse_continuity=p, min_pulses=m)
-            for b, e, p, m in itertools.product(GRID["min_bsqi"], GRID["ecg_continuity"], pulses, counts)
-            if m == counts[0] or p <= 1.0]  # a count means nothing with the pulse veto off
+    return [EvidenceLimits(min_bsqi=b, min_bsqi_no_rhythm=u, ecg_continuity=e, pulse_continuity=p, min_pulses=m)
+            for b, u, e, p, m in itertools.product(GRID["min_bsqi"], GRID["min_bsqi_no_rhythm"], GRID["ecg_continuity"], pulses, counts)
+            if (m == counts[0] or p <= 1.0)  # a count means nothing with the pulse veto off
+            and (u > b or u == GRID["min_bsqi_no_rhythm"][0])]  # a bar no higher than min_bsqi adds nothing
 
 
 def select(logs: dict[str, RecordLog], use_pulse: bool) -> EvidenceLimits:
     """The limits with the best challenge score on ``logs``; ties go to the higher TPR, then to
-    the least aggressive setting (fewest vetoes: lowest bSQI, highest continuity limits, most
+    the least aggressive setting (fewest vetoes: lowest bSQI bars, highest continuity limits, most
     pulses due before the pulse may veto)."""
     best, best_key = None, None
     for lim in grid(use_pulse):
         d = decider(lim, use_pulse)
         c = Counts.of((rl.truth, replay(rl, d)[0]) for rl in logs.values())
-        key = (round(c.score, 9), c.tpr, -lim.min_bsqi, lim.ecg_continuity, lim.pulse_continuity, lim.min_pulses)
+        key = (round(c.score, 9), c.tpr, -lim.min_bsqi, -lim.min_bsqi_no_rhythm, lim.ecg_continuity, lim.pulse_continuity,
+               lim.min_pulses)
         if best_key is None or key > best_key:
             best, best_key = lim, key
     return best
@@ -287,5 +290,5 @@ def cross_validated(logs: dict[str, RecordLog], k: int = 5, seed: int = 0) -> Cv
 
 
 def _limits_dict(lim: EvidenceLimits) -> dict:
-    return {"min_bsqi": lim.min_bsqi, "ecg_continuity": lim.ecg_continuity, "pulse_continuity": lim.pulse_continuity,
-            "min_pulses": lim.min_pulses}
+    return {"min_bsqi": lim.min_bsqi, "min_bsqi_no_rhythm": lim.min_bsqi_no_rhythm, "ecg_continuity": lim.ecg_continuity,
+            "pulse_continuity": lim.pulse_continuity, "min_pulses": lim.min_pulses}
