@@ -86,6 +86,10 @@ def test_ds1_alarms_per_monitored_hour(ds1, mitdb_dir):
     assert c["asystole"]["false"] == 0 and c["extreme_bradycardia"]["false"] == 0
     vf = c["ventricular_fibrillation"]
     assert vf["missed"] == 0 and vf["false"] == 0, vf  # 207's flutter episodes, nowhere else
+    # 203's AF alarm is raised within its first minute and stays on to the end of the record: the
+    # later AF stretches (the annotation splits them at short flutter or noise breaks) are covered
+    af = per["203"]["atrial_fibrillation"]
+    assert af["true"] >= 1 and all(start < 60.0 for start, _, _ in af["missed_episodes"]), af
 
 
 def test_noise_stress_scores_beside_xqrs(noise_stress_dir):
@@ -138,6 +142,18 @@ def test_the_log_replay_decides_as_the_streamed_detector_does(cinc_logs, cinc_vt
     report = evaluate_alarms(cinc_vt_dir, lead_in_s=None, names=names)
     for r in report.results:
         assert r.raised == replay(cinc_logs[r.name], d)[0], r.name
+
+
+def test_an_alarm_still_on_when_the_replay_ends_lasted_until_then():
+    from edge_ecg.eval.stream_eval import Alarm, Reference
+
+    fs = 100.0
+    ref = Reference({"atrial_fibrillation": [(0, 4000), (4200, 9000)]})
+    on = Alarm("r", "atrial_fibrillation", fs, onset=500, raised_at=3500, end=10_000)
+    sc = score_alarms([on], ref, fs)["atrial_fibrillation"]
+    assert on.true and sc["missed"] == 1 and sc["missed_episodes"][0][0] == 0.0  # only the first: 35 s late
+    cut = Alarm("r", "atrial_fibrillation", fs, onset=500, raised_at=3500)  # never replayed to the end
+    assert score_alarms([cut], ref, fs)["atrial_fibrillation"]["missed"] == 2
 
 
 def test_score_arithmetic():

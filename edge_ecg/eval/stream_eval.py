@@ -192,6 +192,15 @@ class Alarm:
     onset: int  # sample index the condition starts at
     raised_at: int  # stream index at the end of the block that raised it (what the daemon saw)
     offset: int | None = None
+    end: int | None = None  # where the replay ended, for an alarm still on then: it lasted until there
+
+    @property
+    def stop(self) -> int:
+        """The last index the alarm was on: its offset, the end of the replay if it never
+        cleared, else (not replayed to the end) where it was raised."""
+        if self.offset is not None:
+            return self.offset
+        return self.end if self.end is not None else self.raised_at
     true: bool | None = None
     short_v_run: bool = False
 
@@ -210,6 +219,7 @@ def replay_record(record: Record, dsp_config: Mapping[str, Any] | None = None, b
     alarms: list[Alarm] = []
     beats: list = []
     open_: dict[str, Alarm] = {}
+    last = 0
     for blk in ReplaySource(record, speed=0, block_s=block_s):
         up = an.process(blk)
         beats.extend(up.beats)
@@ -220,6 +230,9 @@ def replay_record(record: Record, dsp_config: Mapping[str, Any] | None = None, b
                 open_[ev.kind] = a
             elif ev.kind in open_:
                 open_.pop(ev.kind).offset = int(ev.index)
+        last = int(up.stop)
+    for a in open_.values():
+        a.end = last
     return beats, alarms
 
 
@@ -231,14 +244,14 @@ def score_alarms(alarms: list[Alarm], ref: Reference, fs: float) -> dict[str, di
         mine = [a for a in alarms if a.kind == kind]
         eps = ref.episodes.get(kind, [])
         for a in mine:
-            stop = a.offset if a.offset is not None else a.raised_at
+            stop = a.stop
             a.true = ref.annotated and any(a.onset <= e + tol and stop >= s - tol for s, e in eps)
             if kind == "ventricular_tachycardia" and not a.true:
                 a.short_v_run = any(a.onset <= e + tol and stop >= s - tol for s, e in ref.short_v_runs)
         missed = []
         latencies = []
         for s, e in eps:
-            hit = [a for a in mine if a.true and a.onset <= e + tol and (a.offset if a.offset is not None else a.raised_at) >= s - tol]
+            hit = [a for a in mine if a.true and a.onset <= e + tol and a.stop >= s - tol]
             lat = min((max(a.raised_at - s, 0) / fs for a in hit), default=None)
             if lat is None or lat > LATENCY_S:
                 missed.append([round(s / fs, 1), round(e / fs, 1), None if lat is None else round(lat, 1)])
