@@ -25,7 +25,8 @@ lasts, so a true VT whose evidence takes a few seconds to build is still alarmed
 underneath to be due (a short run: nothing has spoken against it) is alarmed when it ends
 (``rhythm.py``); before, such runs were never alarmed, and 5-8 beat VT runs were missed. The
 five limits (``EvidenceLimits``) are the only tuned numbers (record-grouped cross-validation on the
-CinC 2015 VT alarms, ``edge-ecg eval alarms``); everything else is fixed physiology. The same pulse check withholds ventricular fibrillation when the pulse goes on.
+CinC 2015 VT alarms, ``edge-ecg eval alarms``); everything else is fixed physiology. The same pulse
+check withholds ventricular fibrillation when the pulse goes on.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def judge(features: dict[str, Any], limits: EvidenceLimits, use_pulse: bool = Tr
     # (logs from before ``pulse_due`` was measured carry none: judged as then)
     early = use_pulse and pc is not None and pc >= limits.pulse_continuity and due is not None and due < limits.min_pulses
     if use_pulse and pc is not None and pc >= limits.pulse_continuity and not early:
-        return False, f"the pulse goes on unchanged (continuity {pc:.2f} over {due} pulses)"
+        over = "" if due is None else f" over {due} pulses"
+        return False, f"the pulse goes on unchanged (continuity {pc:.2f}{over})"
     # a check that can speak within a beat or two of the old rhythm is waited for (bounded by two
     # periods of that rhythm), unless another check has already shown the rhythm is gone
     gone = (ec is not None and ec < limits.ecg_continuity) or (use_pulse and pc is not None and pc < limits.pulse_continuity)

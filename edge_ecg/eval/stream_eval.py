@@ -193,6 +193,8 @@ class Alarm:
     raised_at: int  # stream index at the end of the block that raised it (what the daemon saw)
     offset: int | None = None
     end: int | None = None  # where the replay ended, for an alarm still on then: it lasted until there
+    true: bool | None = None
+    short_v_run: bool = False
 
     @property
     def stop(self) -> int:
@@ -201,8 +203,6 @@ class Alarm:
         if self.offset is not None:
             return self.offset
         return self.end if self.end is not None else self.raised_at
-    true: bool | None = None
-    short_v_run: bool = False
 
 
 def stream_alarms(record: Record, dsp_config: Mapping[str, Any] | None = None, block_s: float = 1.0) -> list[Alarm]:
