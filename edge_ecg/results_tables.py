@@ -276,7 +276,7 @@ def _stream_alarms(load: Callable[[str], dict[str, Any]]) -> list[str]:
                 fph = f"{d['false_per_hour']:.2f}" + ("" if not ci else f" [{ci[0]:.2f}-{ci[1]:.2f}]")
                 rows.append([r["folder"].split("/")[-1] + f" ({res['hours']:.2f} h)", label, kind, d["raised"], d["true"], d["false"],
                              fph, d["episodes"], d["missed"], lat])
-    return table(["records", "detector", "condition", "raised", "true", "false", "false / h [95% CI]", "episodes", "missed (> 10 s)",
+    return table(["records", "detector", "condition", "raised", "true", "false", "false / h [95% CI]", "episodes", "missed (> 10 s; AF > 60 s)",
                   "max latency s"], rows)
 
 

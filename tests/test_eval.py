@@ -148,12 +148,18 @@ def test_an_alarm_still_on_when_the_replay_ends_lasted_until_then():
     from edge_ecg.eval.stream_eval import Alarm, Reference
 
     fs = 100.0
-    ref = Reference({"atrial_fibrillation": [(0, 4000), (4200, 9000)]})
-    on = Alarm("r", "atrial_fibrillation", fs, onset=500, raised_at=3500, end=10_000)
+    ref = Reference({"atrial_fibrillation": [(0, 4000), (7000, 9000)]})
+    on = Alarm("r", "atrial_fibrillation", fs, onset=500, raised_at=6500, end=10_000)
     sc = score_alarms([on], ref, fs)["atrial_fibrillation"]
-    assert on.true and sc["missed"] == 1 and sc["missed_episodes"][0][0] == 0.0  # only the first: 35 s late
-    cut = Alarm("r", "atrial_fibrillation", fs, onset=500, raised_at=3500)  # never replayed to the end
+    assert on.true and sc["missed"] == 1 and sc["missed_episodes"][0][0] == 0.0  # only the first: 65 s late
+    cut = Alarm("r", "atrial_fibrillation", fs, onset=500, raised_at=6500)  # never replayed to the end
     assert score_alarms([cut], ref, fs)["atrial_fibrillation"]["missed"] == 2
+    # AF's budget is a minute (raised after 30 s of evidence); VT's is 10 s
+    soon = Alarm("r", "atrial_fibrillation", fs, onset=500, raised_at=3500, end=10_000)
+    assert score_alarms([soon], ref, fs)["atrial_fibrillation"]["missed"] == 0
+    vt = Reference({"ventricular_tachycardia": [(0, 4000)]})
+    late = Alarm("r", "ventricular_tachycardia", fs, onset=500, raised_at=1500)
+    assert score_alarms([late], vt, fs)["ventricular_tachycardia"]["missed"] == 1
 
 
 def test_score_arithmetic():
