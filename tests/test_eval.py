@@ -90,6 +90,7 @@ def test_ds1_alarms_per_monitored_hour(ds1, mitdb_dir):
     # later AF stretches (the annotation splits them at short flutter or noise breaks) are covered
     af = per["203"]["atrial_fibrillation"]
     assert af["true"] >= 1 and all(start < 60.0 for start, _, _ in af["missed_episodes"]), af
+    assert c["atrial_fibrillation"]["latency_budget_s"] == 60.0 and vt["latency_budget_s"] == 10.0
 
 
 def test_noise_stress_scores_beside_xqrs(noise_stress_dir):

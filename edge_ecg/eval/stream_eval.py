@@ -289,6 +289,7 @@ class StreamReport:
             if self.record_hours and self.hours > 0:
                 d["false_per_hour_ci95"] = self._false_per_hour_ci(kind)
             d["max_latency_s"] = round(max(lat), 2) if lat else None
+            d["latency_budget_s"] = latency_budget(kind)
             d["missed_episodes"] = [[name, *m] for name, r in self.per_record.items() for m in r[kind]["missed_episodes"]]
             out[kind] = d
         return out
