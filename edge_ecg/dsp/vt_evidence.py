@@ -91,8 +91,9 @@ def judge(features: dict[str, Any], limits: EvidenceLimits, use_pulse: bool = Tr
     due = features.get("pulse_due")
     # a pulse that went on over fewer than ``min_pulses`` due pulses has not yet shown it goes on
     # (logs from before ``pulse_due`` was measured carry none: judged as then)
-    early = use_pulse and pc is not None and pc >= limits.pulse_continuity and due is not None and due < limits.min_pulses
-    if use_pulse and pc is not None and pc >= limits.pulse_continuity and not early:
+    goes_on = use_pulse and pc is not None and pc >= limits.pulse_continuity
+    early = goes_on and due is not None and due < limits.min_pulses
+    if goes_on and not early:
         over = "" if due is None else f" over {due} pulses"
         return False, f"the pulse goes on unchanged (continuity {pc:.2f}{over})"
     # a check that can speak within a beat or two of the old rhythm is waited for (bounded by two

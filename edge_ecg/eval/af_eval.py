@@ -849,6 +849,7 @@ def evaluate_wfdb(folder: Path, cache: Path | None = DEFAULT_CACHE, config: Anal
     selected = dataclasses.replace(model, alarm_threshold=select_alarm_threshold(recs, model, cfg))
     rows = [("alarm, out of fold (leave-one-record-out)", oof),
             (f"alarm, the model file's threshold {model.alarm_threshold:.3f} (as this run found it)", shipped)]
+    chosen = None
     if not math.isclose(selected.alarm_threshold, model.alarm_threshold, rel_tol=1e-6):
         # a refit (--write-model after a new per-recording model): the file's threshold is not the
         # one about to be written; score that one too, and say it is in-sample
@@ -863,8 +864,8 @@ def evaluate_wfdb(folder: Path, cache: Path | None = DEFAULT_CACHE, config: Anal
         "alarm_threshold_selected_on_all": selected.alarm_threshold,
         "model": model.to_dict(), "per_recording_model_fitted_on_this_folder": False,
     }
-    if len(rows) > 2:
-        results["alarm_selected_in_sample"] = {**rows[2][1], "alarm_threshold": selected.alarm_threshold}
+    if chosen is not None:
+        results["alarm_selected_in_sample"] = {**chosen, "alarm_threshold": selected.alarm_threshold}
     lines = [
         f"WFDB {folder.name}: {len(recs)} records streamed whole in 1 s blocks; {len(ev_rows)} minutes "
         f"(AF {int(truth.sum())}; flutter minutes left out); 95% record-bootstrap intervals",
