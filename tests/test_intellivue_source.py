@@ -184,6 +184,10 @@ def test_daemon_logs_the_monitors_alarms_beside_its_own(tmp_path):
     assert row["monitor_physiological_alarms"][0]["t"] == pytest.approx(0.128, abs=0.01)
     hr = [e for e in events if e["kind"] == "monitor_numerics"]
     assert hr and hr[0]["values"]["NOM_ECG_CARD_BEAT_RATE"] == 140.0
+    # the capture is VT from its first sample, so the VT beat is the first beat learned: ours is
+    # raised as a wide-complex tachycardia never seen at a normal rate, within the 10 s budget
+    assert row["expected"] == "ventricular_tachycardia" and row["within_budget"], row
+    assert row["latency_s"] <= 10.0 and not row["unexpected_physiological"], row
 
 
 def test_make_demo_streams_an_intellivue_capture(tmp_path):

@@ -198,6 +198,35 @@ def test_sustained_fast_ventricular_run_never_becomes_the_dominant_beat():
     assert _classify(clf, narrow, 1.0) == "N"
 
 
+def test_a_wide_dominant_beat_is_ventricular_until_it_is_seen_at_a_normal_rate():
+    from edge_ecg.dsp.morphology import BeatClassifier
+
+    narrow, wide = _beat_shapes()
+
+    def labels(shapes_rr):
+        clf = BeatClassifier(250.0, 2, int(0.12 * 250))
+        out = []
+        for seg, rr in shapes_rr:
+            slope = np.r_[0.0, np.diff(seg @ np.array([0.5, 0.5]))] ** 2
+            out.append(clf.classify(seg, slope, np.array([0.5, 0.5]), 1.0, rr_s=rr)[0])
+        return clf, out
+
+    # switched on during a wide-complex tachycardia at 150 bpm: the template is the VT beat, which
+    # every later beat matches; still each is ventricular (before this, all were "N": no alarm)
+    clf, vt = labels([(wide, 0.4)] * 30)
+    assert clf.template_width >= 0.12 and vt[:5] == ["Q"] * 5 and set(vt[6:]) == {"V"}, vt
+    # the same wide beat at 75 bpm first (a bundle-branch block): conducted, and it stays normal
+    # when the rate rises past 100 bpm (sinus tachycardia with the block)
+    _, bbb = labels([(wide, 0.8)] * 12 + [(wide, 0.4)] * 30)
+    assert set(bbb[6:]) == {"N"}, bbb
+    # one long interval inside the tachycardia (a missed beat) does not count as a normal rate
+    _, missed = labels([(wide, 0.4)] * 10 + [(wide, 0.8)] + [(wide, 0.4)] * 10)
+    assert set(missed[6:]) == {"V"}, missed
+    # a narrow dominant beat at 150 bpm is sinus tachycardia: normal
+    _, st = labels([(narrow, 0.4)] * 30)
+    assert set(st[6:]) == {"N"}, st
+
+
 def test_a_lost_template_is_relearned_when_beats_keep_the_dominant_rate():
     from edge_ecg.dsp.morphology import BeatClassifier
 

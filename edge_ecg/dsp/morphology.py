@@ -21,6 +21,7 @@ from 42 to 24 (docs/dsp-alarms.md).
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 _MATCH = 0.9  # template correlation above which a beat that is not wide is the dominant beat
 _STALE_BEATS = 30  # this many beats in a row unlike the template, at the old rate: the template is lost
 _LEARN_BEATS = 6  # whole beats a template is learned from (even: bigeminy ties, and the narrower wins)
+_WIDE_S = 0.12  # a dominant beat at least this wide (this module's width estimate) is a wide QRS
+_CONDUCTED_RR_S = 0.6  # dominant beats at this RR or longer (100 bpm or slower) show the rhythm is conducted
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,8 @@ class BeatClassifier:
         self.unmatched_prem: list[float] = []  # ... and their prematurity (the last _STALE_BEATS)
         self.last_label = "Q"
         self._learning: list[tuple[np.ndarray, float]] = []  # (segment, width) of beats while no template
+        self._dominant_rr: deque = deque(maxlen=3)  # RR of the last matching beats
+        self.normal_rate_seen = False  # the dominant rhythm has run at 100 bpm or slower
 
     def _aligned(self, segment: np.ndarray, ref: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, float]:
         """The part of ``segment`` that best matches ``ref`` within +-max_lag, and that correlation
@@ -119,11 +124,14 @@ class BeatClassifier:
         return part[k : k + m], float(cw[k])
 
     def classify(self, segment: np.ndarray, slope: np.ndarray, weights: np.ndarray, prematurity: float,
-                 whole: bool = True) -> tuple[str, BeatFeatures]:
+                 whole: bool = True, rr_s: float | None = None) -> tuple[str, BeatFeatures]:
         """``whole`` is False for a beat cut off by the start of the stream: it is never one of the
         beats a template is learned from. A monitor switched on mid-beat otherwise learned a
         half-beat of padding, which no later beat matches; in MIT-BIH 223 (frequent PVCs) that held
-        for the whole run and the VT that followed was labelled normal."""
+        for the whole run and the VT that followed was labelled normal.
+
+        ``rr_s`` (the interval to the previous beat) lets a wide dominant beat be judged: see
+        ``_presumed_ventricular``."""
         width = _qrs_width(slope, self.pre, self.fs)
         if self.template is None:
             if whole:
@@ -153,6 +161,11 @@ class BeatClassifier:
             self.unmatched += 1
             self.unmatched_prem = (self.unmatched_prem + [prematurity])[-_STALE_BEATS:]
             self._compete(segment, weights, width)
+        if matched and rr_s is not None:
+            self._dominant_rr.append(rr_s)
+            if len(self._dominant_rr) == self._dominant_rr.maxlen and np.median(self._dominant_rr) >= _CONDUCTED_RR_S:
+                self.normal_rate_seen = True
+        ventricular = ventricular or (matched and self._presumed_ventricular())
         label = "V" if ventricular else ("N" if self.n_matched >= 3 else "Q")
         self.last_label = label
         if self.unmatched >= _STALE_BEATS and np.median(self.unmatched_prem[-_STALE_BEATS:]) >= 0.9:
@@ -167,6 +180,21 @@ class BeatClassifier:
         # is more likely a fusion or an oddly shaped ventricular beat than a return to sinus rhythm
         ambiguous = label == "N" and (not matched or not 0.6 <= amp <= 1.6)
         return label, BeatFeatures(width, corr, prematurity, amp, ambiguous)
+
+    def _presumed_ventricular(self) -> bool:
+        """A wide dominant beat, fast (the median of the last three dominant intervals, so that one
+        missed beat does not break the run), while the dominant rhythm has never run at a normal rate.
+
+        A monitor switched on during ventricular tachycardia learns the VT beat as the patient's
+        own, and no beat is then unlike the template: the IntelliVue VT capture raised nothing.
+        A wide-complex tachycardia is treated as ventricular until shown otherwise (the bedside
+        rule: its origin cannot be told from one lead), and what shows otherwise here is the same
+        beat at 100 bpm or slower, as a bundle-branch block conducts it. Once the dominant rhythm
+        has run at a normal rate, the rule is off for the rest of the stream: a patient with a
+        bundle-branch block whose rate rises later is not alarmed.
+        """
+        return (not self.normal_rate_seen and self.template_width >= _WIDE_S
+                and bool(self._dominant_rr) and float(np.median(self._dominant_rr)) < _CONDUCTED_RR_S)
 
     def _learn(self, weights: np.ndarray) -> None:
         """The template: the learning beat the most others match (aligned), the narrower on a tie."""
