@@ -188,6 +188,8 @@ def test_daemon_logs_the_monitors_alarms_beside_its_own(tmp_path):
     # raised as a wide-complex tachycardia never seen at a normal rate, within the 10 s budget
     assert row["expected"] == "ventricular_tachycardia" and row["within_budget"], row
     assert row["latency_s"] <= 10.0 and not row["unexpected_physiological"], row
+    vt = next(e for e in events if e.get("kind") == "raised" and e.get("alarm") == "ventricular_tachycardia")
+    assert vt["evidence"]["wide_dominant_beat"]["template_width_s"] >= 0.12, vt
 
 
 def test_make_demo_streams_an_intellivue_capture(tmp_path):

@@ -376,7 +376,14 @@ class StreamAnalyzer:
         confirm, reason = judge(feats, self.config.evidence, self.use_pulse)
         if self.evidence_log is not None:
             self.evidence_log.append({"kind": "vt", "run_start": int(onset), "now": int(now), "onset": int(run[-self.config.rhythm.vt_beats:][0].index), **feats})
-        return confirm, {"judgement": reason, "checks": ev.to_dict(), "pending": reason == WAITING}
+        out = {"judgement": reason, "checks": ev.to_dict(), "pending": reason == WAITING}
+        cls = self.classifier
+        if cls.presumed_ventricular():
+            # the run's beats match the patient's template: say why they count as ventricular
+            out["wide_dominant_beat"] = {"template_width_s": round(float(cls.template_width), 3),
+                                         "why": "a wide dominant beat at a fast rate, never seen at 100 bpm or slower: "
+                                                "treated as ventricular until shown otherwise"}
+        return confirm, out
 
     def _vf_gate(self, onset: int, stop: int) -> tuple[bool, dict]:
         """Fibrillation has no cardiac output: while at least half the pulses due since the

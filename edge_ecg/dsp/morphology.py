@@ -131,7 +131,7 @@ class BeatClassifier:
         for the whole run and the VT that followed was labelled normal.
 
         ``rr_s`` (the interval to the previous beat) lets a wide dominant beat be judged: see
-        ``_presumed_ventricular``."""
+        ``presumed_ventricular``."""
         width = _qrs_width(slope, self.pre, self.fs)
         if self.template is None:
             if whole:
@@ -165,7 +165,7 @@ class BeatClassifier:
             self._dominant_rr.append(rr_s)
             if len(self._dominant_rr) == self._dominant_rr.maxlen and np.median(self._dominant_rr) >= _CONDUCTED_RR_S:
                 self.normal_rate_seen = True
-        ventricular = ventricular or (matched and self._presumed_ventricular())
+        ventricular = ventricular or (matched and self.presumed_ventricular())
         label = "V" if ventricular else ("N" if self.n_matched >= 3 else "Q")
         self.last_label = label
         if self.unmatched >= _STALE_BEATS and np.median(self.unmatched_prem[-_STALE_BEATS:]) >= 0.9:
@@ -181,7 +181,7 @@ class BeatClassifier:
         ambiguous = label == "N" and (not matched or not 0.6 <= amp <= 1.6)
         return label, BeatFeatures(width, corr, prematurity, amp, ambiguous)
 
-    def _presumed_ventricular(self) -> bool:
+    def presumed_ventricular(self) -> bool:
         """A wide dominant beat, fast (the median of the last three dominant intervals, so that one
         missed beat does not break the run), while the dominant rhythm has never run at a normal rate.
 
