@@ -201,3 +201,10 @@ def _as_nobody(path) -> bytes:
     os.close(r)
     os.waitpid(pid, 0)
     return got
+
+
+def test_relearn_is_refused_where_no_rhythm_analysis_is_behind_the_channel(served):
+    # the alarm manager alone (as the display's channel is) has no analyzer to relearn
+    _, path = served
+    with pytest.raises(ControlError, match="relearn is not available"):
+        request(path, {"cmd": "relearn"})

@@ -163,3 +163,68 @@ def test_stalled_inference_stops_watchdog_pings(bundle, tmp_path, monkeypatch):
         hung.release.set()
         d.close()
         nsock.close()
+
+
+def _intellivue_ecg(name: str):
+    """Lead I of an IntelliVue capture as a Record in microvolts (5 uV per count around 8192)."""
+    from edge_ecg.records.record import Record
+    from firmware_bridge.intellivue.capture import read_capture, resolve_capture
+    from firmware_bridge.intellivue.messages import parse_message, parse_poll_reply
+    from firmware_bridge.intellivue.observations import wave_observations
+
+    waves = {}
+    for ud in read_capture(resolve_capture(name)).user_data:
+        msg = parse_message(ud)
+        if msg.command_type != 7:
+            continue
+        reply = parse_poll_reply(msg)
+        for _ctx, obs in reply.observations:
+            for w in wave_observations(obs.handle, obs.attributes):
+                if w.physio_id == 0x0101:
+                    waves[reply.rel_time] = w.samples
+    counts = np.concatenate([waves[k] for k in sorted(waves)]).astype(np.float64)
+    return Record(signals=(counts * 5.0 - 40960.0)[:, None], fs=500.0, leads=("I",), name=name)
+
+
+def test_an_operator_relearn_makes_the_wide_dominant_beat_the_patients_own(tmp_path):
+    # The IntelliVue VT capture, replayed from a WFDB copy through `edge-ecg run`: VT from the first
+    # beat, so VT is raised only because the dominant beat is wide and never seen at a normal rate.
+    # `edge-ecg alarms relearn` (over the real control socket) tells the analyzer the rhythm is the
+    # patient's own, as for a bundle-branch block that is fast at switch-on: the condition ends and
+    # is not raised again. (Done during a real VT, exactly this silences it: docs/daemon.md says so.)
+    from helpers.daemon import write_wfdb
+
+    path = write_wfdb(_intellivue_ecg("1D-vt"), tmp_path / "rec", "ivvt")
+    state = tmp_path / "state"
+    cfg = write_config(tmp_path / "c.toml", f"replay:{path}?speed=8", state)
+    proc = subprocess.Popen([sys.executable, "-m", "edge_ecg", "run", "--config", str(cfg)], cwd=REPO, env=cli_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sock = state / "c.sock"
+    try:
+        deadline = time.monotonic() + 60
+
+        def vt_active() -> bool:
+            st = request(sock, {"cmd": "status"})
+            return any(a["alarm"] == "ventricular_tachycardia" and a["active"] for a in st["alarms"])
+
+        while not (sock.exists() and vt_active()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert vt_active(), "VT was never raised"
+        out = subprocess.run([sys.executable, "-m", "edge_ecg", "alarms", "relearn", "--socket", str(sock)], cwd=REPO, env=cli_env(),
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0 and "requested at t=" in out.stdout, out.stdout + out.stderr
+        while vt_active() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not vt_active()
+        time.sleep(3.0)  # 24 s more of stream at speed 8: the VT is not raised again
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    events = read_events(state / "events.jsonl").events
+    kinds = [(e["kind"], e.get("alarm")) for e in events]
+    relearn = next(i for i, e in enumerate(events) if e["kind"] == "rhythm_relearn")
+    assert events[relearn]["origin"]["via"] == "socket", events[relearn]
+    assert ("raised", "ventricular_tachycardia") in kinds[:relearn]
+    after = kinds[relearn:]
+    assert ("latched", "ventricular_tachycardia") in after or ("cleared", "ventricular_tachycardia") in after, after
+    assert ("raised", "ventricular_tachycardia") not in after, after

@@ -225,6 +225,11 @@ def test_a_wide_dominant_beat_is_ventricular_until_it_is_seen_at_a_normal_rate()
     # a narrow dominant beat at 150 bpm is sinus tachycardia: normal
     _, st = labels([(narrow, 0.4)] * 30)
     assert set(st[6:]) == {"N"}, st
+    # the clinician's relearn (the rhythm is this patient's own): learned again, and conducted
+    clf.relearn()
+    slope = np.r_[0.0, np.diff(wide @ np.array([0.5, 0.5]))] ** 2
+    again = [clf.classify(wide, slope, np.array([0.5, 0.5]), 1.0, rr_s=0.4)[0] for _ in range(20)]
+    assert again[:5] == ["Q"] * 5 and set(again[6:]) == {"N"}, again
 
 
 def test_a_lost_template_is_relearned_when_beats_keep_the_dominant_rate():

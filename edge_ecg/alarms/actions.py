@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 
 from edge_ecg.alarms.manager import AlarmManager
 
-COMMANDS = ("status", "ack", "pause")
+COMMANDS = ("status", "ack", "pause", "relearn")
 MAX_PAUSE_REQUEST_S = 3600.0
 MAX_NAME = 200
 
@@ -46,14 +46,17 @@ class AlarmActions:
     """Validated operator actions on ``manager``; ``perform(request, origin) -> reply``.
 
     ``status_extra()`` adds the pipeline's figures to ``status``; ``audit(record)`` is called for
-    every refused action (the daemon writes it to the event log).
+    every refused action (the daemon writes it to the event log); ``relearn(origin)`` asks the
+    rhythm analysis to learn the patient's dominant beat anew (None: this channel has none).
     """
 
     def __init__(self, manager: AlarmManager, status_extra: Callable[[], Mapping[str, Any]] | None = None,
-                 audit: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 audit: Callable[[dict[str, Any]], None] | None = None,
+                 relearn: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None) -> None:
         self.manager = manager
         self.status_extra = status_extra
         self.audit = audit
+        self.relearn = relearn
 
     def perform(self, request: Mapping[str, Any], origin: Mapping[str, Any]) -> dict[str, Any]:
         """Do one request; a bad one gets ``{"ok": false, "error": ...}`` (and is audited), never an exception."""
@@ -65,6 +68,8 @@ class AlarmActions:
                 return self.acknowledge(request.get("alarm"), origin)
             if cmd == "pause":
                 return self.pause(request.get("seconds"), origin)
+            if cmd == "relearn":
+                return self.relearn_rhythm(origin)
             raise ActionError(f"unknown command {cmd!r} (allowed: {', '.join(COMMANDS)})")
         except (ActionError, KeyError, ValueError, TypeError) as exc:
             msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
@@ -91,3 +96,12 @@ class AlarmActions:
         if asked is not None and asked > self.manager.audio_pause_s:
             reply["note"] = f"pause cut to {self.manager.audio_pause_s:g} s (the configured maximum)"
         return reply
+
+    def relearn_rhythm(self, origin: Mapping[str, Any]) -> dict[str, Any]:
+        """The operator says the rhythm now is the patient's own: the analyzer learns its dominant
+        beat anew. Why an action: a patient in bundle-branch block who is already fast at switch-on
+        is alarmed as VT (a wide dominant beat never seen at a normal rate), and only a person can
+        tell that it is conducted."""
+        if self.relearn is None:
+            raise ActionError("relearn is not available here: no rhythm analysis behind this channel")
+        return {"ok": True, **dict(self.relearn(origin))}

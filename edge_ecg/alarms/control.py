@@ -321,9 +321,10 @@ def request(path: str | os.PathLike[str], req: Mapping[str, Any], timeout_s: flo
 
 
 def manager_handler(manager: Any, extra_status: Callable[[], Mapping[str, Any]] | None = None,
-                    audit: Callable[[dict[str, Any]], None] | None = None) -> Handler:
+                    audit: Callable[[dict[str, Any]], None] | None = None,
+                    relearn: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None) -> Handler:
     """The request handler of an ``AlarmManager`` (plus pipeline status from ``extra_status``):
     ``AlarmActions.perform``, the one API every control channel uses."""
     from edge_ecg.alarms.actions import AlarmActions
 
-    return AlarmActions(manager, extra_status, audit).perform
+    return AlarmActions(manager, extra_status, audit, relearn).perform

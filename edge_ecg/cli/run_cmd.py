@@ -1,4 +1,4 @@
-"""``edge-ecg run`` and ``edge-ecg alarms status|ack|pause``: thin over ``edge_ecg.service``."""
+"""``edge-ecg run`` and ``edge-ecg alarms status|ack|pause|relearn``: thin over ``edge_ecg.service``."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def register(cli) -> None:
         ("status", "show active and latched alarms and the audio state"),
         ("ack", "acknowledge one alarm (or all): silence it; resets latched alarms"),
         ("pause", "pause alarm audio for a bounded time (default and max: the config's audio_pause_s)"),
+        ("relearn", "the rhythm now is this patient's own: learn the dominant beat anew (never during VT)"),
     ):
         p = cli.subcommand("alarms", name, help)
         p.add_argument("--socket", default=DEFAULT_SOCKET, help=f"control socket (default {DEFAULT_SOCKET}, or $EDGE_ECG_CONTROL_SOCKET)")
@@ -71,6 +72,8 @@ def _alarms(args) -> int:
             print("  no alarms")
         if "pipeline" in reply:
             print("  pipeline: " + " ".join(f"{k}={v}" for k, v in reply["pipeline"].items()))
+    elif args.alarms_cmd == "relearn":
+        print(reply["relearn"])
     else:
         for e in reply.get("events", []):
             print(f"{e['kind']} {e.get('alarm') or ''}".rstrip())

@@ -181,6 +181,14 @@ class StreamAnalyzer:
             start=block.start, stop=block.stop, beats=tuple(beats), heart_rate=self.heart_rate,
             quality=self.lead_quality, events=tuple(events), active=frozenset(self.rhythm.active) | self.af.active_kinds)
 
+    def relearn(self) -> dict:
+        """Learn the patient's dominant beat anew (the operator says the rhythm now is the
+        patient's own; ``BeatClassifier.relearn``). Returns what was forgotten, for the log."""
+        cls = self.classifier
+        before = None if cls.template is None else round(float(cls.template_width), 3)
+        cls.relearn()
+        return {"previous_template_width_s": before}
+
     def window_quality(self, start: int, stop: int) -> WindowQuality:
         """Quality of the samples [start, stop) still held in the history (``history_s``)."""
         if stop <= start:

@@ -196,6 +196,22 @@ class BeatClassifier:
         return (not self.normal_rate_seen and self.template_width >= _WIDE_S
                 and bool(self._dominant_rr) and float(np.median(self._dominant_rr)) < _CONDUCTED_RR_S)
 
+    def relearn(self) -> None:
+        """Forget the dominant beat and learn it from the next whole beats.
+
+        The operator's "the rhythm now is this patient's own" (``edge-ecg alarms relearn``): the
+        beat learned next is the patient's conducted beat, so a wide one is a bundle-branch block,
+        not a ventricular rhythm (``normal_rate_seen``). Done during VT, it makes the VT normal:
+        the daemon's docs say so.
+        """
+        self.template, self.cand, self.cand_count = None, None, 0
+        self.unmatched, self.unmatched_prem = 0, []
+        self._learning = []
+        self.n_matched = 0
+        self.last_label = "Q"
+        self._dominant_rr.clear()
+        self.normal_rate_seen = True
+
     def _learn(self, weights: np.ndarray) -> None:
         """The template: the learning beat the most others match (aligned), the narrower on a tie."""
         segs = [g for g, _ in self._learning]

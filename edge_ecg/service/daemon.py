@@ -227,9 +227,15 @@ def build_daemon(cfg: DaemonConfig, *, slots: list | None = None, source: Any = 
     if snapshot is not None or note:
         manager.restore(snapshot or {"alarms": []}, note=note)  # the `restarted` event names what came back
     control = None
+
+    def relearn(origin: Mapping[str, Any]) -> dict:
+        # logged with who asked: it changes what the VT rule sees for the rest of the stream
+        sinks.note("rhythm_relearn", origin=dict(origin), t=round(pipeline.stream_t, 3))
+        return pipeline.request_relearn()
+
     try:
         control = ControlServer(cfg.sinks.socket_path, manager_handler(manager, lambda: {**pipeline.stats.summary(pipeline.fs), **service_status(daemon_ref["d"])},
-                                                                       audit=lambda rec: sinks.note(**rec)))
+                                                                       audit=lambda rec: sinks.note(**rec), relearn=relearn))
     except OSError as exc:  # alarms sound and show without it; say so loudly
         log.error("control socket %s cannot be opened: %s; running without it", cfg.sinks.socket_path, exc)
         sinks.note("control_unavailable", path=str(cfg.sinks.socket_path), reason=str(exc))

@@ -154,6 +154,7 @@ class Pipeline:
         self.error: BaseException | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=queue_blocks)
         self._stop = threading.Event()
+        self._relearn = threading.Event()  # set by an operator's relearn; applied between blocks
         self._mail_lock = threading.Condition()
         self._mailbox: dict[int, WindowJob] = {}
         self._triage_jobs: collections.deque = collections.deque(maxlen=4)
@@ -218,6 +219,16 @@ class Pipeline:
     @property
     def stream_t(self) -> float:
         return self._t
+
+    def request_relearn(self) -> dict:
+        """Have the analyzer learn the patient's dominant beat anew, before the next block.
+
+        Called from the control thread; the analyzer belongs to the pipeline thread, so the request
+        waits for it there (``_on_block``) instead of touching the analyzer from here."""
+        self._relearn.set()
+        if self.analyzer is None:
+            return {"relearn": "requested; the stream has not started (its first beats are learned anyway)"}
+        return {"relearn": f"requested at t={self._t:.1f} s; the next beats are learned as this patient's own"}
 
     # -- health (watchdog) --------------------------------------------------------------
     def healthy(self) -> tuple[bool, str]:
@@ -329,6 +340,10 @@ class Pipeline:
         self._stop_index = block.stop
         self._t = block.stop / self.fs
         update = None
+        if self._relearn.is_set() and self.analyzer is not None:
+            self._relearn.clear()
+            forgot = self.analyzer.relearn()
+            log.warning("rhythm relearned at t=%.1f s on the operator's request (%s)", self._t, forgot)
         if self.analyzer is not None:
             update = self.analyzer.process(block)
             if update.heart_rate is not None or update.events:
