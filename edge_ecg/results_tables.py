@@ -274,10 +274,11 @@ def _stream_alarms(load: Callable[[str], dict[str, Any]]) -> list[str]:
                 lat = "-" if d.get("max_latency_s") is None else f"{d['max_latency_s']:.1f}"
                 ci = d.get("false_per_hour_ci95")
                 fph = f"{d['false_per_hour']:.2f}" + ("" if not ci else f" [{ci[0]:.2f}-{ci[1]:.2f}]")
+                budget = d.get("latency_budget_s")
                 rows.append([r["folder"].split("/")[-1] + f" ({res['hours']:.2f} h)", label, kind, d["raised"], d["true"], d["false"],
-                             fph, d["episodes"], d["missed"], lat])
-    return table(["records", "detector", "condition", "raised", "true", "false", "false / h [95% CI]", "episodes", "missed (> 10 s; AF > 60 s)",
-                  "max latency s"], rows)
+                             fph, d["episodes"], d["missed"], "-" if budget is None else f"{budget:g}", lat])
+    return table(["records", "detector", "condition", "raised", "true", "false", "false / h [95% CI]", "episodes", "missed",
+                  "latency budget s", "max latency s"], rows)
 
 
 @renderer("qrs")
