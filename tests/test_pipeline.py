@@ -161,3 +161,36 @@ def test_a_strip_model_with_more_input_leads_than_the_source_is_unavailable_not_
     unavailable = [e for e in events if e.get("alarm") == "model_unavailable"]
     assert unavailable and unavailable[0]["kind"] == "raised"
     assert "needs 2 ECG leads" in json.dumps(unavailable[0]["evidence"])
+
+
+def test_a_relearn_before_the_stream_is_refused_and_a_failing_one_never_stops_the_stream(mitdb_dir, caplog):
+    # a relearn vouches for the rhythm on screen now: before the first block there is none. And an
+    # analyzer whose relearn raises (here one without it: a test double standing in for any fault)
+    # must leave the classical path running, as every operator action must
+    import logging
+
+    from edge_ecg.records import read_record
+    from edge_ecg.service.pipeline import make_analyzer
+
+    rec = read_record(mitdb_dir / "101").slice(0, 600 * 360)  # 10 min: the request lands while it streams
+    p = Pipeline(ReplaySource(rec, speed=0), AlarmManager(), analyzer_factory=make_analyzer)
+    assert "nothing to relearn" in p.request_relearn()["relearn"] and not p._relearn.is_set()
+
+    class NoRelearn:
+        def __init__(self, *a):
+            self.inner = make_analyzer(*a)
+
+        def __getattr__(self, name):
+            if name == "relearn":
+                raise AttributeError(name)
+            return getattr(self.inner, name)
+
+    p = Pipeline(ReplaySource(rec, speed=0), AlarmManager(), analyzer_factory=NoRelearn)
+    caplog.set_level(logging.ERROR, logger="edge_ecg.service.pipeline")
+    p.start()
+    while p.analyzer is None and not p.done.is_set():
+        time.sleep(0.001)
+    assert "requested at t=" in p.request_relearn()["relearn"]
+    assert p.wait(120) and p.error is None
+    assert p.stats.samples == rec.n_samples
+    assert any("relearn failed" in r.getMessage() for r in caplog.records), caplog.text

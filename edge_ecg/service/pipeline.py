@@ -225,9 +225,10 @@ class Pipeline:
 
         Called from the control thread; the analyzer belongs to the pipeline thread, so the request
         waits for it there (``_on_block``) instead of touching the analyzer from here."""
-        self._relearn.set()
         if self.analyzer is None:
-            return {"relearn": "requested; the stream has not started (its first beats are learned anyway)"}
+            # nothing is "now" yet: a relearn kept for later would vouch for a rhythm nobody has seen
+            return {"relearn": "nothing to relearn: the stream has not started (its first beats are learned anyway)"}
+        self._relearn.set()
         return {"relearn": f"requested at t={self._t:.1f} s; the next beats are learned as this patient's own"}
 
     # -- health (watchdog) --------------------------------------------------------------
@@ -342,8 +343,11 @@ class Pipeline:
         update = None
         if self._relearn.is_set() and self.analyzer is not None:
             self._relearn.clear()
-            forgot = self.analyzer.relearn()
-            log.warning("rhythm relearned at t=%.1f s on the operator's request (%s)", self._t, forgot)
+            try:
+                forgot = self.analyzer.relearn()
+                log.warning("rhythm relearned at t=%.1f s on the operator's request (%s)", self._t, forgot)
+            except Exception:  # an operator action must never stop the classical path
+                log.exception("relearn failed at t=%.1f s; analysis goes on with the template it had", self._t)
         if self.analyzer is not None:
             update = self.analyzer.process(block)
             if update.heart_rate is not None or update.events:
