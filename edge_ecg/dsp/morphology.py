@@ -17,6 +17,11 @@ on at a PVC took the PVC as the patient's normal beat; the normal beats that fol
 normal cluster could never take over. Over 120 one-minute starts just before a PVC in 12 MIT-BIH
 records, the VT onsets that the same minute streamed after a minute of warm-up does not raise fell
 from 42 to 24 (docs/dsp-alarms.md).
+
+A template learned on a VT that was already running at switch-on matches every later VT beat, so
+a wide dominant beat at a fast rate is ventricular until the dominant rhythm has run at a normal
+rate once (``BeatClassifier.presumed_ventricular``), or a clinician says it is the patient's own
+(``BeatClassifier.relearn``).
 """
 
 from __future__ import annotations
