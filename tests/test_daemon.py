@@ -168,21 +168,10 @@ def test_stalled_inference_stops_watchdog_pings(bundle, tmp_path, monkeypatch):
 def _intellivue_ecg(name: str):
     """Lead I of an IntelliVue capture as a Record in microvolts (5 uV per count around 8192)."""
     from edge_ecg.records.record import Record
-    from firmware_bridge.intellivue.capture import read_capture, resolve_capture
-    from firmware_bridge.intellivue.messages import parse_message, parse_poll_reply
-    from firmware_bridge.intellivue.observations import wave_observations
+    from helpers.intellivue import capture_waves
 
-    waves = {}
-    for ud in read_capture(resolve_capture(name)).user_data:
-        msg = parse_message(ud)
-        if msg.command_type != 7:
-            continue
-        reply = parse_poll_reply(msg)
-        for _ctx, obs in reply.observations:
-            for w in wave_observations(obs.handle, obs.attributes):
-                if w.physio_id == 0x0101:
-                    waves[reply.rel_time] = w.samples
-    counts = np.concatenate([waves[k] for k in sorted(waves)]).astype(np.float64)
+    _origin, ecg, _pleth = capture_waves(name)
+    counts = np.concatenate([ecg[k] for k in sorted(ecg)]).astype(np.float64)
     return Record(signals=(counts * 5.0 - 40960.0)[:, None], fs=500.0, leads=("I",), name=name)
 
 

@@ -17,31 +17,13 @@ import pytest
 
 from edge_ecg.stream import SourceState
 from edge_ecg.stream.intellivue_source import IntellivueSource
-from firmware_bridge.intellivue.capture import read_capture
-from firmware_bridge.intellivue.messages import parse_message, parse_poll_reply
 from firmware_bridge.intellivue.monitor_sim import spawn_monitor_sim
-from firmware_bridge.intellivue.observations import wave_observations
 from firmware_bridge.intellivue.session import ClientConfig
-from helpers.intellivue import capture_path
+from helpers.intellivue import capture_path, capture_waves
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 REPO = Path(__file__).resolve().parents[1]
 SPEED = 40.0
-
-
-def capture_waves(name: str) -> tuple[int, dict[int, np.ndarray], dict[int, np.ndarray]]:
-    """(origin relative time, {rt: ECG I counts}, {rt: pleth counts}) straight from the capture."""
-    cap = read_capture(capture_path(name))
-    ecg, pleth = {}, {}
-    for ud in cap.user_data:
-        msg = parse_message(ud)
-        if msg.command_type != 7:
-            continue
-        reply = parse_poll_reply(msg)
-        for _ctx, obs in reply.observations:
-            for w in wave_observations(obs.handle, obs.attributes):
-                (ecg if w.physio_id == 0x0101 else pleth)[reply.rel_time] = w.samples
-    return min(ecg), ecg, pleth
 
 
 def run_source(name: str, tmp_path: Path, faults: str = "", extra: tuple = (), config: ClientConfig | None = None,

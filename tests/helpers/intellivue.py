@@ -21,6 +21,25 @@ def capture_path(name: str) -> Path:
     return path
 
 
+def capture_waves(name: str) -> tuple[int, dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """(origin relative time, {rt: ECG I counts}, {rt: pleth counts}) straight from the capture."""
+    from firmware_bridge.intellivue.capture import read_capture
+    from firmware_bridge.intellivue.messages import parse_message, parse_poll_reply
+    from firmware_bridge.intellivue.observations import wave_observations
+
+    cap = read_capture(capture_path(name))
+    ecg, pleth = {}, {}
+    for ud in cap.user_data:
+        msg = parse_message(ud)
+        if msg.command_type != 7:
+            continue
+        reply = parse_poll_reply(msg)
+        for _ctx, obs in reply.observations:
+            for w in wave_observations(obs.handle, obs.attributes):
+                (ecg if w.physio_id == 0x0101 else pleth)[reply.rel_time] = w.samples
+    return min(ecg), ecg, pleth
+
+
 def configured_session(capture):
     """A ClientSession that has associated and configured against this capture: the association
     response is the simulator's (built by the guide's rules), the MDS Create and the Set result are
