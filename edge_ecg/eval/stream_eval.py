@@ -42,12 +42,12 @@ LATENCY_S = 10.0  # an episode with no alarm this soon after its start is missed
 # ... except AF, raised only once its evidence has held for 30 s (AfConfig.onset_s) over a window of
 # up to 60 beats: an AF episode is missed when no alarm came within a minute (the AF evaluation's rule)
 LATENCY_BY_KIND_S = {"atrial_fibrillation": 60.0}
+REFERENCE_KINDS = ("asystole", "extreme_bradycardia", "extreme_tachycardia", "ventricular_tachycardia", "ventricular_fibrillation",
+                   "atrial_fibrillation")
 
 
 def latency_budget(kind: str) -> float:
     return LATENCY_BY_KIND_S.get(kind, LATENCY_S)
-REFERENCE_KINDS = ("asystole", "extreme_bradycardia", "extreme_tachycardia", "ventricular_tachycardia", "ventricular_fibrillation",
-                   "atrial_fibrillation")
 
 
 def kinds() -> tuple[str, ...]:
@@ -55,6 +55,8 @@ def kinds() -> tuple[str, ...]:
     from edge_ecg.dsp.types import RHYTHM_KINDS
 
     return tuple(k for k in REFERENCE_KINDS if k in RHYTHM_KINDS)
+
+
 # sampling rates of the noise-stress excerpts (../shared/ecg/README.md): 118eNN from MIT-BIH, e0NNN from the European ST-T
 NOISE_STRESS_FS = {"118e": 360.0, "e0": 250.0}
 
@@ -265,7 +267,7 @@ def score_alarms(alarms: list[Alarm], ref: Reference, fs: float) -> dict[str, di
             if lat is not None:
                 latencies.append(lat)
         out[kind] = {"raised": len(mine), "true": sum(bool(a.true) for a in mine), "false": sum(not a.true for a in mine),
-                     "episodes": len(eps), "missed": len(missed), "latency_budget_s": latency_budget(kind), "missed_episodes": missed, "latencies_s": latencies,
+                     "episodes": len(eps), "missed": len(missed), "missed_episodes": missed, "latencies_s": latencies,
                      "false_on_short_v_runs": sum(a.short_v_run for a in mine)}
     return out
 
