@@ -168,6 +168,19 @@ def scenario(mitdb_dir, tmp_path_factory):
         out["evidence"] = b.wait_for("""const i = document.getElementById('evidence-img');
             return document.getElementById('evidence-dialog').open && i.complete && i.naturalWidth > 0 && {w: i.naturalWidth, h: i.naturalHeight, src: i.src}""",
                                      10, what="evidence snapshot")
+        b.js("document.getElementById('evidence-close').click()")
+
+        # 5. relearn rhythm: asks for confirmation first, then goes through with the secret still unlocked
+        out["relearn_shown"] = b.js("return !document.getElementById('relearn').hidden")
+        b.js("document.getElementById('relearn').click()")
+        out["relearn_confirm"] = b.wait_for("const d = document.getElementById('relearn-dialog'); return d.open && d.textContent", 5,
+                                            what="relearn confirmation")
+        b.screenshot(shots / "relearn-confirm.png")
+        b.js("document.getElementById('relearn-ok').click()")
+        out["relearn_history"] = b.wait_for("""const li = Array.from(document.querySelectorAll('#history-list li'))
+            .find(l => l.dataset.kind === 'operator_action' && l.textContent.includes('relearn')); return li && li.textContent""",
+                                            10, what="relearn in the history")
+        out["relearn_pin_asked"] = b.js("return document.getElementById('pin-dialog').open")
         out["findings"] = b.js("return Array.from(document.querySelectorAll('#findings-list li')).map(li => li.textContent)")
         out["errors"] = b.console_errors()
         out["history_kinds"] = b.js("return Array.from(document.querySelectorAll('#history-list li')).map(li => li.dataset.kind)")
@@ -254,6 +267,15 @@ def test_acknowledge_needs_the_secret_and_every_attempt_is_logged(scenario):
 def test_alarm_history_opens_the_evidence_snapshot(scenario):
     ev = scenario["evidence"]
     assert ev["w"] > 300 and ev["h"] > 100 and "/evidence/" in ev["src"] and "ventricular_tachycardia" in ev["src"]
+
+
+def test_relearn_asks_first_and_is_logged_with_its_origin(scenario):
+    assert scenario["relearn_shown"], "the daemon has rhythm analysis and a PIN: the page offers relearn"
+    assert "Never during ventricular tachycardia" in scenario["relearn_confirm"]
+    assert "relearn accepted" in scenario["relearn_history"] and not scenario["relearn_pin_asked"], "unlocked by the acknowledge"
+    events = _events(scenario)
+    notes = [e for e in events if e.get("kind") == "rhythm_relearn"]
+    assert len(notes) == 1 and notes[0]["origin"]["via"] == "display" and notes[0]["origin"]["remote"] == "127.0.0.1"
 
 
 def test_model_findings_are_listed_apart_from_alarms(scenario):

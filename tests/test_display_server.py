@@ -113,6 +113,28 @@ def test_pause_with_the_secret_is_logged_with_its_origin(daemon):
     assert acc[-1]["action"] == "pause" and acc[-1]["seconds"] == 30
 
 
+def test_relearn_from_the_display_needs_the_secret_and_reaches_the_analyzer(daemon, caplog):
+    url = daemon.display.url
+    assert daemon.display.feed.state()["relearn_enabled"] is True
+    end = time.monotonic() + 20
+    while daemon.pipeline.stream_t <= 1.0 and time.monotonic() < end:
+        time.sleep(0.05)
+    code, reply = _request(url + "api/relearn", "POST", {"secret": "0000"})
+    assert code == 403 and not reply["ok"]
+    with caplog.at_level("WARNING", logger="edge_ecg.service.pipeline"):
+        code, reply = _request(url + "api/relearn", "POST", {"secret": PIN})
+        assert code == 200 and reply["ok"] and reply["relearn"].startswith("requested at t="), reply
+        end = time.monotonic() + 20
+        while not any("rhythm relearned" in r.getMessage() for r in caplog.records) and time.monotonic() < end:
+            time.sleep(0.05)
+    assert any("rhythm relearned" in r.getMessage() for r in caplog.records), "the pipeline applied it between blocks"
+    events = read_events(daemon.cfg.sinks.event_log).events
+    notes = [e for e in events if e.get("kind") == "rhythm_relearn"]
+    assert len(notes) == 1 and notes[0]["origin"]["via"] == "display", "only the accepted request relearned, and says who"
+    acts = [(e["accepted"], e.get("reason")) for e in events if e.get("kind") == "operator_action" and e["action"] == "relearn"]
+    assert acts == [(False, "wrong secret"), (True, None)]
+
+
 def test_actions_are_disabled_without_a_configured_secret(tmp_path, mitdb_dir):
     from edge_ecg.service.daemon import build_daemon
 
@@ -124,6 +146,8 @@ def test_actions_are_disabled_without_a_configured_secret(tmp_path, mitdb_dir):
         code, reply = _request(d.display.url + "api/ack", "POST", {"secret": "anything"})
         assert code == 403 and "disabled" in reply["error"]
         assert d.display.feed.state()["control_enabled"] is False
+        assert d.display.feed.state()["relearn_enabled"] is False
+        assert _request(d.display.url + "api/relearn", "POST", {"secret": "anything"})[0] == 403
     finally:
         d.close()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from edge_ecg.display.feed import DisplayFeed, FeedLimits
 from edge_ecg.display.server import DisplayApp, DisplayServer
@@ -37,9 +37,11 @@ class Display:
 
 
 def create_display(cfg: DisplayConfig, manager: Any, pipeline: Any, sinks: Any, state_dir: Path,
-                   evidence_dir: Path | None = None, sounder: Any = None) -> Display:
+                   evidence_dir: Path | None = None, sounder: Any = None,
+                   relearn: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None) -> Display:
     """Bind the server (errors here stop the start, before READY=1), register the feed as a
-    pipeline observer and an event listener, and write the URL to ``<state_dir>/display.url``."""
+    pipeline observer and an event listener, and write the URL to ``<state_dir>/display.url``.
+    ``relearn(origin)`` is the daemon's rhythm relearn (None: the page offers none)."""
     cfg.secret()  # an unreadable or world-readable token file fails now, naming the file
     control = cfg.pin is not None or cfg.token_file is not None
 
@@ -48,7 +50,8 @@ def create_display(cfg: DisplayConfig, manager: Any, pipeline: Any, sinks: Any, 
         return getattr(st, "value", None if st is None else str(st))
 
     def extra() -> dict:
-        out = {"control_enabled": control, "unlock_s": cfg.unlock_s, "px_per_mm": cfg.px_per_mm}
+        out = {"control_enabled": control, "relearn_enabled": control and relearn is not None, "unlock_s": cfg.unlock_s,
+               "px_per_mm": cfg.px_per_mm}
         if sounder is not None:
             out["sound"] = sounder.state
         return out
@@ -60,7 +63,7 @@ def create_display(cfg: DisplayConfig, manager: Any, pipeline: Any, sinks: Any, 
         return f"/evidence/{p.name}"
 
     feed = DisplayFeed(manager.status, source_state, limits=FeedLimits(history=cfg.history), evidence_url=evidence_url, extra_state=extra)
-    app = DisplayApp(cfg, feed, manager, sinks.note, evidence_dir)
+    app = DisplayApp(cfg, feed, manager, sinks.note, evidence_dir, relearn=relearn)
     server = DisplayServer(app)
     pipeline.add_observer(feed)
     sinks.listeners.append(feed.on_event)

@@ -1,7 +1,7 @@
-"""The bedside display's HTTP server: the page, its assets, a Server-Sent Events stream and two actions.
+"""The bedside display's HTTP server: the page, its assets, a Server-Sent Events stream and three actions.
 
 Why the standard library (``http.server`` + SSE) and not a web framework: the page needs one
-push stream (server -> page) and two small POSTs; SSE is plain HTTP that ``EventSource``
+push stream (server -> page) and a few small POSTs; SSE is plain HTTP that ``EventSource``
 reconnects by itself, so a thread per page on ``ThreadingHTTPServer`` does it with no dependency
 to vet for aarch64 wheels, no event loop beside the pipeline's threads, and nothing to update on
 the unit. Eight pages at most (``max_clients``); each page's write has a timeout, so a stuck
@@ -9,7 +9,7 @@ browser costs one idle thread until it is dropped, never the pipeline's time.
 
 Routes: ``/`` the page, ``/static/*`` its script and style, ``/events`` the SSE stream,
 ``/api/state`` and ``/api/history`` (JSON, for scripts), ``/evidence/NAME.png`` the evidence
-snapshots, ``/healthz``; ``POST /api/ack``, ``/api/pause``, ``/api/unlock`` with a JSON body
+snapshots, ``/healthz``; ``POST /api/ack``, ``/api/pause``, ``/api/relearn``, ``/api/unlock`` with a JSON body
 ``{"secret": ..., "alarm": ..., "seconds": ...}``. Defences beyond the secret: only loopback Host
 names are served on TCP (no DNS rebinding), POSTs must be ``application/json`` from the same
 origin (no cross-site form posts), and the page's Content-Security-Policy allows nothing but the
@@ -68,14 +68,15 @@ class DisplayApp:
     """What the handlers act on: the feed, the alarm manager, the secret gate and the event log."""
 
     def __init__(self, cfg: DisplayConfig, feed: DisplayFeed, manager: Any, note: Callable[..., Mapping[str, Any]],
-                 evidence_dir: Path | None = None) -> None:
+                 evidence_dir: Path | None = None,
+                 relearn: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None) -> None:
         self.cfg = cfg
         self.feed = feed
         self.manager = manager
         self.note = note
         self.evidence_dir = evidence_dir
         self.gate = Gate(cfg.secret)
-        self.actions = AlarmActions(manager)
+        self.actions = AlarmActions(manager, relearn=relearn)
         self.static = _static_files()
         self.stopping = threading.Event()
 
@@ -100,7 +101,7 @@ class DisplayApp:
         if not reply["ok"]:
             self.log_action(action, origin, False, reason=reply["error"], **detail)
             return 400, reply
-        events = reply["events"]
+        events = reply.get("events", [])  # a relearn changes no alarm: it has none
         self.log_action(action, origin, True, events=len(events), **detail)
         return 200, {**reply, "unlock_s": self.cfg.unlock_s}
 
@@ -230,7 +231,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         if not self._host_ok():
             return self._json(421, {"ok": False, "error": "the display answers loopback host names only"})
-        action = {"/api/ack": "ack", "/api/pause": "pause", "/api/unlock": "unlock"}.get(self.path)
+        action = {"/api/ack": "ack", "/api/pause": "pause", "/api/relearn": "relearn", "/api/unlock": "unlock"}.get(self.path)
         if action is None:
             return self._json(404, {"ok": False, "error": f"no such action {self.path}"})
         origin_hdr, host = self.headers.get("Origin"), self.headers.get("Host")

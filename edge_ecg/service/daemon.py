@@ -105,6 +105,12 @@ class Daemon:
             except Exception:  # housekeeping must never take the daemon down
                 log.exception("housekeeping failed")
 
+    def relearn_rhythm(self, origin: Mapping[str, Any]) -> dict:
+        """An operator's "the rhythm now is this patient's own" (control socket or display).
+        Logged with who asked: it changes what the VT rule sees for the rest of the stream."""
+        self.sinks.note("rhythm_relearn", origin=dict(origin), t=round(self.pipeline.stream_t, 3))
+        return self.pipeline.request_relearn()
+
     def tick(self) -> None:
         self.event_log.retry()
         if self.evidence is not None:
@@ -229,9 +235,7 @@ def build_daemon(cfg: DaemonConfig, *, slots: list | None = None, source: Any = 
     control = None
 
     def relearn(origin: Mapping[str, Any]) -> dict:
-        # logged with who asked: it changes what the VT rule sees for the rest of the stream
-        sinks.note("rhythm_relearn", origin=dict(origin), t=round(pipeline.stream_t, 3))
-        return pipeline.request_relearn()
+        return daemon_ref["d"].relearn_rhythm(origin)
 
     try:
         control = ControlServer(cfg.sinks.socket_path, manager_handler(manager, lambda: {**pipeline.stats.summary(pipeline.fs), **service_status(daemon_ref["d"])},
@@ -258,7 +262,8 @@ def attach_outputs(d: Daemon) -> None:
         from edge_ecg.display import create_display
 
         d.display = create_display(cfg.display, d.manager, d.pipeline, d.sinks, cfg.sinks.state_dir,
-                                   d.evidence.folder if d.evidence is not None else None, d.sounder)
+                                   d.evidence.folder if d.evidence is not None else None, d.sounder,
+                                   relearn=d.relearn_rhythm)
 
 
 def service_status(d: Daemon) -> dict[str, Any]:

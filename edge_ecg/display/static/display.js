@@ -13,7 +13,7 @@
                   samplesDrawn: 0, sweepX: 0, waveMessages: 0, stateMessages: 0, connects: 0, lastHr: null };
   const S = { leads: [], fs: 250, k: 1, pxPerMm: 96 / 25.4, ring: [], ringJ: new Float64Array(RING).fill(-1),
               recvJ: null, drawJ: null, lastJ: null, rate: 250, lastRecvWall: 0, lastRecvJ: 0, marks: [],
-              state: null, streamT: 0, hr: null, off: [], secret: null, secretUntil: 0, unlockS: 60, control: false,
+              state: null, streamT: 0, hr: null, off: [], secret: null, secretUntil: 0, unlockS: 60, control: false, relearn: false,
               pending: null, history: [], shownAlarms: new Set() };
   window.edgeEcg = { stats: stats, S: S };
   const $ = (id) => document.getElementById(id);
@@ -200,6 +200,7 @@
     if (st.unlock_s) S.unlockS = st.unlock_s;
     if (st.px_per_mm && Math.abs(st.px_per_mm - S.pxPerMm) > 1e-6) { S.pxPerMm = st.px_per_mm; layout(); }
     S.control = !!st.control_enabled;
+    S.relearn = !!st.relearn_enabled;
     if (st.hr !== undefined && st.hr !== S.hr) setHr(st.hr);
     if (typeof st.stream_t === "number" && st.stream_t > S.streamT) S.streamT = st.stream_t;
     renderAlarms(st.alarms || []);
@@ -300,6 +301,7 @@
     const ackable = alarms.some(function (a) { return !a.acknowledged || a.latched; });
     $("ack").disabled = !S.control || !ackable;
     $("pause").disabled = !S.control;
+    $("relearn").hidden = !S.relearn;
     $("lock").textContent = S.control ? (S.secret && now() < S.secretUntil ? "unlocked" : "PIN needed for actions") : "actions disabled: no PIN configured";
     updateCountdown();
   }
@@ -333,7 +335,7 @@
   }
   function askPin(action, extra) {
     S.pending = { action: action, extra: extra };
-    $("pin-title").textContent = (action === "ack" ? "Acknowledge" : "Audio pause") + ": enter PIN";
+    $("pin-title").textContent = ({ ack: "Acknowledge", pause: "Audio pause", relearn: "Relearn rhythm" }[action] || action) + ": enter PIN";
     $("pin-input").value = ""; $("pin-msg").textContent = "";
     $("pin-dialog").showModal(); $("pin-input").focus();
   }
@@ -353,6 +355,10 @@
     $("evidence-close").addEventListener("click", function () { $("evidence-dialog").close(); });
     $("ack").addEventListener("click", function () { act("ack", {}); });
     $("pause").addEventListener("click", function () { act("pause", {}); });
+    // relearn changes what the VT rule sees for the rest of the stream: the page asks first
+    $("relearn").addEventListener("click", function () { $("relearn-dialog").showModal(); });
+    $("relearn-cancel").addEventListener("click", function () { $("relearn-dialog").close(); });
+    $("relearn-ok").addEventListener("click", function () { $("relearn-dialog").close(); act("relearn", {}); });
   }
 
   // ---- connection --------------------------------------------------------------------------------
