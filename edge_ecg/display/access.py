@@ -1,9 +1,9 @@
 """Who may act from the page: the local secret, a lockout against guessing, and the request's origin.
 
 Viewing is open to whoever can reach the socket (loopback or a 0600 Unix socket). Acknowledge,
-audio pause and rhythm relearn need the secret (a PIN or token, see ``DisplayConfig.secret``), compared in
-constant time; five wrong secrets within a minute lock every action out for 30 s, so a 4-6
-digit PIN cannot be walked through. Every attempt, refused or accepted, is logged by the caller
+audio pause and rhythm relearn need the secret (a PIN or token, see ``DisplayConfig.secret``),
+compared in constant time; five wrong secrets within a minute lock every action out for 30 s, so
+a 4-6 digit PIN cannot be walked through. Every attempt, refused or accepted, is logged by the caller
 with the origin built here.
 """
 

@@ -9,11 +9,11 @@ browser costs one idle thread until it is dropped, never the pipeline's time.
 
 Routes: ``/`` the page, ``/static/*`` its script and style, ``/events`` the SSE stream,
 ``/api/state`` and ``/api/history`` (JSON, for scripts), ``/evidence/NAME.png`` the evidence
-snapshots, ``/healthz``; ``POST /api/ack``, ``/api/pause``, ``/api/relearn``, ``/api/unlock`` with a JSON body
-``{"secret": ..., "alarm": ..., "seconds": ...}``. Defences beyond the secret: only loopback Host
-names are served on TCP (no DNS rebinding), POSTs must be ``application/json`` from the same
-origin (no cross-site form posts), and the page's Content-Security-Policy allows nothing but the
-daemon itself.
+snapshots, ``/healthz``; ``POST /api/ack``, ``/api/pause``, ``/api/relearn``, ``/api/unlock`` with a
+JSON body ``{"secret": ..., "alarm": ..., "seconds": ...}``. Defences beyond the secret: only
+loopback Host names are served on TCP (no DNS rebinding), POSTs must be ``application/json`` from
+the same origin (no cross-site form posts), and the page's Content-Security-Policy allows nothing
+but the daemon itself.
 """
 
 from __future__ import annotations
