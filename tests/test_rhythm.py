@@ -34,6 +34,29 @@ def test_extreme_bradycardia_needs_five_consecutive_slow_beats():
     assert len(ev[0].evidence["rates_bpm"]) == 5 and max(ev[0].evidence["rates_bpm"]) < 40
 
 
+def test_extreme_bradycardia_is_raised_once_the_open_interval_is_known_to_be_slow():
+    """Four slow intervals, then no beat: 1.5 s after the last beat the fifth interval is below
+    40 bpm whatever its end, so the condition is met then, not when that beat comes."""
+    det = RhythmDetector(FS)
+    assert not _feed(det, [70] * 10 + [35] * 4)
+    last = det.last_beat
+    assert not det.on_tick(last + int(1.4 * FS), 1.0, False), "1.4 s open: the interval may still end at 43 bpm"
+    assert not det.on_tick(last + int(1.6 * FS), 0.0, False), "untrusted signal: withheld"
+    assert not det.on_tick(last + int(1.6 * FS), 1.0, True), "leads off: withheld"
+    on = det.on_tick(last + int(1.6 * FS), 1.0, False)
+    assert [(e.kind, e.state) for e in on] == [("extreme_bradycardia", "onset")]
+    assert len(on[0].evidence["rates_bpm"]) == 4 and on[0].evidence["open_interval_s"] == 1.6
+    # the slow beat that closes the interval raises nothing more; a normal one ends it
+    slow, normal = last + int(round(60 / 35 * FS)), last + int(round(60 / 35 * FS)) + int(round(60 / 70 * FS))
+    assert not det.on_beat(Beat(index=slow, decided_at=slow + 50, ventricular=False, label="N", rr_s=(slow - last) / FS), 1.0)
+    ev = det.on_beat(Beat(index=normal, decided_at=normal + 50, ventricular=False, label="N", rr_s=(normal - slow) / FS), 1.0)
+    assert [(e.kind, e.state) for e in ev] == [("extreme_bradycardia", "offset")]
+    # three slow intervals and a long pause: not yet five
+    det = RhythmDetector(FS)
+    _feed(det, [70] * 10 + [35] * 3)
+    assert not [e for e in det.on_tick(det.last_beat + int(2.0 * FS), 1.0, False) if e.kind == "extreme_bradycardia"]
+
+
 def test_extreme_tachycardia_needs_seventeen_beats():
     det = RhythmDetector(FS)
     assert not [e for e in _feed(det, [80] * 5 + [150] * 16) if e.kind == "extreme_tachycardia"]

@@ -8,7 +8,8 @@
 * ventricular fibrillation / flutter: a fibrillatory, flutter or oscillatory waveform for ``vf_s`` (4 s)
 
 "Heart rate for N consecutive beats" is read beat by beat: each of the last N RR intervals gives
-an instantaneous rate beyond the limit. Each condition emits an onset when it starts and an
+an instantaneous rate beyond the limit (for bradycardia the last interval may still be open: 1.5 s
+without a beat is below 40 bpm already). Each condition emits an onset when it starts and an
 offset when it ends, with its evidence. Physiological onsets are withheld while the window
 quality is below ``min_quality`` (noise and lead-off raise technical conditions instead).
 
@@ -194,12 +195,35 @@ class RhythmDetector:
         """Called as the stream advances: all beats with R index < ``decided_to`` are known."""
         if self.start is None:
             self.start = decided_to
+        out = self._brady_tick(decided_to, quality, leads_off)
         ref = self.last_beat if self.last_beat is not None else self.start
         limit = int(round(self.lim.asystole_s * self.fs))
         if "asystole" not in self.active and decided_to - ref >= limit:
             if quality >= self.lim.min_quality and not leads_off:
-                return [self._on("asystole", ref + limit, {"last_beat": self.last_beat, "pause_s": round((decided_to - ref) / self.fs, 2), "quality": round(quality, 3)})]
-        return []
+                out.append(self._on("asystole", ref + limit, {"last_beat": self.last_beat, "pause_s": round((decided_to - ref) / self.fs, 2), "quality": round(quality, 3)}))
+        return out
+
+    def _brady_tick(self, decided_to: int, quality: float, leads_off: bool) -> list[RhythmEvent]:
+        """Extreme bradycardia as soon as the interval still open is known to be slow.
+
+        Once ``60 / brady_bpm`` seconds (1.5 s) have passed since the last beat with no beat
+        decided, the interval that beat opened is already below the limit, whatever its end: with
+        ``brady_beats - 1`` slow intervals before it the definition is met now, not at the next
+        beat. In the serial source's small blocks (40 ms here), MIT-BIH 201's bradycardia (33 bpm)
+        is raised 9.35 s after its start instead of 9.70 s.
+        """
+        n = self.lim.brady_beats
+        if "extreme_bradycardia" in self.active or self.last_beat is None or quality < self.lim.min_quality or leads_off:
+            return []
+        open_s = (decided_to - self.last_beat) / self.fs
+        if open_s <= 60.0 / self.lim.brady_bpm:
+            return []
+        recent = list(self.rr_hist)[-(n - 1):] if n > 1 else []
+        if len(recent) < n - 1 or not all(h < self.lim.brady_bpm for _, h in recent):
+            return []
+        onset = recent[0][0] if recent else self.last_beat
+        return [self._on("extreme_bradycardia", onset, {"beats": [i for i, _ in recent], "rates_bpm": [round(h, 1) for _, h in recent],
+                                                        "open_interval_s": round(open_s, 2), "quality": round(quality, 3)})]
 
     def on_vf_window(self, stop: int, is_vf: bool, evidence: dict, window_s: float = 2.0) -> list[RhythmEvent]:
         """One analysis tick (1 s apart, windows of ``window_s``): onset once ``vf_s`` seconds are fibrillatory."""
