@@ -277,8 +277,25 @@ def _stream_alarms(load: Callable[[str], dict[str, Any]]) -> list[str]:
                 budget = d.get("latency_budget_s")
                 rows.append([r["folder"].split("/")[-1] + f" ({res['hours']:.2f} h)", label, kind, d["raised"], d["true"], d["false"],
                              fph, d["episodes"], d["missed"], "-" if budget is None else f"{budget:g}", lat])
-    return table(["records", "detector", "condition", "raised", "true", "false", "false / h [95% CI]", "episodes", "missed",
-                  "latency budget s", "max latency s"], rows)
+    out = table(["records", "detector", "condition", "raised", "true", "false", "false / h [95% CI]", "episodes", "missed",
+                 "latency budget s", "max latency s"], rows)
+    return out + [""] + _false_by_record(load)
+
+
+def _false_by_record(load: Callable[[str], dict[str, Any]]) -> list[str]:
+    """Where the shipped detector's false alarms fall, per condition and record (errors cluster in
+    a few patients: the prose that discusses them cites this line, not numbers typed by hand)."""
+    lines = []
+    for name in ("stream-mitdb-ds1", "stream-noise-stress"):
+        r = load(name)["results"]
+        counts: dict[str, dict[str, int]] = {}
+        for fa in r.get("false_alarms", []):
+            per = counts.setdefault(fa["kind"], {})
+            per[fa["record"]] = per.get(fa["record"], 0) + 1
+        parts = [f"{kind} " + ", ".join(f"{rec} {n}" for rec, n in sorted(per.items(), key=lambda x: (-x[1], x[0])))
+                 for kind, per in sorted(counts.items())]
+        lines.append(f"False alarms by record, {r['folder'].split('/')[-1]} (shipped): " + ("; ".join(parts) or "none") + ".")
+    return lines
 
 
 @renderer("qrs")
