@@ -294,7 +294,10 @@ def _false_by_record(load: Callable[[str], dict[str, Any]]) -> list[str]:
             per[fa["record"]] = per.get(fa["record"], 0) + 1
         parts = [f"{kind} " + ", ".join(f"{rec} {n}" for rec, n in sorted(per.items(), key=lambda x: (-x[1], x[0])))
                  for kind, per in sorted(counts.items())]
-        lines.append(f"False alarms by record, {r['folder'].split('/')[-1]} (shipped): " + ("; ".join(parts) or "none") + ".")
+        vt = r["conditions"].get("ventricular_tachycardia", {})
+        apart = (f" Of the false VT alarms, {vt.get('false_on_short_v_runs', 0)} fall on 3-4 beat ventricular runs and "
+                 f"{vt.get('false_on_vf', 0)} on annotated ventricular flutter/fibrillation." if vt.get("false") else "")
+        lines.append(f"False alarms by record, {r['folder'].split('/')[-1]} (shipped): " + ("; ".join(parts) or "none") + "." + apart)
     return lines
 
 

@@ -163,6 +163,18 @@ def test_an_alarm_still_on_when_the_replay_ends_lasted_until_then():
     assert score_alarms([late], vt, fs)["ventricular_tachycardia"]["missed"] == 1
 
 
+def test_a_false_vt_alarm_during_annotated_flutter_is_counted_apart_but_stays_false():
+    from edge_ecg.eval.stream_eval import Alarm, Reference
+
+    fs = 100.0
+    ref = Reference({"ventricular_tachycardia": [], "ventricular_fibrillation": [(4000, 6000)]})
+    on_flutter = Alarm("r", "ventricular_tachycardia", fs, onset=3900, raised_at=4200, offset=5000)
+    elsewhere = Alarm("r", "ventricular_tachycardia", fs, onset=8000, raised_at=8300, offset=8600)
+    sc = score_alarms([on_flutter, elsewhere], ref, fs)["ventricular_tachycardia"]
+    assert sc["false"] == 2 and sc["false_on_vf"] == 1, "still false: the target counts every VT alarm off a VT episode"
+    assert on_flutter.on_vf and not elsewhere.on_vf
+
+
 def test_score_arithmetic():
     s = Score(tp=90, fn=10, fp=5)
     assert s.se == 0.9 and s.ppv == pytest.approx(90 / 95)

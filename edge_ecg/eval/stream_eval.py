@@ -17,8 +17,10 @@ reference beat and rhythm annotations:
 * atrial fibrillation: ``(AFIB`` episodes.
 
 An episode is *missed* when no alarm of its kind was on or raised within 10 s of its start (the
-IEC 60601-2-27 budget). Ventricular runs of 3-4 beats are reported beside VT's false alarms: a
-monitor's VT alarm there is false by the definition but not absurd.
+IEC 60601-2-27 budget). Two kinds of VT false alarm are counted apart (and still count false): on
+ventricular runs of 3-4 beats (false by the definition but not absurd), and during annotated
+ventricular flutter or fibrillation (flutter waves read as a fast ventricular run: the right danger
+under its neighbour's name, usually before the VF rule's 4 s have passed).
 
 Folders: WFDB records with ``.atr`` annotations (MIT-BIH), or the noise-stress excerpts (one value
 per line in mV; ``NAME_ann.csv`` with reference R peaks where present). A record without rhythm
@@ -204,6 +206,7 @@ class Alarm:
     end: int | None = None  # where the replay ended, for an alarm still on then: it lasted until there
     true: bool | None = None
     short_v_run: bool = False
+    on_vf: bool = False  # a false VT alarm during annotated ventricular flutter/fibrillation
 
     @property
     def stop(self) -> int:
@@ -257,6 +260,8 @@ def score_alarms(alarms: list[Alarm], ref: Reference, fs: float) -> dict[str, di
             a.true = ref.annotated and any(a.onset <= e + tol and stop >= s - tol for s, e in eps)
             if kind == "ventricular_tachycardia" and not a.true:
                 a.short_v_run = any(a.onset <= e + tol and stop >= s - tol for s, e in ref.short_v_runs)
+                # flutter waves read as a fast ventricular run: the right danger named as its neighbour
+                a.on_vf = any(a.onset <= e + tol and stop >= s - tol for s, e in ref.episodes.get("ventricular_fibrillation", []))
         missed = []
         latencies = []
         for s, e in eps:
@@ -268,7 +273,8 @@ def score_alarms(alarms: list[Alarm], ref: Reference, fs: float) -> dict[str, di
                 latencies.append(lat)
         out[kind] = {"raised": len(mine), "true": sum(bool(a.true) for a in mine), "false": sum(not a.true for a in mine),
                      "episodes": len(eps), "missed": len(missed), "missed_episodes": missed, "latencies_s": latencies,
-                     "false_on_short_v_runs": sum(a.short_v_run for a in mine)}
+                     "false_on_short_v_runs": sum(a.short_v_run for a in mine),
+                     "false_on_vf": sum(a.on_vf for a in mine)}
     return out
 
 
@@ -285,7 +291,7 @@ class StreamReport:
         out = {}
         for kind in kinds():
             rows = [r[kind] for r in self.per_record.values()]
-            d = {k: sum(r[k] for r in rows) for k in ("raised", "true", "false", "episodes", "missed", "false_on_short_v_runs")}
+            d = {k: sum(r[k] for r in rows) for k in ("raised", "true", "false", "episodes", "missed", "false_on_short_v_runs", "false_on_vf")}
             lat = [x for r in rows for x in r["latencies_s"]]
             d["false_per_hour"] = round(d["false"] / self.hours, 3) if self.hours > 0 else None
             if self.record_hours and self.hours > 0:
@@ -313,7 +319,7 @@ class StreamReport:
                 "record_hours": {n: round(h, 4) for n, h in self.record_hours.items()},
                 "conditions": self.conditions(), "unannotated_records": self.unannotated,
                 "false_alarms": [{"record": a.record, "kind": a.kind, "onset_s": round(a.onset / a.fs, 1),
-                                  "raised_s": round(a.raised_at / a.fs, 1), "short_v_run": a.short_v_run}
+                                  "raised_s": round(a.raised_at / a.fs, 1), "short_v_run": a.short_v_run, "on_vf": a.on_vf}
                                  for a in self.alarms if a.true is False]}
 
     def format(self) -> str:
@@ -327,7 +333,7 @@ class StreamReport:
         lines.append(f"(true: on an annotated episode of its kind, CinC 2015 definitions, {TOLERANCE_S:g} s tolerance; missed: "
                      f"no alarm within {LATENCY_S:g} s of the episode's start, AF {latency_budget('atrial_fibrillation'):g} s; "
                      f"{v['false_on_short_v_runs']} of VT's false alarms fall on "
-                     f"3-4 beat ventricular runs)")
+                     f"3-4 beat ventricular runs, {v['false_on_vf']} on ventricular flutter/fibrillation)")
         if self.unannotated:
             lines.append(f"(no rhythm reference for {', '.join(self.unannotated)}: every alarm there counts false)")
         return "\n".join(lines)
