@@ -277,6 +277,10 @@ class StreamAnalyzer:
         ref = self._nn if self._nn else self._rr
         mean_rr = float(np.mean(ref)) if ref else None
         prem = rr / mean_rr if (rr and mean_rr) else 1.0
+        if self.af.active_kinds:
+            # in atrial fibrillation every short interval looks premature, so prematurity says
+            # nothing about a beat's origin: it is judged on its shape alone (docs/dsp-alarms.md)
+            prem = 1.0
         label, feat = self.classifier.classify(det.segment, det.slope, det.lead_weights, prem, whole=not det.truncated, rr_s=rr)
         if rr is not None:
             self._rr.append(rr)
