@@ -23,9 +23,9 @@ evidence positive at every read for 30 s; the per-record call asks less of a 9-6
 
 Each record is streamed once; what the AF detector was fed at each beat (``af.BeatInput``: RR,
 morphology label, QRS width, P segment, quality) is cached under ``.cache/af`` (keyed by what is
-kept of a beat and the analyzer's settings other than AF's), and the AF reads are recomputed from
-it through ``AfDetector.feed`` under any AF setting, so cross-validation refits in minutes and a
-change of the AF features needs no new stream.
+kept of a beat, the analyzer's settings and the streaming code with its shipped AF model, see
+``cache_key``), and the AF reads are recomputed from it through ``AfDetector.feed`` under any AF
+setting, so cross-validation refits in minutes; a change of AF's code or model re-streams.
 """
 
 from __future__ import annotations
@@ -223,14 +223,16 @@ def stream_trace(hea: Path, config: AnalyzerConfig | None = None, block_s: float
 
 
 def cache_key(config: AnalyzerConfig | None) -> str:
-    """What the cached beats depend on: what is kept of a beat, the P window, the analyzer's
-    settings other than AF's (the AF features are recomputed from the beats under any AF setting)
-    and the streaming code other than ``af.py`` (QRS detection and the morphology labels shape
-    every cached beat)."""
+    """What the cached beats depend on: what is kept of a beat, the P window, every analyzer
+    setting and the streaming code with its shipped AF model. AF's own code, settings and model
+    are in it too: while the atrial_fibrillation condition is on, a beat's morphology label is
+    judged on its shape alone (``StreamAnalyzer._beat``), so the labels depend on the AF state.
+    The AF features of other settings and of each fold's model are recomputed from these beats;
+    that those beats' labels came from the shipped model's AF state is the approximation (only
+    beats that are not wide can change label that way, and the AF ectopy rule ignores them)."""
     cfg = (config or AnalyzerConfig()).to_dict()
-    cfg.pop("af", None)
     blob = json.dumps({"v": BEATS_VERSION, "p": af.P_WINDOW_S, "cfg": cfg}, sort_keys=True, default=str)
-    return hashlib.sha1((blob + source_key(exclude=("dsp/af.py",))).encode()).hexdigest()[:12]
+    return hashlib.sha1((blob + source_key()).encode()).hexdigest()[:12]
 
 
 def record_digest(hea: Path) -> str:
