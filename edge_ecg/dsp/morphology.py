@@ -1,7 +1,9 @@
 """Beat morphology: ventricular or not, from QRS width, template correlation and prematurity.
 
 A ventricular beat starts outside the conduction system, so its QRS is wide and shaped unlike
-the patient's dominant (usually supraventricular) beat, and it usually comes early. The
+the patient's dominant (usually supraventricular) beat, and it usually comes early (except in
+atrial fibrillation, where every short interval looks early: while AF is on, the analyzer passes
+each beat as on time, and its shape alone decides). The
 classifier keeps a running template of the dominant beat (a slow average of beats that match
 it) and compares each new beat to it. The template only adapts to matching beats, and a
 competing cluster may take over as dominant only if it is not wider, so a run of ventricular
