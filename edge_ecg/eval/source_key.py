@@ -15,16 +15,13 @@ from typing import Iterable
 _PACKAGE = Path(__file__).resolve().parents[1]
 
 
-def source_key(extra: str = "", packages: Iterable[str] = ("dsp", "stream"), exclude: Iterable[str] = ()) -> str:
-    """Hash of ``extra`` and the ``*.py`` and ``*.json`` files of ``edge_ecg``'s ``packages``, less
-    ``exclude`` (paths relative to ``edge_ecg``). The JSON files are the shipped models the stream
-    runs (``dsp/af_model.json``: whether atrial fibrillation is on changes the beat labels)."""
-    skip = set(exclude)
+def source_key(extra: str = "", packages: Iterable[str] = ("dsp", "stream")) -> str:
+    """Hash of ``extra`` and the ``*.py`` and ``*.json`` files of ``edge_ecg``'s ``packages``. The
+    JSON files are the shipped models the stream runs (``dsp/af_model.json``: whether atrial
+    fibrillation is on changes the beat labels)."""
     h = hashlib.sha256(extra.encode())
     for sub in packages:
         for p in sorted([*(_PACKAGE / sub).glob("*.py"), *(_PACKAGE / sub).glob("*.json")]):
-            if f"{sub}/{p.name}" in skip:
-                continue
             h.update(p.name.encode())
             h.update(p.read_bytes())
     return h.hexdigest()[:16]

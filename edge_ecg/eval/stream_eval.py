@@ -248,6 +248,11 @@ def replay_record(record: Record, dsp_config: Mapping[str, Any] | None = None, b
     return beats, alarms
 
 
+def _overlaps(a: Alarm, s: int, e: int, tol: int) -> bool:
+    """Was the alarm on during [s, e], within ``tol`` samples either side?"""
+    return a.onset <= e + tol and a.stop >= s - tol
+
+
 def score_alarms(alarms: list[Alarm], ref: Reference, fs: float) -> dict[str, dict[str, Any]]:
     """Mark each alarm true/false and count missed episodes, per kind."""
     tol = int(TOLERANCE_S * fs)
@@ -256,16 +261,15 @@ def score_alarms(alarms: list[Alarm], ref: Reference, fs: float) -> dict[str, di
         mine = [a for a in alarms if a.kind == kind]
         eps = ref.episodes.get(kind, [])
         for a in mine:
-            stop = a.stop
-            a.true = ref.annotated and any(a.onset <= e + tol and stop >= s - tol for s, e in eps)
+            a.true = ref.annotated and any(_overlaps(a, s, e, tol) for s, e in eps)
             if kind == "ventricular_tachycardia" and not a.true:
-                a.short_v_run = any(a.onset <= e + tol and stop >= s - tol for s, e in ref.short_v_runs)
+                a.short_v_run = any(_overlaps(a, s, e, tol) for s, e in ref.short_v_runs)
                 # flutter waves read as a fast ventricular run: the right danger named as its neighbour
-                a.on_vf = any(a.onset <= e + tol and stop >= s - tol for s, e in ref.episodes.get("ventricular_fibrillation", []))
+                a.on_vf = any(_overlaps(a, s, e, tol) for s, e in ref.episodes.get("ventricular_fibrillation", []))
         missed = []
         latencies = []
         for s, e in eps:
-            hit = [a for a in mine if a.true and a.onset <= e + tol and a.stop >= s - tol]
+            hit = [a for a in mine if a.true and _overlaps(a, s, e, tol)]
             lat = min((max(a.raised_at - s, 0) / fs for a in hit), default=None)
             if lat is None or lat > latency_budget(kind):
                 missed.append([round(s / fs, 1), round(e / fs, 1), None if lat is None else round(lat, 1)])
