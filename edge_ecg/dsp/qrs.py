@@ -242,8 +242,9 @@ class QrsDetector:
         complexes, 106's noisy V1 at 20-70%. A quiet lead (not noisy, not off, and clearly part of
         the last beat) that shows under 5% of its QRS level within 50 ms of the candidate saw no
         QRS there. Down-weighting the noisy lead in the fusion instead was tried and rejected: a
-        ventricular run raises its lead's floor as noise does (CinC 2015 v471l, V: from under 0.5% to 17-19% of
-        its QRS level), and the run was lost; its complexes still show in the quiet lead (12-20%).
+        ventricular run raises its lead's floor as noise does (CinC 2015 v471l, V: from under 0.5%
+        to 17-19% of its QRS level), and the run was lost; its complexes still show in the quiet
+        lead (12-20%).
         """
         if not self.lead_noisy.any():
             return False
