@@ -37,10 +37,25 @@ def sinus(mitdb_dir):
     return rec, beats
 
 
-def _with_artifact(rec, gains, pulse_beats=None):
+def _tug(t):
+    """A 3.2 Hz cable-tug oscillation with a slow swell."""
+    return 1500 * np.sin(2 * np.pi * 3.2 * t) * (1 + 0.3 * np.sin(2 * np.pi * 0.7 * t))
+
+
+def _taps(t, width_s=0.05, hz=3.2):
+    """Brief biphasic transients at ``hz`` (a tapped or knocked electrode): unlike the tug, they
+    leave the lead's envelope floor low, so the QRS detector's noise test lets them through as beats."""
+    x = np.zeros(t.size)
+    for c in np.arange(t[0] + 0.1, t[-1], 1 / hz):
+        u = (t - c) / width_s
+        x += -u * np.exp(-0.5 * u * u)
+    return x * 1500 / np.abs(x).max()
+
+
+def _with_artifact(rec, gains, pulse_beats=None, wave=_tug):
     t = np.arange(rec.n_samples) / FS
     a, b = int(ART[0] * FS), int(ART[1] * FS)
-    art = 1500 * np.sin(2 * np.pi * 3.2 * t[a:b]) * (1 + 0.3 * np.sin(2 * np.pi * 0.7 * t[a:b]))
+    art = wave(t[a:b])
     sig = rec.signals.copy()
     for j, g in enumerate(gains):
         sig[a:b, j] += g * art
@@ -77,22 +92,6 @@ def test_the_same_strip_alarms_when_the_pulse_stops_and_on_ecg_alone(sinus):
     assert "ventricular_tachycardia" in _kinds(alarms)
 
 
-def _with_taps(rec, gains, width_s=0.05, hz=3.2):
-    """Brief biphasic transients at ``hz`` (a tapped or knocked electrode): unlike the tug, they
-    leave the lead's envelope floor low, so the QRS detector's noise test lets them through as beats."""
-    a, b = int(ART[0] * FS), int(ART[1] * FS)
-    t = np.arange(b - a) / FS
-    x = np.zeros(b - a)
-    for c in np.arange(0.1, ART[1] - ART[0], 1 / hz):
-        u = (t - c) / width_s
-        x += -u * np.exp(-0.5 * u * u)
-    x *= 1500 / np.abs(x).max()
-    sig = rec.signals.copy()
-    for j, g in enumerate(gains):
-        sig[a:b, j] += g * x
-    return dataclasses.replace(rec, signals=sig)
-
-
 def test_a_cable_tug_on_one_lead_makes_no_beats_while_the_other_lead_is_quiet(sinus):
     # the QRS detector's cross-lead noise test: the tug raises lead V1's envelope floor, MLII shows
     # no QRS at its peaks, so from the tug's second second on only the sinus beats are detected: 9
@@ -111,12 +110,12 @@ def test_artifact_on_one_lead_is_withheld_when_normal_beats_go_on_in_the_other(s
     rec, _ = sinus
     an = StreamAnalyzer(FS, rec.leads)
     an.evidence_log = []
-    _, events = stream_record(_with_taps(rec, (0.0, 1.0)), 1.0, analyzer=an)
+    _, events = stream_record(_with_artifact(rec, (0.0, 1.0), wave=_taps), 1.0, analyzer=an)
     assert not [e for e in events if e.kind == "ventricular_tachycardia"]
     judged = [e for e in an.evidence_log if e["kind"] == "vt"]
     assert judged and all(e["ecg_continuity"] is not None and e["ecg_continuity"] >= 0.5 for e in judged)
     # with the checks off (the beat rule alone, the previous detector) the same strip alarms
-    _, events = stream_record(_with_taps(rec, (0.0, 1.0)), 1.0, AnalyzerConfig.from_dict({"evidence": {"enabled": False}}))
+    _, events = stream_record(_with_artifact(rec, (0.0, 1.0), wave=_taps), 1.0, AnalyzerConfig.from_dict({"evidence": {"enabled": False}}))
     assert [e for e in events if e.kind == "ventricular_tachycardia" and e.state == "onset"]
 
 

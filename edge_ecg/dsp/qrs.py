@@ -124,8 +124,7 @@ class QrsDetector:
         self._w = np.full(n_leads, 1.0 / n_leads)
         self._fused = np.zeros(0)
         self._second: list[np.ndarray] = []  # envelope rows of the current whole second
-        self.lead_floor = np.zeros(n_leads)  # median envelope over the last whole second / QRS level
-        self._floors: deque = deque(maxlen=_FLOOR_HISTORY)  # lead_floor of the last whole seconds
+        self._floors: deque = deque(maxlen=_FLOOR_HISTORY)  # per lead: median envelope / QRS level, per second
         self.lead_noisy = np.zeros(n_leads, dtype=bool)  # the floor rose well above the lead's usual one
         self.last_beat_leads = np.zeros(n_leads)  # each lead's envelope at the last beat / its QRS level
 
@@ -225,10 +224,10 @@ class QrsDetector:
         and whether it rose well above the lead's own usual floor (the last minute's median)."""
         if self._second and self.learned:
             env = np.concatenate(self._second)
-            self.lead_floor = np.median(env, axis=0) / np.maximum(self.lead_level, 1e-12)
-            self._floors.append(self.lead_floor)
+            floor = np.median(env, axis=0) / np.maximum(self.lead_level, 1e-12)
+            self._floors.append(floor)
             usual = np.maximum(np.median(np.asarray(self._floors), axis=0), 0.01)
-            self.lead_noisy = (self.lead_floor > _FLOOR_NOISY) & (self.lead_floor > _FLOOR_RISE * usual)
+            self.lead_noisy = (floor > _FLOOR_NOISY) & (floor > _FLOOR_RISE * usual)
         self._second = []
 
     def _noise_only(self, bi: int) -> bool:
@@ -333,8 +332,8 @@ class QrsDetector:
         if self._noise_only(bi):
             return None  # no level update: noise levels learned from it would silence the lead for minutes
         # locate the R peak on the lead that carries the most normalised energy
-        per_lead = self._env[bi] / self._norm * w
-        lead = int(np.argmax(per_lead))
+        env_norm = self._env[bi] / self._norm
+        lead = int(np.argmax(env_norm * w))
         x = self._brd[lo : bi + 1, lead]
         r_rel = int(np.argmax(np.abs(x)))
         r = self.buf0 + lo + r_rel
@@ -353,7 +352,7 @@ class QrsDetector:
                 self.rr.append(rri)
         self.last_beat = r
         self.last_t = t
-        self.last_beat_leads = self._env[bi] / self._norm
+        self.last_beat_leads = env_norm
         self.last_slope = slope_now
         rb = r - self.buf0
         pad = max(0, self.pre - rb)
