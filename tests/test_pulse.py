@@ -87,3 +87,22 @@ def test_walk_counts_the_events_due_with_the_share():
     w = walk(t[:2], np.ones(2), 0.0, 4.0, 0.8, 1.0)  # stopped after two: two missed (the third not late yet)
     assert w.due == 4 and w.share() == 0.5
     assert walk(t, np.ones(5), 0.0, 4.0, 0.0, 1.0) is None  # no rhythm before: nothing to walk
+
+
+def test_a_late_event_with_no_room_for_a_missed_one_keeps_the_rhythm_when_late_allows():
+    from edge_ecg.dsp.continuity import walk
+
+    # a sinus rhythm slowing for one beat (respiratory sinus arrhythmia): the third beat 1.3
+    # periods after the second; no missed beat fits in that gap
+    t = np.array([0.8, 1.6, 2.64, 3.44, 4.24])
+    w = walk(t, np.ones(5), 0.0, 4.3, 0.8, 1.0)  # the default (the pulse's): 0.75-1.25 periods
+    assert (w.good, w.due) == (4, 5)
+    w = walk(t, np.ones(5), 0.0, 4.3, 0.8, 1.0, late=0.5)  # a lead's normal beats: 0.75-1.5
+    assert (w.good, w.due) == (5, 5)
+    # a gap of two periods still counts the beat it lacks as missed
+    gap = np.array([0.8, 1.6, 3.2, 4.0])
+    w = walk(gap, np.ones(4), 0.0, 4.3, 0.8, 1.0, late=0.5)
+    assert (w.good, w.due) == (3, 4)
+    # and a rhythm that stopped is missed from 1.5 periods after its last beat
+    assert walk(t[:2], np.ones(2), 0.0, 2.7, 0.8, 1.0, late=0.5).due == 2
+    assert walk(t[:2], np.ones(2), 0.0, 2.85, 0.8, 1.0, late=0.5).due == 3

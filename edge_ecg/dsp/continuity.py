@@ -4,7 +4,8 @@ Ventricular tachycardia replaces the rhythm before it. Artifact only hides it: u
 patient's own beats (in a lead the artifact spares) and pulses (in the pleth or arterial line) keep
 coming at the old rate with the old size. ``continuity`` measures that: from the last event before
 the run, walk the events found since, count those that keep the rhythm's period before the run
-(0.75-1.25 of it after the previous event; a longer pause counts the events it lacks as missed)
+(0.75-1.25 of it after the previous event, 0.75-1.5 for a lead's normal beats; a longer pause
+counts the events it lacks as missed)
 with at least half the size they had before, and subtract those that come too early (a fast
 rhythm showing through, as VT beats matching a template would). The result over the events due
 by now is 1 when the old rhythm went on unchanged and 0 when it was lost or replaced. The
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_ON_TIME = 0.25  # an event is on time within this fraction of the period
+_EARLY = 0.25  # an event is on time from this fraction of the period early (earlier: a faster rhythm) ...
+LATE = 0.25  # ... to this fraction late, by default (``walk``'s ``late``)
 _MIN_SIZE = 0.5  # an event smaller than this share of the size before does not count
 
 
@@ -38,13 +40,13 @@ class Walk:
 
 
 def walk(times: np.ndarray, sizes: np.ndarray, anchor: float, now: float, period: float, size_ref: float,
-         settle: float = 0.0) -> Walk | None:
+         settle: float = 0.0, late: float = LATE) -> Walk | None:
     """The walk behind ``continuity`` (same arguments), with its counts: how many events were due
     matters as much as the share that came (two pulses on time are weaker evidence than eight).
     None for a rhythm with no period or size."""
     if period <= 0 or size_ref <= 0:
         return None
-    lo, hi = (1.0 - _ON_TIME) * period, (1.0 + _ON_TIME) * period
+    lo, hi = (1.0 - _EARLY) * period, (1.0 + late) * period
     good = early = missed = 0
     prev = anchor
     for t, s in zip(times, sizes):
@@ -63,21 +65,21 @@ def walk(times: np.ndarray, sizes: np.ndarray, anchor: float, now: float, period
         prev = t
     tail = now - settle - prev
     if tail > hi:
-        missed += int(np.floor(tail / period - _ON_TIME))
+        missed += int(np.floor(tail / period - late))
     return Walk(good, early, good + missed)
 
 
 def continuity(times: np.ndarray, sizes: np.ndarray, anchor: float, now: float, period: float, size_ref: float,
-               min_expected: int = 2, settle: float = 0.0) -> float | None:
+               min_expected: int = 2, settle: float = 0.0, late: float = LATE) -> float | None:
     """Share of the events due in (``anchor``, ``now``] that came on time and strong enough.
 
     ``times`` (seconds, sorted) and ``sizes`` are the events after ``anchor``; ``period`` and
-    ``size_ref`` describe the rhythm before. An event is on time 0.75-1.25 periods after the
-    previous one (earlier is a faster rhythm showing through, later counts the events the gap
-    should have held as missed), and each event re-anchors the walk, so a rhythm that drifts
+    ``size_ref`` describe the rhythm before. An event is on time 0.75 to ``1 + late`` periods
+    after the previous one (earlier is a faster rhythm showing through, later counts the events
+    the gap should have held as missed), and each event re-anchors the walk, so a rhythm that drifts
     slowly stays on time; the tail counts up to ``now`` less ``settle`` (an event is recognised
     only that long after it happened: a pulse once it has fallen again). None while fewer than
     ``min_expected`` events were due (one event is no rhythm: no evidence either way yet).
     """
-    w = walk(times, sizes, anchor, now, period, size_ref, settle)
+    w = walk(times, sizes, anchor, now, period, size_ref, settle, late)
     return None if w is None else w.share(min_expected)

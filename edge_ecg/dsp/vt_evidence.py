@@ -45,6 +45,10 @@ from edge_ecg.dsp.sqi import LeadSqi
 WAITING = "waiting for the rhythm underneath to be due"  # judge()'s reason while no check can speak yet
 _MATCH_CORR = 0.85  # a complex is the patient's normal beat when it correlates this well with the template
 _MATCH_SIZE = (0.5, 2.0)  # ... and its size is within this range of the template's
+# a normal beat up to half a period late still keeps the rhythm (``continuity``'s ``late``): no
+# missed beat fits in that gap, and respiratory sinus arrhythmia lengthens single intervals by 30%
+# and more (MIT-BIH 115: 0.85-1.14 s around a 0.88 s median), which read as the rhythm lost at 0.25
+_ECG_LATE = 0.5
 
 
 @dataclass(frozen=True)
@@ -161,5 +165,5 @@ def lead_continuity(x: np.ndarray, template: np.ndarray, r_offset: int, fs: floa
     after = t > anchor + 0.125  # not the anchor beat itself
     # a complex is matched once the template's span after its R peak has arrived
     settle = (template.shape[0] - r_offset) / fs
-    c = continuity(t[after], s[after], anchor, now, period, float(np.median(s[before][-8:])), settle=settle)
+    c = continuity(t[after], s[after], anchor, now, period, float(np.median(s[before][-8:])), settle=settle, late=_ECG_LATE)
     return float("nan") if c is None else c  # NaN: a rhythm to follow, too few beats due yet
