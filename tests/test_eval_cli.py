@@ -80,9 +80,20 @@ def test_eval_alarms_json_with_the_triage_bundle(small_cinc):
 
 
 def test_eval_alarms_cv_json(small_cinc, tmp_path):
-    d = _run("alarms", small_cinc, "--cv", "--folds", "2", "--cache", tmp_path)
+    d = _run("alarms", small_cinc, "--cv", "--folds", "2", "--cache", tmp_path, "--seeds", "3")
     assert {"tp", "fn", "fp", "tn", "tpr", "tnr", "score"} <= set(d)
     assert set(d["rows"]) == {"raise every alarm", "previous detector (beat rule alone)", "evidence, ECG only (out of fold)",
                               "evidence, ECG + pulse (out of fold)", "shipped selection, judged without pulse (oof)"}
     assert d["rows"]["raise every alarm"]["tnr"] == 0.0
     assert len(list(tmp_path.rglob("*.json"))) == 10  # one cached log per record
+    # the out-of-fold rows over three fold assignments; seed 0 is the table's own
+    spread = d["seed_spread"]
+    assert set(spread) == set(d["rows"]) - {"raise every alarm", "previous detector (beat rule alone)"}
+    for row, s in spread.items():
+        assert s["seeds"] == [0, 1, 2]
+        for stat in ("tpr", "tnr", "score"):
+            assert s[stat]["min"] <= d["rows"][row][stat] <= s[stat]["max"], (row, stat)
+            assert s[stat]["min"] <= s[stat]["mean"] <= s[stat]["max"]
+    bad = subprocess.run([sys.executable, "-m", "edge_ecg", "eval", "alarms", str(small_cinc), "--cv", "--seeds", "0", "--cache",
+                          str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "--seeds" in bad.stderr and "at least 1" in bad.stderr

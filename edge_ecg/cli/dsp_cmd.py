@@ -42,6 +42,8 @@ def register(cli) -> None:
                    help="out-of-fold figures: evidence limits chosen in record-grouped folds (whole records, cached), "
                         "beside raise-every-alarm and the previous detector, with 95%% bootstrap intervals")
     p.add_argument("--folds", type=int, default=5, help="--cv folds (default 5)")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="--cv: also the mean, min and max over this many fold assignments (seeds 0..N-1; default 1: seed 0 only)")
     p.add_argument("--jobs", type=int, default=1, help="--cv: records streamed in parallel (default 1)")
     p.add_argument("--cache", type=Path, default=None, help="--cv: folder for the per-record logs (default .cache/eval/alarms)")
     p.add_argument("--bundle", type=Path, default=None,
@@ -221,13 +223,15 @@ def _eval_alarms(args) -> int:
 
 
 def _eval_alarms_cv(args) -> int:
-    from edge_ecg.eval.alarm_cv import ROW_PULSE, collect, cross_validated
+    from edge_ecg.errors import InputError
+    from edge_ecg.eval.alarm_cv import CACHE_DIR, ROW_PULSE, collect, cross_validated, format_spread, seed_spread
+
+    if args.seeds < 1:
+        raise InputError("--seeds", f"must be at least 1, got {args.seeds}")
 
     def progress(name):
         if not args.json:
             print(f"  {name}: streamed", file=sys.stderr, flush=True)
-
-    from edge_ecg.eval.alarm_cv import CACHE_DIR
 
     logs = collect(args.folder, block_s=args.block_s, progress=progress, jobs=args.jobs, cache=args.cache or CACHE_DIR)
     report = cross_validated(logs, k=args.folds)
@@ -235,7 +239,13 @@ def _eval_alarms_cv(args) -> int:
     main = summary[ROW_PULSE]
     result = {k: main[k] for k in ("tp", "fn", "fp", "tn", "tpr", "tnr", "score")}
     result.update({"kind": "ventricular_tachycardia", "alarms": len(logs), "folds": args.folds, "rows": summary})
-    _emit(args, report.format(), result, f"alarms-{args.folder.name}-cv", _command(args, "alarms", ["--cv", "--folds", str(args.folds)]))
+    text, flags = report.format(), ["--cv", "--folds", str(args.folds)]
+    if args.seeds > 1:
+        spread = seed_spread(logs, range(args.seeds), k=args.folds, reports={0: report})
+        result["seed_spread"] = spread
+        text += "\n\n" + format_spread(spread)
+        flags += ["--seeds", str(args.seeds)]
+    _emit(args, text, result, f"alarms-{args.folder.name}-cv", _command(args, "alarms", flags))
     return 0
 
 
