@@ -83,7 +83,7 @@ def test_eval_alarms_cv_json(small_cinc, tmp_path):
     d = _run("alarms", small_cinc, "--cv", "--folds", "2", "--cache", tmp_path, "--seeds", "3")
     assert {"tp", "fn", "fp", "tn", "tpr", "tnr", "score"} <= set(d)
     assert set(d["rows"]) == {"raise every alarm", "previous detector (beat rule alone)", "evidence, ECG only (out of fold)",
-                              "evidence, ECG + pulse (out of fold)", "shipped selection, judged without pulse (oof)"}
+                              "evidence, ECG + pulse (out of fold)", "shipped limits, no pulse channel (oof)"}
     assert d["rows"]["raise every alarm"]["tnr"] == 0.0
     assert len(list(tmp_path.rglob("*.json"))) == 10  # one cached log per record
     # the out-of-fold rows over three fold assignments; seed 0 is the table's own

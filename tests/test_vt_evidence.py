@@ -16,6 +16,7 @@ import pytest
 
 from edge_ecg.dsp import AnalyzerConfig
 from edge_ecg.dsp.analyzer import StreamAnalyzer
+from edge_ecg.dsp.config import EvidenceLimits
 from edge_ecg.eval.qrs_eval import stream_record
 from edge_ecg.eval.stream_eval import replay_record
 from edge_ecg.records import read_record
@@ -122,6 +123,36 @@ def test_artifact_on_one_lead_is_withheld_when_normal_beats_go_on_in_the_other(s
     # with the checks off (the beat rule alone, the previous detector) the same strip alarms
     _, events = stream_record(_with_artifact(rec, (0.0, 1.0), wave=taps), 1.0, AnalyzerConfig.from_dict({"evidence": {"enabled": False}}))
     assert [e for e in events if e.kind == "ventricular_tachycardia" and e.state == "onset"]
+
+
+def test_without_a_pulse_channel_a_run_with_most_normal_beats_going_on_is_withheld(mitdb_dir):
+    # MIT-BIH 208, first minute: at 24.2 s the beat rule sees 5 "ventricular" beats at 116 bpm that
+    # are mostly the patient's own (the reference labels 4 of 6 normal; they correlate poorly with a
+    # young template), while MLII's template-matched normal beats go on at 0.75 of those due. MIT-BIH
+    # has no pulse channel: the limit chosen on ECG evidence alone withholds it, the one chosen with
+    # a pulse (what every source got before) raised it.
+    rec = read_record(mitdb_dir / "208.hea").slice(0, int(60 * FS))
+    an = StreamAnalyzer(FS, rec.leads)
+    an.evidence_log = []
+    _, events = stream_record(rec, 1.0, analyzer=an)
+    assert not an.has_pulse
+    assert not [e for e in events if e.kind == "ventricular_tachycardia"]
+    judged = [e for e in an.evidence_log if e["kind"] == "vt" and 23.5 <= e["run_start"] / FS <= 25.0]
+    assert judged and max(e["ecg_continuity"] or 0.0 for e in judged) >= EvidenceLimits().ecg_continuity_no_pulse
+    as_before = AnalyzerConfig.from_dict({"evidence": {"ecg_continuity_no_pulse": EvidenceLimits().ecg_continuity}})
+    _, events = stream_record(rec, 1.0, as_before)
+    assert [e for e in events if e.kind == "ventricular_tachycardia" and e.state == "onset"]
+
+
+def test_judge_applies_the_no_pulse_continuity_limit_to_a_source_without_a_pulse():
+    from edge_ecg.dsp.vt_evidence import judge
+
+    f = {"bsqi": 1.0, "ecg_continuity": 0.75, "pulse_continuity": None}
+    lim = EvidenceLimits(ecg_continuity=1.0, ecg_continuity_no_pulse=0.5)
+    assert judge(f, lim, use_pulse=True) == (True, "confirmed")  # the pulse would have spoken
+    ok, why = judge(f, lim, use_pulse=False)
+    assert not ok and "continuity 0.75" in why
+    assert judge({**f, "ecg_continuity": 0.4}, lim, use_pulse=False) == (True, "confirmed")
 
 
 def test_a_sinus_record_with_motion_artifact_raises_nothing(misc_dir):

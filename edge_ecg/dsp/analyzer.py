@@ -326,8 +326,14 @@ class StreamAnalyzer:
     def _beats_before(self, onset: int) -> np.ndarray:
         return np.array([i for i, _ in self._recent if onset - _BEFORE_S * self.fs <= i < onset], dtype=np.float64) / self.fs
 
+    @property
+    def has_pulse(self) -> bool:
+        """A pulsatile channel has arrived and is to be used: the evidence limits chosen with a
+        pulse apply; without one, those chosen on the ECG alone (``judge``)."""
+        return self.use_pulse and bool(self._pulses)
+
     def _pulse_evidence(self, onset: int, now: int) -> tuple:
-        if not self.use_pulse or not self._pulses:
+        if not self.has_pulse:
             return ()
         beats = self._beats_before(onset)
         return tuple(pulse_evidence(h, beats, onset / self.fs, now / self.fs, _BEFORE_S) for h in self._pulses.values())
@@ -385,7 +391,7 @@ class StreamAnalyzer:
         onset, now = run[0].index, beat.decided_at
         ev = self._run_evidence(onset, now, run)
         feats = ev.features()
-        confirm, reason = judge(feats, self.config.evidence, self.use_pulse)
+        confirm, reason = judge(feats, self.config.evidence, self.has_pulse)
         if self.evidence_log is not None:
             self.evidence_log.append({"kind": "vt", "run_start": int(onset), "now": int(now), "onset": int(run[-self.config.rhythm.vt_beats:][0].index), **feats})
         out = {"judgement": reason, "checks": ev.to_dict(), "pending": reason == WAITING}

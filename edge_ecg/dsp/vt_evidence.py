@@ -14,7 +14,9 @@ clinician would ask of the strip:
 2. **Do the patient's own beats go on underneath?** Per lead, the patient's running template of
    normal beats is matched against the signal over the run; if in some lead normal complexes keep
    coming at the rhythm before the run (``continuity.py`` >= ``ecg_continuity``), the run is
-   artifact on the other lead(s).
+   artifact on the other lead(s). On a source with no pulse channel this is the only check that
+   can see the rhythm go on, and its limit is the one chosen without a pulse
+   (``ecg_continuity_no_pulse``, stricter: 0.5 against 1.0).
 3. **Does the pulse go on?** (``pulse.py``) When the source sends PLETH or ABP: a pulse that keeps
    its rate and size through the run (continuity >= ``pulse_continuity`` over at least
    ``min_pulses`` pulses due) means the heart did not change rhythm.
@@ -24,7 +26,7 @@ lasts, so a true VT whose evidence takes a few seconds to build is still alarmed
 10 s of IEC 60601-2-27). A run that ends while the checks are still waiting for the rhythm
 underneath to be due (a short run: nothing has spoken against it) is alarmed when it ends
 (``rhythm.py``); before, such runs were never alarmed, and 5-8 beat VT runs were missed. The
-five limits (``EvidenceLimits``) are the only tuned numbers (record-grouped cross-validation on the
+six limits (``EvidenceLimits``) are the only tuned numbers (record-grouped cross-validation on the
 CinC 2015 VT alarms, ``edge-ecg eval alarms``); everything else is fixed physiology. The same pulse
 check withholds ventricular fibrillation when the pulse goes on.
 """
@@ -79,17 +81,22 @@ class RunEvidence:
 
 
 def judge(features: dict[str, Any], limits: EvidenceLimits, use_pulse: bool = True) -> tuple[bool, str]:
-    """Confirm a run, or say why it is withheld."""
+    """Confirm a run, or say why it is withheld.
+
+    ``use_pulse`` is False for a source that sends no pulsatile channel (or whose pulse is not to
+    be used): the ECG continuity veto is then ``ecg_continuity_no_pulse``, the limit the same
+    procedure selects on ECG evidence alone."""
     if not limits.enabled:
         return True, "evidence checks off"
     if features["bsqi"] < limits.min_bsqi:
         return False, f"no lead trustworthy over the run (best bSQI {features['bsqi']:.2f} < {limits.min_bsqi:g})"
     ec = features.get("ecg_continuity")
+    ec_limit = limits.ecg_continuity if use_pulse else limits.ecg_continuity_no_pulse
     if ec is None and not features.get("ecg_pending") and features["bsqi"] < limits.min_bsqi_no_rhythm:
         # nothing to see the old rhythm stop in: the run must at least be clearly readable
         return False, (f"no lead showed a regular rhythm before the run, and none is clearly readable over it "
                        f"(best bSQI {features['bsqi']:.2f} < {limits.min_bsqi_no_rhythm:g})")
-    if ec is not None and ec >= limits.ecg_continuity:
+    if ec is not None and ec >= ec_limit:
         return False, f"normal beats go on underneath in one lead (continuity {ec:.2f})"
     pc = features.get("pulse_continuity")
     due = features.get("pulse_due")
@@ -102,8 +109,8 @@ def judge(features: dict[str, Any], limits: EvidenceLimits, use_pulse: bool = Tr
         return False, f"the pulse goes on unchanged (continuity {pc:.2f}{over})"
     # a check that can speak within a beat or two of the old rhythm is waited for (bounded by two
     # periods of that rhythm), unless another check has already shown the rhythm is gone
-    gone = (ec is not None and ec < limits.ecg_continuity) or (use_pulse and pc is not None and pc < limits.pulse_continuity)
-    if not gone and (features.get("ecg_pending") and limits.ecg_continuity <= 1.0
+    gone = (ec is not None and ec < ec_limit) or (use_pulse and pc is not None and pc < limits.pulse_continuity)
+    if not gone and (features.get("ecg_pending") and ec_limit <= 1.0
                      or use_pulse and (features.get("pulse_pending") or early) and limits.pulse_continuity <= 1.0):
         return False, WAITING
     return True, "confirmed"

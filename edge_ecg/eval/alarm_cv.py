@@ -17,6 +17,7 @@ the same run: raise every alarm, and the previous detector (the beat rule alone,
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -200,9 +201,12 @@ class Counts:
 
 
 def grid(use_pulse: bool) -> list[EvidenceLimits]:
-    pulses = GRID["pulse_continuity"] if use_pulse else (2.0,)
-    counts = GRID["min_pulses"] if use_pulse else (2,)
-    return [EvidenceLimits(min_bsqi=b, min_bsqi_no_rhythm=u, ecg_continuity=e, pulse_continuity=p, min_pulses=m)
+    """The limits searched; without a pulse the ECG continuity grid sets ``ecg_continuity_no_pulse``
+    (the limit ``judge`` applies then) and the pulse limits stay at their defaults."""
+    pulses = GRID["pulse_continuity"] if use_pulse else (EvidenceLimits.pulse_continuity,)
+    counts = GRID["min_pulses"] if use_pulse else (EvidenceLimits.min_pulses,)
+    ecg_field = "ecg_continuity" if use_pulse else "ecg_continuity_no_pulse"
+    return [EvidenceLimits(min_bsqi=b, min_bsqi_no_rhythm=u, pulse_continuity=p, min_pulses=m, **{ecg_field: e})
             for b, u, e, p, m in itertools.product(GRID["min_bsqi"], GRID["min_bsqi_no_rhythm"], GRID["ecg_continuity"], pulses, counts)
             if (m == counts[0] or p <= 1.0)  # a count means nothing with the pulse veto off
             and (u > b or u == GRID["min_bsqi_no_rhythm"][0])]  # a bar no higher than min_bsqi adds nothing
@@ -216,11 +220,19 @@ def select(logs: dict[str, RecordLog], use_pulse: bool) -> EvidenceLimits:
     for lim in grid(use_pulse):
         d = decider(lim, use_pulse)
         c = Counts.of((rl.truth, replay(rl, d)[0]) for rl in logs.values())
-        key = (round(c.score, 9), c.tpr, -lim.min_bsqi, -lim.min_bsqi_no_rhythm, lim.ecg_continuity, lim.pulse_continuity,
-               lim.min_pulses)
+        key = (round(c.score, 9), c.tpr, -lim.min_bsqi, -lim.min_bsqi_no_rhythm, lim.ecg_continuity, lim.ecg_continuity_no_pulse,
+               lim.pulse_continuity, lim.min_pulses)
         if best_key is None or key > best_key:
             best, best_key = lim, key
     return best
+
+
+def select_shipped(logs: dict[str, RecordLog]) -> EvidenceLimits:
+    """The limits the daemon ships: those selected with a pulse, and the ECG continuity limit that
+    the selection on ECG evidence alone chooses, for sources with no pulse channel. One limit set
+    serves both kinds of source; only the continuity veto differs, because without a pulse it is
+    the only check that can see the patient's rhythm go on under a run."""
+    return dataclasses.replace(select(logs, True), ecg_continuity_no_pulse=select(logs, False).ecg_continuity_no_pulse)
 
 
 @dataclass
@@ -269,7 +281,7 @@ ROW_ALL = "raise every alarm"
 ROW_PREV = "previous detector (beat rule alone)"
 ROW_ECG = "evidence, ECG only (out of fold)"
 ROW_PULSE = "evidence, ECG + pulse (out of fold)"
-ROW_SHIPPED_NO_PULSE = "shipped selection, judged without pulse (oof)"
+ROW_SHIPPED_NO_PULSE = "shipped limits, no pulse channel (oof)"
 
 
 def cross_validated(logs: dict[str, RecordLog], k: int = 5, seed: int = 0) -> CvReport:
@@ -280,12 +292,13 @@ def cross_validated(logs: dict[str, RecordLog], k: int = 5, seed: int = 0) -> Cv
         cv = cross_validate(logs, lambda tr, up=use_pulse: select(tr, up), lambda lim, rl, up=use_pulse: replay(rl, decider(lim, up))[0],
                             k=k, seed=seed, strata=truth)
         rows[row] = {n: cv.predictions[n] for n in logs}
-        report.chosen[row] = [_limits_dict(c) for c in cv.chosen]
-        report.shipped[row] = _limits_dict(select(logs, use_pulse))
-    # what a source without a pulse channel gets from the shipped limits (chosen with pulse)
-    cv = cross_validate(logs, lambda tr: select(tr, True), lambda lim, rl: replay(rl, decider(lim, False))[0], k=k, seed=seed, strata=truth)
+        report.chosen[row] = [_limits_dict(c, use_pulse) for c in cv.chosen]
+        report.shipped[row] = _limits_dict(select(logs, use_pulse), use_pulse)
+    # what a source without a pulse channel gets: the shipped limits (both selections, in each fold)
+    cv = cross_validate(logs, select_shipped, lambda lim, rl: replay(rl, decider(lim, False))[0], k=k, seed=seed, strata=truth)
     rows[ROW_SHIPPED_NO_PULSE] = {n: cv.predictions[n] for n in logs}
     report.chosen[ROW_SHIPPED_NO_PULSE] = [_limits_dict(c) for c in cv.chosen]
+    report.shipped[ROW_SHIPPED_NO_PULSE] = _limits_dict(select_shipped(logs))
     return report
 
 
@@ -321,6 +334,7 @@ def format_spread(spread: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _limits_dict(lim: EvidenceLimits) -> dict:
-    return {"min_bsqi": lim.min_bsqi, "min_bsqi_no_rhythm": lim.min_bsqi_no_rhythm, "ecg_continuity": lim.ecg_continuity,
-            "pulse_continuity": lim.pulse_continuity, "min_pulses": lim.min_pulses}
+def _limits_dict(lim: EvidenceLimits, use_pulse: bool | None = None) -> dict:
+    """The limits a selection chose: with a pulse (True), without (False), or all (None: shipped)."""
+    drop = {True: ("ecg_continuity_no_pulse",), False: ("ecg_continuity", "pulse_continuity", "min_pulses"), None: ()}[use_pulse]
+    return {k: v for k, v in dataclasses.asdict(lim).items() if k != "enabled" and k not in drop}
