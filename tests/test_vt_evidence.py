@@ -142,17 +142,29 @@ def test_without_a_pulse_channel_a_run_with_most_normal_beats_going_on_is_withhe
     as_before = AnalyzerConfig.from_dict({"evidence": {"ecg_continuity_no_pulse": EvidenceLimits().ecg_continuity}})
     _, events = stream_record(rec, 1.0, as_before)
     assert [e for e in events if e.kind == "ventricular_tachycardia" and e.state == "onset"]
+    # a pulse channel that carries no pulse (a probe off the finger) cannot speak either: the same
+    flat = dataclasses.replace(rec, meta={"other_signals": {"PLETH": np.zeros(rec.n_samples, dtype=np.float32)}})
+    an = StreamAnalyzer(FS, rec.leads)
+    _, events = stream_record(flat, 1.0, analyzer=an)
+    assert an.has_pulse
+    assert not [e for e in events if e.kind == "ventricular_tachycardia"]
 
 
-def test_judge_applies_the_no_pulse_continuity_limit_to_a_source_without_a_pulse():
-    from edge_ecg.dsp.vt_evidence import judge
+def test_judge_applies_the_no_pulse_continuity_limit_wherever_the_pulse_cannot_speak():
+    from edge_ecg.dsp.vt_evidence import WAITING, judge
 
-    f = {"bsqi": 1.0, "ecg_continuity": 0.75, "pulse_continuity": None}
     lim = EvidenceLimits(ecg_continuity=1.0, ecg_continuity_no_pulse=0.5)
-    assert judge(f, lim, use_pulse=True) == (True, "confirmed")  # the pulse would have spoken
-    ok, why = judge(f, lim, use_pulse=False)
-    assert not ok and "continuity 0.75" in why
+    f = {"bsqi": 1.0, "ecg_continuity": 0.75, "pulse_continuity": 0.0, "pulse_due": 3}
+    assert judge(f, lim, use_pulse=True) == (True, "confirmed")  # the pulse stopped: the ECG's 0.75 is not enough
+    for no_pulse in ({**f, "pulse_continuity": None, "pulse_due": None}, f):
+        # no regular pulse before the run (a probe off the finger), or no pulse channel at all
+        ok, why = judge(no_pulse, lim, use_pulse=no_pulse["pulse_continuity"] is None)
+        assert not ok and "continuity 0.75" in why
     assert judge({**f, "ecg_continuity": 0.4}, lim, use_pulse=False) == (True, "confirmed")
+    # a pulse about to be due can still speak: the run waits for it under the limit chosen with a pulse
+    pending = {**f, "pulse_continuity": None, "pulse_due": None, "pulse_pending": True, "ecg_continuity": None}
+    assert judge(pending, lim, use_pulse=True) == (False, WAITING)
+    assert judge(pending, lim, use_pulse=False) == (True, "confirmed")
 
 
 def test_a_sinus_record_with_motion_artifact_raises_nothing(misc_dir):

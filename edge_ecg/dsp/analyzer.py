@@ -328,8 +328,8 @@ class StreamAnalyzer:
 
     @property
     def has_pulse(self) -> bool:
-        """A pulsatile channel has arrived and is to be used: the evidence limits chosen with a
-        pulse apply; without one, those chosen on the ECG alone (``judge``)."""
+        """A pulsatile channel has arrived and is to be used. Without one, every run is judged on the
+        ECG alone, with the continuity limit chosen so (``judge``)."""
         return self.use_pulse and bool(self._pulses)
 
     def _pulse_evidence(self, onset: int, now: int) -> tuple:

@@ -14,9 +14,9 @@ clinician would ask of the strip:
 2. **Do the patient's own beats go on underneath?** Per lead, the patient's running template of
    normal beats is matched against the signal over the run; if in some lead normal complexes keep
    coming at the rhythm before the run (``continuity.py`` >= ``ecg_continuity``), the run is
-   artifact on the other lead(s). On a source with no pulse channel this is the only check that
-   can see the rhythm go on, and its limit is the one chosen without a pulse
-   (``ecg_continuity_no_pulse``, stricter: 0.5 against 1.0).
+   artifact on the other lead(s). Where the pulse cannot speak (no pulse channel, or no regular
+   pulse before the run) this is the only check that can see the rhythm go on, and its limit is
+   the one chosen without a pulse (``ecg_continuity_no_pulse``, stricter: 0.5 against 1.0).
 3. **Does the pulse go on?** (``pulse.py``) When the source sends PLETH or ABP: a pulse that keeps
    its rate and size through the run (continuity >= ``pulse_continuity`` over at least
    ``min_pulses`` pulses due) means the heart did not change rhythm.
@@ -83,22 +83,26 @@ class RunEvidence:
 def judge(features: dict[str, Any], limits: EvidenceLimits, use_pulse: bool = True) -> tuple[bool, str]:
     """Confirm a run, or say why it is withheld.
 
-    ``use_pulse`` is False for a source that sends no pulsatile channel (or whose pulse is not to
-    be used): the ECG continuity veto is then ``ecg_continuity_no_pulse``, the limit the same
-    procedure selects on ECG evidence alone."""
+    Wherever the pulse cannot speak for this run, the ECG continuity veto is
+    ``ecg_continuity_no_pulse``, the limit the same procedure selects on ECG evidence alone: a
+    source with no pulsatile channel (``use_pulse`` False), and a run with no regular pulse before
+    it to follow (a probe off the finger, a damped line: no pulse continuity, none pending). The
+    stricter limit is right there because check 2 is then the only check that can see the
+    patient's rhythm go on."""
     if not limits.enabled:
         return True, "evidence checks off"
     if features["bsqi"] < limits.min_bsqi:
         return False, f"no lead trustworthy over the run (best bSQI {features['bsqi']:.2f} < {limits.min_bsqi:g})"
     ec = features.get("ecg_continuity")
-    ec_limit = limits.ecg_continuity if use_pulse else limits.ecg_continuity_no_pulse
+    pc = features.get("pulse_continuity")
+    pulse_speaks = use_pulse and (pc is not None or bool(features.get("pulse_pending")))
+    ec_limit = limits.ecg_continuity if pulse_speaks else limits.ecg_continuity_no_pulse
     if ec is None and not features.get("ecg_pending") and features["bsqi"] < limits.min_bsqi_no_rhythm:
         # nothing to see the old rhythm stop in: the run must at least be clearly readable
         return False, (f"no lead showed a regular rhythm before the run, and none is clearly readable over it "
                        f"(best bSQI {features['bsqi']:.2f} < {limits.min_bsqi_no_rhythm:g})")
     if ec is not None and ec >= ec_limit:
         return False, f"normal beats go on underneath in one lead (continuity {ec:.2f})"
-    pc = features.get("pulse_continuity")
     due = features.get("pulse_due")
     # a pulse that went on over fewer than ``min_pulses`` due pulses has not yet shown it goes on
     # (logs from before ``pulse_due`` was measured carry none: judged as then)

@@ -200,13 +200,15 @@ class Counts:
                 "tpr": round(self.tpr, 4), "tnr": round(self.tnr, 4), "score": round(self.score, 4)}
 
 
-def grid(use_pulse: bool) -> list[EvidenceLimits]:
-    """The limits searched; without a pulse the ECG continuity grid sets ``ecg_continuity_no_pulse``
-    (the limit ``judge`` applies then) and the pulse limits stay at their defaults."""
+def grid(use_pulse: bool, no_pulse_continuity: float = EvidenceLimits.ecg_continuity_no_pulse) -> list[EvidenceLimits]:
+    """The limits searched. Without a pulse the ECG continuity grid sets ``ecg_continuity_no_pulse``
+    (the limit ``judge`` applies then) and the pulse limits stay at their defaults; with a pulse it
+    sets ``ecg_continuity``, and ``no_pulse_continuity`` serves the runs the pulse cannot speak for."""
     pulses = GRID["pulse_continuity"] if use_pulse else (EvidenceLimits.pulse_continuity,)
     counts = GRID["min_pulses"] if use_pulse else (EvidenceLimits.min_pulses,)
-    ecg_field = "ecg_continuity" if use_pulse else "ecg_continuity_no_pulse"
-    return [EvidenceLimits(min_bsqi=b, min_bsqi_no_rhythm=u, pulse_continuity=p, min_pulses=m, **{ecg_field: e})
+    ecg = (lambda e: {"ecg_continuity": e, "ecg_continuity_no_pulse": no_pulse_continuity}) if use_pulse else \
+        (lambda e: {"ecg_continuity_no_pulse": e})
+    return [EvidenceLimits(min_bsqi=b, min_bsqi_no_rhythm=u, pulse_continuity=p, min_pulses=m, **ecg(e))
             for b, u, e, p, m in itertools.product(GRID["min_bsqi"], GRID["min_bsqi_no_rhythm"], GRID["ecg_continuity"], pulses, counts)
             if (m == counts[0] or p <= 1.0)  # a count means nothing with the pulse veto off
             and (u > b or u == GRID["min_bsqi_no_rhythm"][0])]  # a bar no higher than min_bsqi adds nothing
@@ -215,9 +217,15 @@ def grid(use_pulse: bool) -> list[EvidenceLimits]:
 def select(logs: dict[str, RecordLog], use_pulse: bool) -> EvidenceLimits:
     """The limits with the best challenge score on ``logs``; ties go to the higher TPR, then to
     the least aggressive setting (fewest vetoes: lowest bSQI bars, highest continuity limits, most
-    pulses due before the pulse may veto)."""
+    pulses due before the pulse may veto).
+
+    With a pulse, the selection is nested: the ECG continuity limit for runs the pulse cannot speak
+    for is first selected on ECG evidence alone (the selection without a pulse, on the same
+    records), then the rest with it fixed. The result is the whole shipped limit set: a source
+    without a pulse channel runs it too, judged on the ECG alone."""
+    no_pulse = select(logs, False).ecg_continuity_no_pulse if use_pulse else EvidenceLimits.ecg_continuity_no_pulse
     best, best_key = None, None
-    for lim in grid(use_pulse):
+    for lim in grid(use_pulse, no_pulse):
         d = decider(lim, use_pulse)
         c = Counts.of((rl.truth, replay(rl, d)[0]) for rl in logs.values())
         key = (round(c.score, 9), c.tpr, -lim.min_bsqi, -lim.min_bsqi_no_rhythm, lim.ecg_continuity, lim.ecg_continuity_no_pulse,
@@ -225,14 +233,6 @@ def select(logs: dict[str, RecordLog], use_pulse: bool) -> EvidenceLimits:
         if best_key is None or key > best_key:
             best, best_key = lim, key
     return best
-
-
-def select_shipped(logs: dict[str, RecordLog]) -> EvidenceLimits:
-    """The limits the daemon ships: those selected with a pulse, and the ECG continuity limit that
-    the selection on ECG evidence alone chooses, for sources with no pulse channel. One limit set
-    serves both kinds of source; only the continuity veto differs, because without a pulse it is
-    the only check that can see the patient's rhythm go on under a run."""
-    return dataclasses.replace(select(logs, True), ecg_continuity_no_pulse=select(logs, False).ecg_continuity_no_pulse)
 
 
 @dataclass
@@ -294,11 +294,11 @@ def cross_validated(logs: dict[str, RecordLog], k: int = 5, seed: int = 0) -> Cv
         rows[row] = {n: cv.predictions[n] for n in logs}
         report.chosen[row] = [_limits_dict(c, use_pulse) for c in cv.chosen]
         report.shipped[row] = _limits_dict(select(logs, use_pulse), use_pulse)
-    # what a source without a pulse channel gets: the shipped limits (both selections, in each fold)
-    cv = cross_validate(logs, select_shipped, lambda lim, rl: replay(rl, decider(lim, False))[0], k=k, seed=seed, strata=truth)
+    # what a source without a pulse channel gets: the limits selected with a pulse (which hold the
+    # no-pulse continuity limit, selected inside the same fold), judged on the ECG alone
+    cv = cross_validate(logs, lambda tr: select(tr, True), lambda lim, rl: replay(rl, decider(lim, False))[0], k=k, seed=seed, strata=truth)
     rows[ROW_SHIPPED_NO_PULSE] = {n: cv.predictions[n] for n in logs}
     report.chosen[ROW_SHIPPED_NO_PULSE] = [_limits_dict(c) for c in cv.chosen]
-    report.shipped[ROW_SHIPPED_NO_PULSE] = _limits_dict(select_shipped(logs))
     return report
 
 
@@ -334,7 +334,7 @@ def format_spread(spread: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _limits_dict(lim: EvidenceLimits, use_pulse: bool | None = None) -> dict:
-    """The limits a selection chose: with a pulse (True), without (False), or all (None: shipped)."""
-    drop = {True: ("ecg_continuity_no_pulse",), False: ("ecg_continuity", "pulse_continuity", "min_pulses"), None: ()}[use_pulse]
+def _limits_dict(lim: EvidenceLimits, use_pulse: bool = True) -> dict:
+    """The limits a selection chose: all of them with a pulse (the shipped set), the ECG ones without."""
+    drop = () if use_pulse else ("ecg_continuity", "pulse_continuity", "min_pulses")
     return {k: v for k, v in dataclasses.asdict(lim).items() if k != "enabled" and k not in drop}
