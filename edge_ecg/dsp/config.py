@@ -71,8 +71,9 @@ class EvidenceLimits:
     min_bsqi: float = 0.0  # a run needs a lead whose two QRS detectors agree this well (F1); 0: any lead
     min_bsqi_no_rhythm: float = 0.9  # ... this well when no lead showed a regular rhythm before the run to follow
     ecg_continuity: float = 1.0  # normal beats going on in a lead at this share: artifact
-    # ... on a source that sends no pulsatile channel (or with the pulse unused): selected on ECG
-    # evidence alone, where nothing else can withhold a run whose normal beats go on underneath
+    # ... wherever the pulse cannot speak for a run (no pulse channel, or no regular pulse before
+    # the run): selected on ECG evidence alone, since nothing else can then withhold a run whose
+    # normal beats go on underneath
     ecg_continuity_no_pulse: float = 0.5
     pulse_continuity: float = 1.0  # the pulse going on at this share: artifact ...
     min_pulses: int = 2  # ... over at least this many pulses due since the run began (until then: wait)
