@@ -167,6 +167,37 @@ def test_judge_applies_the_no_pulse_continuity_limit_wherever_the_pulse_cannot_s
     assert judge(pending, lim, use_pulse=False) == (True, "confirmed")
 
 
+def test_in_atrial_fibrillation_irregular_wide_runs_are_withheld_and_vt_is_not(mitdb_dir):
+    # MIT-BIH 203: atrial fibrillation throughout, with aberrantly conducted (wide) beats that the
+    # beat rule reads as ventricular runs, and 9 annotated VT runs of >= 5 beats. While the AF
+    # condition is on, a run whose intervals vary like the AF around it is withheld; the VT runs
+    # are regular and are all still alarmed within 10 s.
+    from edge_ecg.eval.stream_eval import score_alarms, wfdb_reference
+
+    rec = read_record(mitdb_dir / "203.hea")
+    ref = wfdb_reference(mitdb_dir / "203.hea", rec.n_samples, rec.fs)
+    _, alarms = replay_record(rec)
+    vt = score_alarms(alarms, ref, rec.fs)["ventricular_tachycardia"]
+    assert vt["episodes"] >= 2 and vt["missed"] == 0, vt
+    _, alarms = replay_record(rec, {"evidence": {"af_rr_cv": 10.0}})  # the check off: as before
+    before = score_alarms(alarms, ref, rec.fs)["ventricular_tachycardia"]
+    assert before["missed"] == 0
+    assert vt["false"] <= 5 and before["false"] >= vt["false"] + 8, (vt["false"], before["false"])
+
+
+def test_judge_withholds_an_irregular_run_only_while_af_is_on():
+    from edge_ecg.dsp.vt_evidence import judge
+
+    lim = EvidenceLimits(af_rr_cv=0.25)
+    f = {"bsqi": 1.0, "ecg_continuity": None, "ecg_pending": True, "pulse_continuity": 0.0, "pulse_due": 3}
+    assert judge({**f, "af": True, "rr_cv": 0.1}, lim) == (True, "confirmed")  # VT in AF is regular
+    ok, why = judge({**f, "af": True, "rr_cv": 0.4}, lim)
+    assert not ok and "atrial fibrillation" in why and "0.40" in why
+    assert judge({**f, "af": False, "rr_cv": 0.4}, lim) == (True, "confirmed")  # outside AF: as before
+    assert judge({**f, "af": True, "rr_cv": None}, lim) == (True, "confirmed")  # too few intervals to tell
+    assert judge({**f, "rr_cv": 0.4}, lim) == (True, "confirmed")  # logs from before AF was logged
+
+
 def test_a_sinus_record_with_motion_artifact_raises_nothing(misc_dir):
     rec = read_record(misc_dir / "test01_00s.hea")  # Motion Artifact Contaminated ECG Database, 4 leads, 500 Hz
     beats, alarms = replay_record(rec)

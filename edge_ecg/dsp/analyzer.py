@@ -381,6 +381,7 @@ class StreamAnalyzer:
         if run:
             rr = np.diff([b.index for b in run[-8:]]) / fs
             extra["rr_cv"] = round(float(np.std(rr) / np.mean(rr)), 3) if rr.size >= 2 else None
+        extra["af"] = bool(self.af.active)
         extra["ksqi"] = [round(q.ksqi, 2) for q in sqi]
         extra["psqi"] = [round(q.psqi, 3) for q in sqi]
         extra["bsqi_leads"] = [round(q.bsqi, 3) for q in sqi]

@@ -77,6 +77,9 @@ class EvidenceLimits:
     ecg_continuity_no_pulse: float = 0.5
     pulse_continuity: float = 1.0  # the pulse going on at this share: artifact ...
     min_pulses: int = 2  # ... over at least this many pulses due since the run began (until then: wait)
+    # while atrial fibrillation is on, a run whose intervals vary more than this (coefficient of
+    # variation of its last 7 RR intervals) is aberrant conduction of the AF, not VT; above 1: off
+    af_rr_cv: float = 0.25
 
 
 @dataclass(frozen=True)

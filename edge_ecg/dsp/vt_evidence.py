@@ -2,7 +2,7 @@
 
 The beat rule (``rhythm.py``: 5 ventricular beats over 100 bpm) finds every VT and also most of
 what bedside monitors alarm on falsely: motion artifact, a loose electrode, fast wide beats that are
-the patient's usual ones. Three independent checks judge a candidate run, each a question a
+the patient's usual ones. Four independent checks judge a candidate run, each a question a
 clinician would ask of the strip:
 
 1. **Can any lead be believed?** (``sqi.py``) At least one lead, not off or flat, whose two
@@ -20,13 +20,19 @@ clinician would ask of the strip:
 3. **Does the pulse go on?** (``pulse.py``) When the source sends PLETH or ABP: a pulse that keeps
    its rate and size through the run (continuity >= ``pulse_continuity`` over at least
    ``min_pulses`` pulses due) means the heart did not change rhythm.
+4. **Is it VT, or atrial fibrillation conducted aberrantly?** While the AF condition is on, wide
+   beats in the AF's irregular rhythm (rate-related bundle branch block) look like a ventricular
+   run to the beat rule; an irregularly irregular wide-complex tachycardia is AF with aberrancy
+   until shown otherwise, and VT is regular. A run whose last intervals vary more than
+   ``af_rr_cv`` (coefficient of variation) is withheld while AF is on; a VT in AF becomes regular
+   and is alarmed at the first beat where it is.
 
 A run that fails a check is withheld, not forgotten: it is judged again at each new beat while it
 lasts, so a true VT whose evidence takes a few seconds to build is still alarmed then (within the
 10 s of IEC 60601-2-27). A run that ends while the checks are still waiting for the rhythm
 underneath to be due (a short run: nothing has spoken against it) is alarmed when it ends
 (``rhythm.py``); before, such runs were never alarmed, and 5-8 beat VT runs were missed. The
-six limits (``EvidenceLimits``) are the only tuned numbers (record-grouped cross-validation on the
+seven limits (``EvidenceLimits``) are the only tuned numbers (record-grouped cross-validation on the
 CinC 2015 VT alarms, ``edge-ecg eval alarms``); everything else is fixed physiology. The same pulse
 check withholds ventricular fibrillation when the pulse goes on.
 """
@@ -93,6 +99,10 @@ def judge(features: dict[str, Any], limits: EvidenceLimits, use_pulse: bool = Tr
         return True, "evidence checks off"
     if features["bsqi"] < limits.min_bsqi:
         return False, f"no lead trustworthy over the run (best bSQI {features['bsqi']:.2f} < {limits.min_bsqi:g})"
+    cv = features.get("rr_cv")
+    if features.get("af") and cv is not None and cv > limits.af_rr_cv:
+        return False, (f"an irregular run while atrial fibrillation is on (RR variation {cv:.2f} > {limits.af_rr_cv:g}): "
+                       f"aberrant conduction, not VT")
     ec = features.get("ecg_continuity")
     pc = features.get("pulse_continuity")
     pulse_speaks = use_pulse and (pc is not None or bool(features.get("pulse_pending")))

@@ -43,6 +43,7 @@ GRID = {
     "ecg_continuity": (0.5, 0.67, 0.75, 1.0, 2.0),
     "pulse_continuity": (0.5, 0.67, 0.75, 1.0, 2.0),
     "min_pulses": (2, 3, 4),  # pulses due before the pulse may veto (2: as soon as it is a rhythm)
+    "af_rr_cv": (0.15, 0.2, 0.25, 0.3, 10.0),  # RR variation of a run while AF is on (10: off)
 }
 
 
@@ -154,6 +155,11 @@ def replay(rl: RecordLog, decide: Callable[[dict], "bool | tuple[bool, str]"]) -
     return False, None
 
 
+def _af_judged(rl: RecordLog) -> bool:
+    """Was any run of this record judged while the atrial fibrillation condition was on?"""
+    return any(e.get("af") for e in rl.entries if e["kind"] == "vt")
+
+
 def decider(limits: EvidenceLimits, use_pulse: bool) -> Callable[[dict], tuple[bool, str]]:
     return lambda f: judge(f, limits, use_pulse)
 
@@ -208,8 +214,9 @@ def grid(use_pulse: bool, no_pulse_continuity: float = EvidenceLimits.ecg_contin
     counts = GRID["min_pulses"] if use_pulse else (EvidenceLimits.min_pulses,)
     ecg = (lambda e: {"ecg_continuity": e, "ecg_continuity_no_pulse": no_pulse_continuity}) if use_pulse else \
         (lambda e: {"ecg_continuity_no_pulse": e})
-    return [EvidenceLimits(min_bsqi=b, min_bsqi_no_rhythm=u, pulse_continuity=p, min_pulses=m, **ecg(e))
-            for b, u, e, p, m in itertools.product(GRID["min_bsqi"], GRID["min_bsqi_no_rhythm"], GRID["ecg_continuity"], pulses, counts)
+    return [EvidenceLimits(min_bsqi=b, min_bsqi_no_rhythm=u, pulse_continuity=p, min_pulses=m, af_rr_cv=a, **ecg(e))
+            for b, u, e, p, m, a in itertools.product(GRID["min_bsqi"], GRID["min_bsqi_no_rhythm"], GRID["ecg_continuity"], pulses, counts,
+                                                      GRID["af_rr_cv"])
             if (m == counts[0] or p <= 1.0)  # a count means nothing with the pulse veto off
             and (u > b or u == GRID["min_bsqi_no_rhythm"][0])]  # a bar no higher than min_bsqi adds nothing
 
@@ -224,12 +231,20 @@ def select(logs: dict[str, RecordLog], use_pulse: bool) -> EvidenceLimits:
     records), then the rest with it fixed. The result is the whole shipped limit set: a source
     without a pulse channel runs it too, judged on the ECG alone."""
     no_pulse = select(logs, False).ecg_continuity_no_pulse if use_pulse else EvidenceLimits.ecg_continuity_no_pulse
+    # a record with no run judged while AF was on decides alike whatever ``af_rr_cv`` is: replayed
+    # once per setting of the other limits (the grid's af_rr_cv values come one after another)
+    steady = [rl for rl in logs.values() if not _af_judged(rl)]
+    in_af = [rl for rl in logs.values() if _af_judged(rl)]
     best, best_key = None, None
+    cached: tuple[EvidenceLimits, list[tuple[bool, bool]]] | None = None
     for lim in grid(use_pulse, no_pulse):
         d = decider(lim, use_pulse)
-        c = Counts.of((rl.truth, replay(rl, d)[0]) for rl in logs.values())
+        rest = dataclasses.replace(lim, af_rr_cv=0.0)
+        if cached is None or cached[0] != rest:
+            cached = (rest, [(rl.truth, replay(rl, d)[0]) for rl in steady])
+        c = Counts.of(cached[1] + [(rl.truth, replay(rl, d)[0]) for rl in in_af])
         key = (round(c.score, 9), c.tpr, -lim.min_bsqi, -lim.min_bsqi_no_rhythm, lim.ecg_continuity, lim.ecg_continuity_no_pulse,
-               lim.pulse_continuity, lim.min_pulses)
+               lim.pulse_continuity, lim.min_pulses, lim.af_rr_cv)
         if best_key is None or key > best_key:
             best, best_key = lim, key
     return best
