@@ -84,13 +84,29 @@ def test_artifact_on_both_leads_is_withheld_while_the_pulse_goes_on(sinus):
     assert not _kinds(alarms) & {"ventricular_tachycardia", "ventricular_fibrillation"}
 
 
+# the tug's "beats" (its peaks, and the sinus beats under it) look alike only loosely: the run
+# similarity check withholds it on the ECG alone (below); these tests hold it off so that the
+# pulse, or its absence, decides
+NO_SIMILARITY = {"evidence": {"min_run_similarity": 0.0}}
+
+
 def test_the_same_strip_alarms_when_the_pulse_stops_and_on_ecg_alone(sinus):
     rec, beats = sinus
-    _, alarms = replay_record(_with_artifact(rec, (1.0, 0.8), beats[beats < ART[0]]))
+    _, alarms = replay_record(_with_artifact(rec, (1.0, 0.8), beats[beats < ART[0]]), NO_SIMILARITY)
     vt = [x for x in alarms if x.kind == "ventricular_tachycardia"]
     assert vt and vt[0].raised_at / FS - ART[0] <= 10.0
-    _, alarms = replay_record(_with_artifact(rec, (1.0, 0.8)))  # no pulse: the ECG cannot tell
+    _, alarms = replay_record(_with_artifact(rec, (1.0, 0.8)), NO_SIMILARITY)  # no pulse: continuity cannot tell
     assert "ventricular_tachycardia" in _kinds(alarms)
+
+
+def test_a_cable_tug_on_both_leads_is_withheld_on_the_ecg_alone_because_its_beats_differ(sinus):
+    rec, _ = sinus
+    an = StreamAnalyzer(FS, rec.leads)
+    an.evidence_log = []
+    _, events = stream_record(_with_artifact(rec, (1.0, 0.8)), 1.0, analyzer=an)
+    assert not an.has_pulse and not [e for e in events if e.kind == "ventricular_tachycardia"]
+    sims = [e["run_similarity"] for e in an.evidence_log if e["kind"] == "vt"]
+    assert sims and max(sims) < EvidenceLimits().min_run_similarity
 
 
 def test_a_cable_tug_on_one_lead_makes_no_beats_while_the_other_lead_is_quiet(sinus):
@@ -125,26 +141,28 @@ def test_artifact_on_one_lead_is_withheld_when_normal_beats_go_on_in_the_other(s
     assert [e for e in events if e.kind == "ventricular_tachycardia" and e.state == "onset"]
 
 
-def test_without_a_pulse_channel_a_run_with_most_normal_beats_going_on_is_withheld(mitdb_dir):
+def test_without_a_pulse_channel_the_no_pulse_continuity_limit_applies(mitdb_dir):
     # MIT-BIH 208, first minute: at 24.2 s the beat rule sees 5 "ventricular" beats at 116 bpm that
     # are mostly the patient's own (the reference labels 4 of 6 normal; they correlate poorly with a
     # young template), while MLII's template-matched normal beats go on at 0.75 of those due. MIT-BIH
-    # has no pulse channel: the limit chosen on ECG evidence alone withholds it, the one chosen with
-    # a pulse (what every source got before) raised it.
+    # has no pulse channel, so ``ecg_continuity_no_pulse`` judges the run, not ``ecg_continuity``
+    # (the other checks held off here, so that this one alone decides)
     rec = read_record(mitdb_dir / "208.hea").slice(0, int(60 * FS))
-    an = StreamAnalyzer(FS, rec.leads)
+    only = {"min_run_similarity": 0.0, "af_rr_cv": 10.0, "ecg_continuity": 1.0}
+    strict = AnalyzerConfig.from_dict({"evidence": {**only, "ecg_continuity_no_pulse": 0.5}})
+    an = StreamAnalyzer(FS, rec.leads, strict)
     an.evidence_log = []
     _, events = stream_record(rec, 1.0, analyzer=an)
     assert not an.has_pulse
     assert not [e for e in events if e.kind == "ventricular_tachycardia"]
     judged = [e for e in an.evidence_log if e["kind"] == "vt" and 23.5 <= e["run_start"] / FS <= 25.0]
-    assert judged and max(e["ecg_continuity"] or 0.0 for e in judged) >= EvidenceLimits().ecg_continuity_no_pulse
-    as_before = AnalyzerConfig.from_dict({"evidence": {"ecg_continuity_no_pulse": EvidenceLimits().ecg_continuity}})
-    _, events = stream_record(rec, 1.0, as_before)
+    assert judged and max(e["ecg_continuity"] or 0.0 for e in judged) >= 0.5
+    lax = AnalyzerConfig.from_dict({"evidence": {**only, "ecg_continuity_no_pulse": 1.0}})
+    _, events = stream_record(rec, 1.0, lax)
     assert [e for e in events if e.kind == "ventricular_tachycardia" and e.state == "onset"]
     # a pulse channel that carries no pulse (a probe off the finger) cannot speak either: the same
     flat = dataclasses.replace(rec, meta={"other_signals": {"PLETH": np.zeros(rec.n_samples, dtype=np.float32)}})
-    an = StreamAnalyzer(FS, rec.leads)
+    an = StreamAnalyzer(FS, rec.leads, strict)
     _, events = stream_record(flat, 1.0, analyzer=an)
     assert an.has_pulse
     assert not [e for e in events if e.kind == "ventricular_tachycardia"]
@@ -185,6 +203,47 @@ def test_in_atrial_fibrillation_irregular_wide_runs_are_withheld_and_vt_is_not(m
     assert vt["false"] <= 5 and before["false"] >= vt["false"] + 8, (vt["false"], before["false"])
 
 
+def test_run_similarity_is_high_for_one_or_two_alternating_complexes_and_low_for_noise():
+    from edge_ecg.dsp.vt_evidence import run_similarity
+
+    fs = 250.0
+    t = np.arange(int(0.2 * fs)) / fs - 0.1
+    wide = np.exp(-0.5 * (t / 0.03) ** 2) - 0.6 * np.exp(-0.5 * ((t - 0.05) / 0.02) ** 2)
+    other = -wide[::-1]  # the second focus of a bidirectional VT
+    rng = np.random.default_rng(0)
+
+    def strip(complexes, jitter=0):
+        x = 0.01 * rng.standard_normal((int(6 * fs), 2))
+        rows = []
+        for k, c in enumerate(complexes):
+            r = int((0.5 + 0.4 * k) * fs) + (int(rng.integers(-jitter, jitter + 1)) if jitter else 0)
+            x[r - c.size // 2 : r - c.size // 2 + c.size, 0] += c
+            x[r - c.size // 2 : r - c.size // 2 + c.size, 1] += 0.5 * c
+            rows.append(r)
+        return x, rows
+
+    x, rows = strip([wide] * 8, jitter=8)  # R peaks placed up to 32 ms off: the alignment finds them
+    assert run_similarity(x, rows, (True, True), fs) > 0.95
+    x, rows = strip([wide, other] * 4)
+    assert run_similarity(x, rows, (True, True), fs) > 0.95
+    x, rows = strip([rng.standard_normal(wide.size) for _ in range(8)])
+    assert run_similarity(x, rows, (True, True), fs) < 0.7
+    assert run_similarity(x, rows, (False, False), fs) is None  # no usable lead
+    assert run_similarity(x, rows[:2], (True, True), fs) is None  # too few beats
+
+
+def test_judge_withholds_a_run_whose_beats_do_not_look_alike():
+    from edge_ecg.dsp.vt_evidence import judge
+
+    lim = EvidenceLimits(min_run_similarity=0.85)
+    f = {"bsqi": 1.0, "ecg_continuity": 0.0, "pulse_continuity": 0.0, "pulse_due": 3}
+    assert judge({**f, "run_similarity": 0.95}, lim) == (True, "confirmed")
+    ok, why = judge({**f, "run_similarity": 0.6}, lim)
+    assert not ok and "do not look alike" in why and "0.60" in why
+    assert judge({**f, "run_similarity": None}, lim) == (True, "confirmed")  # too few whole beats to tell
+    assert judge({**f, "run_similarity": 0.6}, EvidenceLimits(min_run_similarity=0.0)) == (True, "confirmed")
+
+
 def test_judge_withholds_an_irregular_run_only_while_af_is_on():
     from edge_ecg.dsp.vt_evidence import judge
 
@@ -207,7 +266,7 @@ def test_a_sinus_record_with_motion_artifact_raises_nothing(misc_dir):
 
 def test_withheld_runs_say_why_in_the_event_evidence(sinus):
     rec, beats = sinus
-    an = StreamAnalyzer(FS, rec.leads)
+    an = StreamAnalyzer(FS, rec.leads, AnalyzerConfig.from_dict(NO_SIMILARITY))
     _, events = stream_record(_with_artifact(rec, (1.0, 0.8), beats[beats < ART[0]]), 1.0, analyzer=an)
     on = [e for e in events if e.kind == "ventricular_tachycardia" and e.state == "onset"][0]
     assert on.evidence["judgement"] == "confirmed"
@@ -216,18 +275,18 @@ def test_withheld_runs_say_why_in_the_event_evidence(sinus):
 
 
 def test_the_pulse_vetoes_only_over_min_pulses_due(sinus):
-    # the pulse goes on through 8 s of artifact (about 10 pulses due): the shipped min_pulses (2)
+    # the pulse goes on through 8 s of artifact (about 10 pulses due): the shipped min_pulses (3)
     # lets it veto; with a count the run never reaches, the pulse cannot veto and the ECG, where
-    # the normal beats are hidden, confirms the run
+    # the normal beats are hidden, confirms the run (the similarity check held off)
     rec, beats = sinus
     strip = _with_artifact(rec, (1.0, 0.8), beats)
-    an = StreamAnalyzer(FS, rec.leads)
+    an = StreamAnalyzer(FS, rec.leads, AnalyzerConfig.from_dict(NO_SIMILARITY))
     an.evidence_log = []
     _, events = stream_record(strip, 1.0, analyzer=an)
     assert not [e for e in events if e.kind == "ventricular_tachycardia"]
     dues = [e["pulse_due"] for e in an.evidence_log if e["kind"] == "vt" and e["pulse_continuity"] is not None]
     assert dues and min(dues) >= 2 and max(dues) < 50
-    cfg = AnalyzerConfig.from_dict({"evidence": {"min_pulses": 50}})
+    cfg = AnalyzerConfig.from_dict({"evidence": {"min_pulses": 50, "min_run_similarity": 0.0}})
     _, events = stream_record(strip, 1.0, cfg)
     on = [e for e in events if e.kind == "ventricular_tachycardia" and e.state == "onset"]
     assert on and "pulse" not in on[0].evidence["judgement"]

@@ -27,7 +27,7 @@ from edge_ecg.dsp.quality import leads_quality, window_quality
 from edge_ecg.dsp.rhythm import RhythmDetector, slope_ratio, vf_features
 from edge_ecg.dsp.sqi import lead_sqi, rail_fraction
 from edge_ecg.dsp.types import AnalysisUpdate, Beat, LeadQuality, RhythmEvent, WindowQuality
-from edge_ecg.dsp.vt_evidence import WAITING, RunEvidence, judge, lead_continuity
+from edge_ecg.dsp.vt_evidence import WAITING, RunEvidence, judge, lead_continuity, run_similarity
 from edge_ecg.errors import InputError
 from edge_ecg.stream.block import SampleBlock
 
@@ -381,6 +381,9 @@ class StreamAnalyzer:
         if run:
             rr = np.diff([b.index for b in run[-8:]]) / fs
             extra["rr_cv"] = round(float(np.std(rr) / np.mean(rr)), 3) if rr.size >= 2 else None
+            hsl, _ = self._hist.span(run[-8:][0].index - int(round(0.2 * fs)), now)  # room for the first complex and its shift
+            base = self._hist.start + hsl.start
+            extra["run_similarity"] = run_similarity(self._hist.filt[hsl], [b.index - base for b in run[-8:]], usable, fs)
         extra["af"] = bool(self.af.active)
         extra["ksqi"] = [round(q.ksqi, 2) for q in sqi]
         extra["psqi"] = [round(q.psqi, 3) for q in sqi]

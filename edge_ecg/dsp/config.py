@@ -72,14 +72,16 @@ class EvidenceLimits:
     min_bsqi_no_rhythm: float = 0.9  # ... this well when no lead showed a regular rhythm before the run to follow
     ecg_continuity: float = 1.0  # normal beats going on in a lead at this share: artifact
     # ... wherever the pulse cannot speak for a run (no pulse channel, or no regular pulse before
-    # the run): selected on ECG evidence alone, since nothing else can then withhold a run whose
-    # normal beats go on underneath
-    ecg_continuity_no_pulse: float = 0.5
+    # the run): selected on ECG evidence alone (0.5 until the run similarity check, 1.0 since)
+    ecg_continuity_no_pulse: float = 1.0
     pulse_continuity: float = 1.0  # the pulse going on at this share: artifact ...
-    min_pulses: int = 2  # ... over at least this many pulses due since the run began (until then: wait)
+    min_pulses: int = 3  # ... over at least this many pulses due since the run began (until then: wait)
+    # a run whose beats look less alike than this (median correlation of each beat with one of the
+    # two before it, best usable lead) is noise, not a ventricular rhythm; 0: off
+    min_run_similarity: float = 0.85
     # while atrial fibrillation is on, a run whose intervals vary more than this (coefficient of
     # variation of its last 7 RR intervals) is aberrant conduction of the AF, not VT; above 1: off
-    af_rr_cv: float = 0.25
+    af_rr_cv: float = 0.3
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,13 @@ GRID = {
     "ecg_continuity": (0.5, 0.67, 0.75, 1.0, 2.0),
     "pulse_continuity": (0.5, 0.67, 0.75, 1.0, 2.0),
     "min_pulses": (2, 3, 4),  # pulses due before the pulse may veto (2: as soon as it is a rhythm)
+    "min_run_similarity": (0.0, 0.7, 0.75, 0.8, 0.85, 0.9),  # how alike a run's beats must be (0: off)
     "af_rr_cv": (0.15, 0.2, 0.25, 0.3, 10.0),  # RR variation of a run while AF is on (10: off)
 }
+# the inner axes: searched in turn with the others (``select``), starting from their "off" values
+_INNER = ("min_run_similarity", "af_rr_cv")
+_OFF = {"min_run_similarity": 0.0, "af_rr_cv": 10.0}
+_MAX_ROUNDS = 5
 
 
 @dataclass
@@ -155,11 +160,6 @@ def replay(rl: RecordLog, decide: Callable[[dict], "bool | tuple[bool, str]"]) -
     return False, None
 
 
-def _af_judged(rl: RecordLog) -> bool:
-    """Was any run of this record judged while the atrial fibrillation condition was on?"""
-    return any(e.get("af") for e in rl.entries if e["kind"] == "vt")
-
-
 def decider(limits: EvidenceLimits, use_pulse: bool) -> Callable[[dict], tuple[bool, str]]:
     return lambda f: judge(f, limits, use_pulse)
 
@@ -206,47 +206,64 @@ class Counts:
                 "tpr": round(self.tpr, 4), "tnr": round(self.tnr, 4), "score": round(self.score, 4)}
 
 
-def grid(use_pulse: bool, no_pulse_continuity: float = EvidenceLimits.ecg_continuity_no_pulse) -> list[EvidenceLimits]:
-    """The limits searched. Without a pulse the ECG continuity grid sets ``ecg_continuity_no_pulse``
-    (the limit ``judge`` applies then) and the pulse limits stay at their defaults; with a pulse it
-    sets ``ecg_continuity``, and ``no_pulse_continuity`` serves the runs the pulse cannot speak for."""
+def grid(use_pulse: bool, no_pulse_continuity: float = EvidenceLimits.ecg_continuity_no_pulse,
+         inner: dict[str, float] | None = None) -> list[EvidenceLimits]:
+    """The limits searched on the outer axes, with the inner ones (``_INNER``) held at ``inner``
+    (default: those checks off). Without a pulse the ECG continuity grid sets
+    ``ecg_continuity_no_pulse`` (the limit ``judge`` applies then) and the pulse limits stay at
+    their defaults; with a pulse it sets ``ecg_continuity``, and ``no_pulse_continuity`` serves the
+    runs the pulse cannot speak for."""
+    held = dict(_OFF if inner is None else inner)
     pulses = GRID["pulse_continuity"] if use_pulse else (EvidenceLimits.pulse_continuity,)
     counts = GRID["min_pulses"] if use_pulse else (EvidenceLimits.min_pulses,)
     ecg = (lambda e: {"ecg_continuity": e, "ecg_continuity_no_pulse": no_pulse_continuity}) if use_pulse else \
         (lambda e: {"ecg_continuity_no_pulse": e})
-    return [EvidenceLimits(min_bsqi=b, min_bsqi_no_rhythm=u, pulse_continuity=p, min_pulses=m, af_rr_cv=a, **ecg(e))
-            for b, u, e, p, m, a in itertools.product(GRID["min_bsqi"], GRID["min_bsqi_no_rhythm"], GRID["ecg_continuity"], pulses, counts,
-                                                      GRID["af_rr_cv"])
+    return [EvidenceLimits(min_bsqi=b, min_bsqi_no_rhythm=u, pulse_continuity=p, min_pulses=m, **ecg(e), **held)
+            for b, u, e, p, m in itertools.product(GRID["min_bsqi"], GRID["min_bsqi_no_rhythm"], GRID["ecg_continuity"], pulses, counts)
             if (m == counts[0] or p <= 1.0)  # a count means nothing with the pulse veto off
             and (u > b or u == GRID["min_bsqi_no_rhythm"][0])]  # a bar no higher than min_bsqi adds nothing
 
 
+def inner_grid(outer: EvidenceLimits) -> list[EvidenceLimits]:
+    """``outer`` with every combination of the inner axes' values."""
+    return [dataclasses.replace(outer, **dict(zip(_INNER, v))) for v in itertools.product(*(GRID[k] for k in _INNER))]
+
+
 def select(logs: dict[str, RecordLog], use_pulse: bool) -> EvidenceLimits:
     """The limits with the best challenge score on ``logs``; ties go to the higher TPR, then to
-    the least aggressive setting (fewest vetoes: lowest bSQI bars, highest continuity limits, most
-    pulses due before the pulse may veto).
+    the least aggressive setting (fewest vetoes: lowest bSQI and similarity bars, highest
+    continuity and RR-variation limits, most pulses due before the pulse may veto).
 
-    With a pulse, the selection is nested: the ECG continuity limit for runs the pulse cannot speak
-    for is first selected on ECG evidence alone (the selection without a pulse, on the same
-    records), then the rest with it fixed. The result is the whole shipped limit set: a source
-    without a pulse channel runs it too, judged on the ECG alone."""
+    The search alternates: the best outer limits with the inner ones held (at first: those checks
+    off), then the best inner limits with the outer ones held, until neither moves (each step keeps
+    the best so far, so it ends; a full product of all axes is 30x the replays). With a pulse, the
+    selection is nested: the ECG continuity limit for runs the pulse cannot speak for is first
+    selected on ECG evidence alone (the selection without a pulse, on the same records), then the
+    rest with it fixed. The result is the whole shipped limit set: a source without a pulse channel
+    runs it too, judged on the ECG alone."""
     no_pulse = select(logs, False).ecg_continuity_no_pulse if use_pulse else EvidenceLimits.ecg_continuity_no_pulse
-    # a record with no run judged while AF was on decides alike whatever ``af_rr_cv`` is: replayed
-    # once per setting of the other limits (the grid's af_rr_cv values come one after another)
-    steady = [rl for rl in logs.values() if not _af_judged(rl)]
-    in_af = [rl for rl in logs.values() if _af_judged(rl)]
+    best: EvidenceLimits | None = None
+    inner = dict(_OFF)
+    for _ in range(_MAX_ROUNDS):
+        outer = _best(logs, grid(use_pulse, no_pulse, inner), use_pulse)
+        found = _best(logs, inner_grid(outer), use_pulse)
+        if found == best:
+            break
+        best = found
+        inner = {k: getattr(best, k) for k in _INNER}
+    assert best is not None
+    return best
+
+
+def _best(logs: dict[str, RecordLog], limits: Iterable[EvidenceLimits], use_pulse: bool) -> EvidenceLimits:
     best, best_key = None, None
-    cached: tuple[EvidenceLimits, list[tuple[bool, bool]]] | None = None
-    for lim in grid(use_pulse, no_pulse):
-        d = decider(lim, use_pulse)
-        rest = dataclasses.replace(lim, af_rr_cv=0.0)
-        if cached is None or cached[0] != rest:
-            cached = (rest, [(rl.truth, replay(rl, d)[0]) for rl in steady])
-        c = Counts.of(cached[1] + [(rl.truth, replay(rl, d)[0]) for rl in in_af])
+    for lim in limits:
+        c = Counts.of((rl.truth, replay(rl, decider(lim, use_pulse))[0]) for rl in logs.values())
         key = (round(c.score, 9), c.tpr, -lim.min_bsqi, -lim.min_bsqi_no_rhythm, lim.ecg_continuity, lim.ecg_continuity_no_pulse,
-               lim.pulse_continuity, lim.min_pulses, lim.af_rr_cv)
+               lim.pulse_continuity, lim.min_pulses, -lim.min_run_similarity, lim.af_rr_cv)
         if best_key is None or key > best_key:
             best, best_key = lim, key
+    assert best is not None
     return best
 
 
