@@ -71,7 +71,7 @@ def _corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(den > 0, (a * b).sum(axis=0) / np.where(den > 0, den, 1.0), 0.0)
 
 
-def _lagged_corr(windows: np.ndarray, ref: np.ndarray) -> np.ndarray:
+def lagged_corr(windows: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """Pearson correlation of each lagged window (lags, leads, m) with ``ref`` (m, leads): (lags, leads)."""
     wc = windows - windows.mean(axis=2, keepdims=True)
     rc = (ref - ref.mean(axis=0)).T
@@ -123,7 +123,7 @@ class BeatClassifier:
             seg = segment[self.a : self.b]
             return seg, float(np.dot(_corr(seg, ref), weights) / max(weights.sum(), 1e-12))
         part = segment[self.a - lag : self.b + lag]
-        c = _lagged_corr(sliding_window_view(part, m, axis=0), ref)  # (2 lag + 1, leads)
+        c = lagged_corr(sliding_window_view(part, m, axis=0), ref)  # (2 lag + 1, leads)
         cw = c @ weights / max(float(weights.sum()), 1e-12)
         k = int(np.argmax(cw))
         if cw[k] <= cw[lag] + 1e-9:

@@ -53,7 +53,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from edge_ecg.dsp.config import EvidenceLimits
 from edge_ecg.dsp.continuity import continuity
-from edge_ecg.dsp.morphology import _lagged_corr
+from edge_ecg.dsp.morphology import lagged_corr
 from edge_ecg.dsp.pulse import PulseEvidence
 from edge_ecg.dsp.sqi import LeadSqi
 
@@ -158,7 +158,7 @@ def run_similarity(x: np.ndarray, beats: Sequence[int], usable: Sequence[bool], 
 
     def best(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Per lead: the best correlation of beat ``a``'s complex with ``b`` shifted within +-lag."""
-        return _lagged_corr(sliding_window_view(b, m, axis=0), a[lag : lag + m]).max(axis=0)
+        return lagged_corr(sliding_window_view(b, m, axis=0), a[lag : lag + m]).max(axis=0)
 
     per_beat = []
     for i in range(1, len(rows)):
