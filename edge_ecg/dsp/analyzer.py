@@ -379,11 +379,12 @@ class StreamAnalyzer:
                        for j, q in enumerate(self.lead_quality))
         extra: dict = {"rail": [round(float(c), 3) for c in clip], "growth": [round(float(r), 2) for r in ratio]}
         if run:
-            rr = np.diff([b.index for b in run[-8:]]) / fs
+            last = [b.index for b in run[-8:]]
+            rr = np.diff(last) / fs
             extra["rr_cv"] = round(float(np.std(rr) / np.mean(rr)), 3) if rr.size >= 2 else None
-            hsl, _ = self._hist.span(run[-8:][0].index - int(round(0.2 * fs)), now)  # room for the first complex and its shift
+            hsl, _ = self._hist.span(last[0] - int(round(0.2 * fs)), now)  # room for the first complex and its shift
             base = self._hist.start + hsl.start
-            extra["run_similarity"] = run_similarity(self._hist.filt[hsl], [b.index - base for b in run[-8:]], usable, fs)
+            extra["run_similarity"] = run_similarity(self._hist.filt[hsl], [i - base for i in last], usable, fs)
         extra["af"] = bool(self.af.active)
         extra["ksqi"] = [round(q.ksqi, 2) for q in sqi]
         extra["psqi"] = [round(q.psqi, 3) for q in sqi]
