@@ -43,6 +43,9 @@ _FLOOR_HISTORY = 60  # whole seconds a lead's usual envelope floor is the median
 _FLOOR_NOISY = 0.05  # an envelope floor above this share of the QRS level may be noise ...
 _FLOOR_RISE = 3.0  # ... and is, when it is more than this many times the lead's usual floor
 _QUIET_SILENT = 0.05  # a quiet lead showing less than this share of its QRS level saw no QRS
+_SILENT = 0.03  # with no lead noisy: a lead that saw the last beat and shows less than this saw none
+_ALIVE = 0.25  # ... if its floor, over the last second and just before, is at least this share of its usual one
+_ALIVE_S = (0.4, 0.1)  # "just before": from 400 to 100 ms before the candidate
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,8 @@ class QrsDetector:
         self.refractory = int(round(cfg.refractory_s * self.fs))
         self.twave = int(round(cfg.twave_s * self.fs))
         self.learn = int(round(cfg.learn_s * self.fs))
-        self.keep = max(self.wide_retro, self.retro, self.locate + self.pre) + self.look + self.n_int + 8
+        self.alive_span = (int(round(_ALIVE_S[0] * self.fs)), max(int(round(_ALIVE_S[1] * self.fs)), 1))
+        self.keep = max(self.wide_retro, self.retro, self.locate + self.pre, self.alive_span[0]) + self.look + self.n_int + 8
         # buffers: absolute index of buf[0] is self.buf0
         self.buf0 = 0
         self._env = np.zeros((0, n_leads))  # per-lead integrated envelope
@@ -244,15 +248,49 @@ class QrsDetector:
         ventricular run raises its lead's floor as noise does (CinC 2015 v471l, V: from under 0.5%
         to 17-19% of its QRS level), and the run was lost; its complexes still show in the quiet
         lead (12-20%).
+
+        A single motion artifact (a step on one lead, MIT-BIH 108's V1) is too brief to raise a
+        whole second's floor, so no lead is noisy; see ``_silent_lead``.
         """
         if not self.lead_noisy.any():
-            return False
+            return self._silent_lead(bi)
         quiet = ~self.lead_noisy & self.lead_ok & (self.last_beat_leads >= 0.5)  # and saw the last beat
         if not quiet.any():
             return False
         h = max(int(0.05 * self.fs), 1)
         near = self._env[max(bi - h, 0) : bi + h + 1, quiet] / self._norm[quiet]
         return bool(near.max() < _QUIET_SILENT)
+
+    def _silent_lead(self, bi: int) -> bool:
+        """With no lead noisy: at least half of the live leads that saw the last beat show under 3%
+        of their QRS level within 50 ms of the candidate, and another lead made it.
+
+        A QRS shows in every lead that showed the one before, if smaller in some (a ventricular
+        beat of another axis: MIT-BIH 109's smallest measured 3%); a step or spike of electrode
+        motion shows in the lead it hit. *Live* guards the other way round: a lead that just went
+        flat (an electrode pulled, before lead-off is flagged) shows nothing either, and taking
+        its silence as evidence dropped every beat until the flag came (MIT-BIH 116, 223); a lead
+        whose envelope floor, over the last whole second and over 400-100 ms before the
+        candidate, is under a quarter of its usual floor is not live. Fewer than half would
+        veto the beats of a lead layout where a ventricular beat is isoelectric in one of many
+        leads. Limits from MIT-BIH 108's and 116's records (four variants tried on DS1; see
+        docs/dsp-alarms.md), not searched.
+        """
+        if not self._floors:
+            return False
+        floors = np.asarray(self._floors)
+        usual = np.median(floors, axis=0)
+        a, b = self.alive_span
+        before = np.median(self._env[max(bi - a, 0) : max(bi - b, 1)], axis=0) / self._norm
+        live = (floors[-1] >= _ALIVE * usual) & (before >= _ALIVE * usual)
+        saw = self.lead_ok & live & (self.last_beat_leads >= 0.5)
+        n = int(saw.sum())
+        if n == 0:
+            return False
+        h = max(int(0.05 * self.fs), 1)
+        near = (self._env[max(bi - h, 0) : bi + h + 1] / self._norm).max(axis=0)
+        silent = int((near[saw] < _SILENT).sum())
+        return silent >= (n + 1) // 2 and silent < int(self.lead_ok.sum())
 
     def _learn(self) -> None:
         """Initial per-lead levels from the first ``learn_s`` seconds (the learning phase)."""
