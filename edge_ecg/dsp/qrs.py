@@ -17,7 +17,9 @@ Design (Pan-Tompkins / Hamilton family, made causal, block-vectorised and multi-
    signal/noise levels, an RR-based refractory period, a T-wave test on the maximal slope, and a
    time-decaying threshold instead of Pan-Tompkins' searchback (searchback would decide a beat
    seconds late, breaking the delay bound), and a cross-lead noise test: a candidate made by a
-   lead that turned noisy while a quiet lead shows no QRS is not a beat (``_noise_only``).
+   lead that turned noisy while a quiet lead shows no QRS is not a beat (``_noise_only``), nor,
+   with no lead noisy, one that half the live leads which saw the last beat show nothing of
+   (``_silent_lead``).
 5. the R peak (the fiducial of reference annotations) is the largest absolute excursion of a
    broad-band copy of the best lead in the ``locate_s`` before the envelope peak.
 
@@ -266,15 +268,14 @@ class QrsDetector:
         of their QRS level within 50 ms of the candidate, and another lead made it.
 
         A QRS shows in every lead that showed the one before, if smaller in some (a ventricular
-        beat of another axis: MIT-BIH 109's smallest measured 3%); a step or spike of electrode
-        motion shows in the lead it hit. *Live* guards the other way round: a lead that just went
+        beat of another axis); a step or spike of electrode motion shows in the lead it hit. Not
+        free of cost: one of MIT-BIH 109's ventricular beats shows just under 3% in V1 and is lost. *Live* guards the other way round: a lead that just went
         flat (an electrode pulled, before lead-off is flagged) shows nothing either, and taking
         its silence as evidence dropped every beat until the flag came (MIT-BIH 116, 223); a lead
         whose envelope floor, over the last whole second and over 400-100 ms before the
-        candidate, is under a quarter of its usual floor is not live. Fewer than half would
-        veto the beats of a lead layout where a ventricular beat is isoelectric in one of many
-        leads. Limits from MIT-BIH 108's and 116's records (four variants tried on DS1; see
-        docs/dsp-alarms.md), not searched.
+        candidate, is under a quarter of its usual floor is not live. Half, not any: a
+        ventricular beat may be isoelectric in one of many leads. Limits from MIT-BIH 108, 109
+        and 116 (four variants measured on DS1, docs/dsp-alarms.md), not searched.
         """
         if not self._floors:
             return False
