@@ -48,7 +48,8 @@ def test_ds1_qrs_gross_sensitivity_and_predictivity(ds1):
         ours += score(ref, idx, rec.fs, spans, rec.n_samples)
         raw += score(ref, idx, rec.fs, n_samples=rec.n_samples)
         delay = max(delay, max((b.decided_at - b.index) / rec.fs for b in beats))
-    assert ours.se >= 0.998 and ours.ppv >= 0.996, (ours.se, ours.ppv)
+    # +P 0.99738 before the silent-lead test (108's motion steps), 0.99798 with it
+    assert ours.se >= 0.998 and ours.ppv >= 0.9977, (ours.se, ours.ppv)
     assert raw.ppv >= 0.99
     assert delay <= 0.30
 
@@ -223,3 +224,15 @@ def test_the_shipped_evidence_limits_are_the_ones_the_committed_procedure_select
     assert rows[ROW_PULSE]["limits_all_records"] == _limits_dict(shipped)
     # the continuity limit where the pulse cannot speak is the one the ECG-only selection chose
     assert rows[ROW_ECG]["limits_all_records"]["ecg_continuity_no_pulse"] == shipped.ecg_continuity_no_pulse
+
+
+def test_every_evidence_limit_has_a_direction_for_the_selections_tie_break():
+    # a new check's limit without one would make the selection's ties (and its "off" start) undefined
+    import dataclasses
+
+    from edge_ecg.eval.alarm_cv import _INNER, _LENIENT, _OFF, GRID
+
+    limits = {f.name for f in dataclasses.fields(EvidenceLimits)} - {"enabled"}
+    assert set(_LENIENT) == limits
+    assert set(GRID) | {"ecg_continuity_no_pulse"} == limits  # that one is searched on the ecg_continuity axis
+    assert _OFF == {"min_run_similarity": 0.0, "af_rr_cv": 10.0} and set(_OFF) == set(_INNER)

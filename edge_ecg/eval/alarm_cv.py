@@ -46,9 +46,13 @@ GRID = {
     "min_run_similarity": (0.0, 0.7, 0.75, 0.8, 0.85, 0.9),  # how alike a run's beats must be (0: off)
     "af_rr_cv": (0.15, 0.2, 0.25, 0.3, 10.0),  # RR variation of a run while AF is on (10: off)
 }
+# which way each limit vetoes less (+1: a higher value; -1: a lower one): ties in the selection go
+# to the least aggressive setting, compared in this order
+_LENIENT = {"min_bsqi": -1, "min_bsqi_no_rhythm": -1, "ecg_continuity": 1, "ecg_continuity_no_pulse": 1,
+            "pulse_continuity": 1, "min_pulses": 1, "min_run_similarity": -1, "af_rr_cv": 1}
 # the inner axes: searched in turn with the others (``select``), starting from their "off" values
 _INNER = ("min_run_similarity", "af_rr_cv")
-_OFF = {"min_run_similarity": 0.0, "af_rr_cv": 10.0}
+_OFF = {k: max(GRID[k], key=lambda v, s=_LENIENT[k]: s * v) for k in _INNER}
 _MAX_ROUNDS = 5
 
 
@@ -259,8 +263,7 @@ def _best(logs: dict[str, RecordLog], limits: Iterable[EvidenceLimits], use_puls
     best, best_key = None, None
     for lim in limits:
         c = Counts.of((rl.truth, replay(rl, decider(lim, use_pulse))[0]) for rl in logs.values())
-        key = (round(c.score, 9), c.tpr, -lim.min_bsqi, -lim.min_bsqi_no_rhythm, lim.ecg_continuity, lim.ecg_continuity_no_pulse,
-               lim.pulse_continuity, lim.min_pulses, -lim.min_run_similarity, lim.af_rr_cv)
+        key = (round(c.score, 9), c.tpr, *(sign * getattr(lim, k) for k, sign in _LENIENT.items()))
         if best_key is None or key > best_key:
             best, best_key = lim, key
     assert best is not None
