@@ -46,6 +46,10 @@ def register(cli) -> None:
                    help="--cv: also the mean, min and max over this many fold assignments (seeds 0..N-1; default 1: seed 0 only)")
     p.add_argument("--jobs", type=int, default=1, help="--cv: records streamed in parallel (default 1)")
     p.add_argument("--cache", type=Path, default=None, help="--cv: folder for the per-record logs (default .cache/eval/alarms)")
+    p.add_argument("--streams", type=Path, default=None, metavar="DIR",
+                   help="--cv: long annotated WFDB records (e.g. ../shared/ecg/mitdb-ds1) that join the selection in the "
+                        "same folds: their VT episodes and false alarms count in the score, and their false alarms per hour "
+                        "are reported out of fold")
     p.add_argument("--bundle", type=Path, default=None,
                    help="a triage bundle: also print the model alone and the combination the daemon would use")
     p.add_argument("--config", type=Path, default=None,
@@ -224,7 +228,7 @@ def _eval_alarms(args) -> int:
 
 def _eval_alarms_cv(args) -> int:
     from edge_ecg.errors import InputError
-    from edge_ecg.eval.alarm_cv import CACHE_DIR, ROW_PULSE, collect, cross_validated, format_spread, seed_spread
+    from edge_ecg.eval.alarm_cv import CACHE_DIR, ROW_PULSE, collect, collect_streams, cross_validated, format_spread, seed_spread
 
     if args.seeds < 1:
         raise InputError("--seeds", f"must be at least 1, got {args.seeds}")
@@ -234,14 +238,20 @@ def _eval_alarms_cv(args) -> int:
             print(f"  {name}: streamed", file=sys.stderr, flush=True)
 
     logs = collect(args.folder, block_s=args.block_s, progress=progress, jobs=args.jobs, cache=args.cache or CACHE_DIR)
-    report = cross_validated(logs, k=args.folds)
+    streams = None
+    if args.streams is not None:
+        streams = collect_streams(args.streams, block_s=args.block_s, progress=progress, jobs=args.jobs, cache=args.cache or CACHE_DIR)
+    report = cross_validated(logs, k=args.folds, streams=streams)
     summary = report.summary()
     main = summary[ROW_PULSE]
     result = {k: main[k] for k in ("tp", "fn", "fp", "tn", "tpr", "tnr", "score")}
     result.update({"kind": "ventricular_tachycardia", "alarms": len(logs), "folds": args.folds, "rows": summary})
     text, flags = report.format(), ["--cv", "--folds", str(args.folds)]
+    if streams is not None:
+        result["streams"] = {"folder": _shown(args.streams), **(summary[ROW_PULSE].get("streams") or {})}
+        flags += ["--streams", _shown(args.streams)]
     if args.seeds > 1:
-        spread = seed_spread(logs, range(args.seeds), k=args.folds, reports={0: report})
+        spread = seed_spread(logs, range(args.seeds), k=args.folds, reports={0: report}, streams=streams)
         result["seed_spread"] = spread
         text += "\n\n" + format_spread(spread)
         flags += ["--seeds", str(args.seeds)]

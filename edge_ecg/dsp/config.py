@@ -65,15 +65,17 @@ class QrsConfig:
 class EvidenceLimits:
     """The tuned limits of the VT/VF evidence checks (``edge_ecg.dsp.vt_evidence``: signal quality,
     normal beats going on in a lead, the pulse going on); ``enabled = false`` alarms on the beat
-    rule alone. Defaults: selected by record-grouped cross-validation (docs/dsp-alarms.md)."""
+    rule alone. Defaults: selected by record-grouped cross-validation on the CinC 2015 alarms and
+    the MIT-BIH DS1 records together (docs/dsp-alarms.md)."""
 
     enabled: bool = True
     min_bsqi: float = 0.0  # a run needs a lead whose two QRS detectors agree this well (F1); 0: any lead
     min_bsqi_no_rhythm: float = 0.9  # ... this well when no lead showed a regular rhythm before the run to follow
     ecg_continuity: float = 1.0  # normal beats going on in a lead at this share: artifact
     # ... wherever the pulse cannot speak for a run (no pulse channel, or no regular pulse before
-    # the run): selected on ECG evidence alone (0.5 until the run similarity check, 1.0 since)
-    ecg_continuity_no_pulse: float = 1.0
+    # the run): selected on ECG evidence alone (1.0 while the alarms alone chose it; 0.5 once
+    # DS1's false alarms per hour counted too)
+    ecg_continuity_no_pulse: float = 0.5
     pulse_continuity: float = 1.0  # the pulse going on at this share: artifact ...
     min_pulses: int = 3  # ... over at least this many pulses due since the run began (until then: wait)
     # a run whose beats look less alike than this (median correlation of each beat with one of the
@@ -81,7 +83,7 @@ class EvidenceLimits:
     min_run_similarity: float = 0.85
     # while atrial fibrillation is on, a run whose intervals vary more than this (coefficient of
     # variation of its last 7 RR intervals) is aberrant conduction of the AF, not VT; above 1: off
-    af_rr_cv: float = 0.3
+    af_rr_cv: float = 0.25
 
 
 @dataclass(frozen=True)

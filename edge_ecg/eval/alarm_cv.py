@@ -13,6 +13,15 @@ source, so the search over limits costs seconds.
 challenge score on the training records and scores them on the held-out ones; the pooled
 held-out decisions are the out-of-fold figure, with 95% record-bootstrap intervals. References in
 the same run: raise every alarm, and the previous detector (the beat rule alone, evidence off).
+
+Long records (``streams``: MIT-BIH, annotated beat by beat) can join the selection: each is
+streamed whole once with the same logging, and ``stream_replay`` turns its log into the alarms
+the detector with given limits raises over the whole record (checked against the daemon's chain
+in the tests). Each of its annotated VT episodes alarmed in time counts a true positive, each one
+missed a false negative, each false alarm a false positive, beside the CinC alarms in the same
+score; the long records are dealt over the same folds, so their false alarms per hour are scored
+out of fold too. Without them, the limits were chosen on 10 s alarm windows alone and the long
+records, where false alarms per hour are measured, had no say.
 """
 
 from __future__ import annotations
@@ -28,8 +37,9 @@ from typing import Any, Callable, Iterable, Sequence
 from edge_ecg.dsp.config import AnalyzerConfig, EvidenceLimits
 from edge_ecg.dsp.vt_evidence import WAITING, judge
 from edge_ecg.eval.alarm_eval import ALARM_AT_S, WINDOW_S, read_truth
-from edge_ecg.eval.crossval import bootstrap_interval, cross_validate
+from edge_ecg.eval.crossval import Fold, bootstrap_interval, record_folds
 from edge_ecg.eval.source_key import source_key
+from edge_ecg.eval.stream_eval import Alarm, Reference, score_alarms, wfdb_reference
 from edge_ecg.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -69,21 +79,45 @@ class RecordLog:
         return {"name": self.name, "truth": self.truth, "fs": self.fs, "entries": self.entries}
 
 
-def record_log(path: Path, truth: bool, block_s: float = 1.0) -> RecordLog:
-    """Stream one record to the alarm (plus the decision delay) and log every judgement."""
+@dataclass
+class StreamLog:
+    """One long record's judgements over its whole length, and its annotated episodes."""
+
+    name: str
+    fs: float
+    n_samples: int
+    entries: list[dict[str, Any]]
+    reference: Reference = field(default_factory=Reference, repr=False)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "fs": self.fs, "n_samples": self.n_samples, "entries": self.entries}
+
+
+def _judgements(path: Path, block_s: float, stop_s: float | None) -> tuple[float, int, list[dict[str, Any]]]:
+    """Stream a record (to ``stop_s``, or whole) and log every VT judgement and run end:
+    measure everything, confirm nothing (a bSQI above 1 can never be reached)."""
     from edge_ecg.dsp.analyzer import StreamAnalyzer
     from edge_ecg.eval.qrs_eval import stream_record
     from edge_ecg.records import read_record
 
     rec = read_record(path)
-    # measure everything, confirm nothing: a bSQI above 1 can never be reached
-    cfg = AnalyzerConfig(evidence=EvidenceLimits(min_bsqi=2.0))
-    an = StreamAnalyzer(rec.fs, rec.leads, cfg)
+    an = StreamAnalyzer(rec.fs, rec.leads, AnalyzerConfig(evidence=EvidenceLimits(min_bsqi=2.0)))
     an.evidence_log = []
-    stop = int(ALARM_AT_S * rec.fs) + int(round(0.3 * rec.fs)) + 1
+    stop = None if stop_s is None else int(stop_s * rec.fs) + int(round(0.3 * rec.fs)) + 1
     stream_record(rec, block_s, stop=stop, analyzer=an)
-    entries = [e for e in an.evidence_log if e["kind"] in ("vt", "vt_end")]
-    return RecordLog(path.stem, truth, rec.fs, entries)
+    return rec.fs, rec.n_samples, [e for e in an.evidence_log if e["kind"] in ("vt", "vt_end")]
+
+
+def record_log(path: Path, truth: bool, block_s: float = 1.0) -> RecordLog:
+    """Stream one record to the alarm (plus the decision delay) and log every judgement."""
+    fs, _, entries = _judgements(path, block_s, ALARM_AT_S)
+    return RecordLog(path.stem, truth, fs, entries)
+
+
+def stream_log(path: Path, block_s: float = 1.0) -> StreamLog:
+    """Stream one long annotated record whole and log every judgement."""
+    fs, n, entries = _judgements(path, block_s, None)
+    return StreamLog(path.stem, fs, n, entries, wfdb_reference(path, n, fs))
 
 
 def collect(folder: str | Path, names: Sequence[str] | None = None, block_s: float = 1.0,
@@ -91,30 +125,55 @@ def collect(folder: str | Path, names: Sequence[str] | None = None, block_s: flo
     """``RecordLog`` per alarm of ``folder`` (``alarms.csv``), from the cache where it is fresh."""
     folder = Path(folder)
     truth = read_truth(folder)
-    todo = [n for n in sorted(truth) if not names or n in names]
-    key = source_key(f"block_s={block_s}")  # a change to the DSP or stream code invalidates cached logs
-    out: dict[str, RecordLog] = {}
+    heas = {}
+    for name in sorted(truth):
+        if names and name not in names:
+            continue
+        heas[name] = folder / f"{name}.hea"
+        if not heas[name].is_file():
+            raise InputError(heas[name], "listed in alarms.csv but missing")
+    load = lambda d: RecordLog(d["name"], d["truth"], d["fs"], d["entries"])  # noqa: E731
+    return _cached(heas, [(heas[n], truth[n], block_s) for n in heas], _record_log_args, load,
+                   source_key(f"block_s={block_s}"), cache, progress, jobs)
+
+
+def collect_streams(folder: str | Path, block_s: float = 1.0, cache: Path | None = CACHE_DIR,
+                    progress: Callable[[str], None] | None = None, jobs: int = 1) -> dict[str, StreamLog]:
+    """``StreamLog`` per WFDB record of ``folder`` with ``.atr`` annotations, from the cache where fresh."""
+    from edge_ecg.eval.qrs_eval import find_wfdb
+
+    heas = {p.stem: p for p in find_wfdb(Path(folder))}
+    if not heas:
+        raise InputError(Path(folder), "no WFDB record with .atr annotations to stream")
+
+    def load(d: dict) -> StreamLog:
+        hea = heas[d["name"]]
+        return StreamLog(d["name"], d["fs"], d["n_samples"], d["entries"], wfdb_reference(hea, d["n_samples"], d["fs"]))
+
+    return _cached(heas, [(h, block_s) for h in heas.values()], _stream_log_args, load,
+                   source_key(f"stream block_s={block_s}"), cache, progress, jobs)
+
+
+def _cached(heas: dict[str, Path], args: list[tuple], make: Callable, load: Callable[[dict], Any], key: str,
+            cache: Path | None, progress: Callable[[str], None] | None, jobs: int) -> dict[str, Any]:
+    """``make(*a)`` per record (in ``jobs`` processes), or its log from ``cache/key`` where it is
+    there: a change to the DSP or stream code changes ``key`` and so invalidates cached logs."""
+    out: dict[str, Any] = {}
     missing = []
-    for name in todo:
-        hea = folder / f"{name}.hea"
-        if not hea.is_file():
-            raise InputError(hea, "listed in alarms.csv but missing")
+    for (name, hea), a in zip(heas.items(), args):
         cp = None if cache is None else cache / key / f"{name}.json"
         if cp is not None and cp.is_file():
-            d = json.loads(cp.read_text())
-            out[name] = RecordLog(d["name"], d["truth"], d["fs"], d["entries"])
+            out[name] = load(json.loads(cp.read_text()))
         else:
-            missing.append((name, hea, cp))
-    args = [(hea, truth[name], block_s) for name, hea, _ in missing]
-    if jobs > 1 and len(args) > 1:
+            missing.append((name, cp, a))
+    if jobs > 1 and len(missing) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(jobs) as ex:
-            logs = ex.map(_record_log_args, args)
-            results = list(zip(missing, logs))
+            results = list(zip(missing, ex.map(make, [a for _, _, a in missing])))
     else:
-        results = ((m, record_log(*a)) for m, a in zip(missing, args))
-    for (name, _, cp), rl in results:
+        results = (((name, cp, a), make(a)) for name, cp, a in missing)
+    for (name, cp, _), rl in results:
         if cp is not None:
             cp.parent.mkdir(parents=True, exist_ok=True)
             tmp = cp.with_suffix(".tmp")
@@ -123,11 +182,15 @@ def collect(folder: str | Path, names: Sequence[str] | None = None, block_s: flo
         out[name] = rl
         if progress:
             progress(name)
-    return {n: out[n] for n in todo}
+    return {n: out[n] for n in heas}
 
 
 def _record_log_args(a: tuple) -> RecordLog:
     return record_log(*a)
+
+
+def _stream_log_args(a: tuple) -> StreamLog:
+    return stream_log(*a)
 
 
 # -- replay and decisions ---------------------------------------------------------------------
@@ -164,6 +227,48 @@ def replay(rl: RecordLog, decide: Callable[[dict], "bool | tuple[bool, str]"]) -
     return False, None
 
 
+def stream_replay(sl: StreamLog, decide: Callable[[dict], "bool | tuple[bool, str]"], block_s: float = 1.0) -> list[Alarm]:
+    """The VT alarms the detector whose confirmation is ``decide(features)`` raises over a whole
+    long record, as ``RhythmDetector`` does: a run is raised at its first confirmed judgement (at
+    the onset of its last ``vt_beats`` beats), or as it ends if its last judgement was waiting, and
+    clears at its end; ``raised_at`` is the end of the block that raised it, as the daemon saw."""
+    blk = max(int(round(block_s * sl.fs)), 1)
+    alarms: list[Alarm] = []
+    active: Alarm | None = None
+    waiting: int | None = None
+
+    def raise_(onset: int, now: int) -> Alarm:
+        a = Alarm(sl.name, "ventricular_tachycardia", sl.fs, int(onset), (int(now) // blk + 1) * blk)
+        alarms.append(a)
+        return a
+
+    for e in sl.entries:
+        if e["kind"] == "vt":
+            if active is None:
+                verdict = decide(e)
+                ok, why = verdict if isinstance(verdict, tuple) else (bool(verdict), "")
+                waiting = e["onset"] if (not ok and why == WAITING) else None
+                if ok:
+                    active = raise_(e["onset"], e["now"])
+        elif e["kind"] == "vt_end":
+            if active is None and waiting is not None:
+                active = raise_(waiting, e["now"])
+            waiting = None
+            if active is not None:
+                active.offset, active = int(e["now"]), None
+    if active is not None:
+        active.end = sl.n_samples
+    return alarms
+
+
+def stream_counts(sl: StreamLog, decide: Callable[[dict], "bool | tuple[bool, str]"]) -> Counts:
+    """A long record's share of the challenge score: each annotated VT episode alarmed in time a
+    true positive, each missed a false negative, each false alarm a false positive (no negatives:
+    a long record has no count of alarms rightly not raised)."""
+    s = score_alarms(stream_replay(sl, decide), sl.reference, sl.fs)["ventricular_tachycardia"]
+    return Counts(tp=s["episodes"] - s["missed"], fn=s["missed"], fp=s["false"])
+
+
 def decider(limits: EvidenceLimits, use_pulse: bool) -> Callable[[dict], tuple[bool, str]]:
     return lambda f: judge(f, limits, use_pulse)
 
@@ -191,6 +296,9 @@ class Counts:
                 c.fp += raised
                 c.tn += not raised
         return c
+
+    def __add__(self, other: "Counts") -> "Counts":
+        return Counts(self.tp + other.tp, self.fn + other.fn, self.fp + other.fp, self.tn + other.tn)
 
     @property
     def tpr(self) -> float:
@@ -233,7 +341,7 @@ def inner_grid(outer: EvidenceLimits) -> list[EvidenceLimits]:
     return [dataclasses.replace(outer, **dict(zip(_INNER, v))) for v in itertools.product(*(GRID[k] for k in _INNER))]
 
 
-def select(logs: dict[str, RecordLog], use_pulse: bool) -> EvidenceLimits:
+def select(logs: dict[str, RecordLog], use_pulse: bool, streams: dict[str, StreamLog] | None = None) -> EvidenceLimits:
     """The limits with the best challenge score on ``logs``; ties go to the higher TPR, then to
     the least aggressive setting (fewest vetoes: lowest bSQI and similarity bars, highest
     continuity and RR-variation limits, most pulses due before the pulse may veto).
@@ -244,13 +352,14 @@ def select(logs: dict[str, RecordLog], use_pulse: bool) -> EvidenceLimits:
     selection is nested: the ECG continuity limit for runs the pulse cannot speak for is first
     selected on ECG evidence alone (the selection without a pulse, on the same records), then the
     rest with it fixed. The result is the whole shipped limit set: a source without a pulse channel
-    runs it too, judged on the ECG alone."""
-    no_pulse = select(logs, False).ecg_continuity_no_pulse if use_pulse else EvidenceLimits.ecg_continuity_no_pulse
+    runs it too, judged on the ECG alone. ``streams`` (long records) count in the score beside the
+    alarms: their episodes alarmed and missed, and their false alarms (``stream_counts``)."""
+    no_pulse = select(logs, False, streams).ecg_continuity_no_pulse if use_pulse else EvidenceLimits.ecg_continuity_no_pulse
     best: EvidenceLimits | None = None
     inner = dict(_OFF)
     for _ in range(_MAX_ROUNDS):
-        outer = _best(logs, grid(use_pulse, no_pulse, inner), use_pulse)
-        found = _best(logs, inner_grid(outer), use_pulse)
+        outer = _best(logs, grid(use_pulse, no_pulse, inner), use_pulse, streams)
+        found = _best(logs, inner_grid(outer), use_pulse, streams)
         if found == best:
             break
         best = found
@@ -259,10 +368,13 @@ def select(logs: dict[str, RecordLog], use_pulse: bool) -> EvidenceLimits:
     return best
 
 
-def _best(logs: dict[str, RecordLog], limits: Iterable[EvidenceLimits], use_pulse: bool) -> EvidenceLimits:
+def _best(logs: dict[str, RecordLog], limits: Iterable[EvidenceLimits], use_pulse: bool,
+          streams: dict[str, StreamLog] | None = None) -> EvidenceLimits:
     best, best_key = None, None
     for lim in limits:
         c = Counts.of((rl.truth, replay(rl, decider(lim, use_pulse))[0]) for rl in logs.values())
+        for sl in (streams or {}).values():
+            c = c + stream_counts(sl, decider(lim, use_pulse))
         key = (round(c.score, 9), c.tpr, *(sign * getattr(lim, k) for k, sign in _LENIENT.items()))
         if best_key is None or key > best_key:
             best, best_key = lim, key
@@ -279,6 +391,22 @@ class CvReport:
     chosen: dict[str, list[dict]] = field(default_factory=dict)  # row -> limits per fold
     shipped: dict[str, dict] = field(default_factory=dict)  # row -> limits selected on all records
     k: int = 5
+    streams: dict[str, dict[str, Counts]] = field(default_factory=dict)  # row -> long record -> out-of-fold counts
+    stream_hours: dict[str, float] = field(default_factory=dict)  # long record -> hours
+
+    def stream_summary(self, row: str, n_boot: int = 2000) -> dict[str, Any] | None:
+        """A row's out-of-fold figures on the long records: VT episodes missed, false alarms and
+        false alarms per monitored hour (95% record bootstrap)."""
+        per = self.streams.get(row)
+        if not per:
+            return None
+        names = list(per)
+        total = sum(per.values(), Counts())
+        hours = sum(self.stream_hours[n] for n in names)
+        rate = lambda pick: sum(per[n].fp for n in pick) / max(sum(self.stream_hours[n] for n in pick), 1e-9)  # noqa: E731
+        lo, hi = bootstrap_interval(names, rate, n=n_boot)
+        return {"records": len(names), "hours": round(hours, 3), "episodes": total.tp + total.fn, "missed": total.fn,
+                "false": total.fp, "false_per_hour": round(total.fp / hours, 3), "false_per_hour_ci95": [round(lo, 3), round(hi, 3)]}
 
     def counts(self, row: str, names: Sequence[str] | None = None) -> Counts:
         names = list(self.truth) if names is None else names
@@ -297,6 +425,9 @@ class CvReport:
                 d["limits_per_fold"] = self.chosen[row]
             if row in self.shipped:
                 d["limits_all_records"] = self.shipped[row]
+            st = self.stream_summary(row, n_boot)
+            if st is not None:
+                d["streams"] = st
             out[row] = d
         return out
 
@@ -309,6 +440,16 @@ class CvReport:
             lines.append(f"{row:<44} {cell('tpr'):>17} {cell('tnr'):>17} {cell('score'):>17} {d['tp']:>4} {d['fn']:>3} {d['fp']:>4} {d['tn']:>4}")
         lines.append(f"({len(self.truth)} alarms, {sum(self.truth.values())} true; out-of-fold rows: limits chosen by challenge score "
                      f"on the training records of {self.k} record-grouped folds; [95% record bootstrap])")
+        streamed = [(row, d["streams"]) for row, d in s.items() if "streams" in d]
+        if streamed:
+            n, h = streamed[0][1]["records"], streamed[0][1]["hours"]
+            head = f"{'long records (' + str(n) + ', ' + format(h, '.1f') + ' h), VT':<44} {'episodes':>9} {'missed':>7} {'false':>6} {'false/h [95% CI]':>22}"
+            lines += ["", head, "-" * len(head)]
+            for row, st in streamed:
+                ci = st["false_per_hour_ci95"]
+                lines.append(f"{row:<44} {st['episodes']:>9} {st['missed']:>7} {st['false']:>6} "
+                             f"{st['false_per_hour']:>9.2f} [{ci[0]:.2f}-{ci[1]:.2f}]")
+            lines.append("(the long records take part in each fold's selection and are held out with their fold)")
         return "\n".join(lines)
 
 
@@ -319,27 +460,50 @@ ROW_PULSE = "evidence, ECG + pulse (out of fold)"
 ROW_SHIPPED_NO_PULSE = "shipped limits, no pulse channel (oof)"
 
 
-def cross_validated(logs: dict[str, RecordLog], k: int = 5, seed: int = 0) -> CvReport:
+def cross_validated(logs: dict[str, RecordLog], k: int = 5, seed: int = 0,
+                    streams: dict[str, StreamLog] | None = None) -> CvReport:
+    """Out-of-fold rows. The alarms are dealt over ``k`` folds by truth; ``streams`` (long records)
+    over their own ``k`` folds, paired by index, so the alarms' folds are the same with or without
+    them. Each fold's limits are selected on its training alarms and long records together."""
+    streams = streams or {}
     truth = {n: rl.truth for n, rl in logs.items()}
     rows: dict[str, dict[str, bool]] = {ROW_ALL: {n: True for n in logs}, ROW_PREV: {n: replay(rl, always)[0] for n, rl in logs.items()}}
-    report = CvReport(truth, rows, k=k)
+    report = CvReport(truth, rows, k=k, stream_hours={n: sl.n_samples / sl.fs / 3600.0 for n, sl in streams.items()})
+    folds = record_folds(list(logs), k, seed, truth)
+    sfolds = record_folds(list(streams), k, seed) if streams else [Fold(i, (), ()) for i in range(k)]
+    if streams:
+        report.streams[ROW_PREV] = {n: stream_counts(sl, always) for n, sl in streams.items()}
     for row, use_pulse in ((ROW_ECG, False), (ROW_PULSE, True)):
-        cv = cross_validate(logs, lambda tr, up=use_pulse: select(tr, up), lambda lim, rl, up=use_pulse: replay(rl, decider(lim, up))[0],
-                            k=k, seed=seed, strata=truth)
-        rows[row] = {n: cv.predictions[n] for n in logs}
-        report.chosen[row] = [_limits_dict(c, use_pulse) for c in cv.chosen]
-        report.shipped[row] = _limits_dict(select(logs, use_pulse), use_pulse)
-    # what a source without a pulse channel gets: each fold's limits selected with a pulse (the loop's
-    # last ``cv``; they hold the no-pulse continuity limit, selected inside the same fold), judged
-    # on the ECG alone. The same folds and limits: no second selection
-    held_out = {n: replay(logs[n], decider(lim, False))[0] for fold, lim in zip(cv.folds, cv.chosen) for n in fold.test}
-    rows[ROW_SHIPPED_NO_PULSE] = {n: held_out[n] for n in logs}
+        chosen = [select({n: logs[n] for n in f.train}, use_pulse, {n: streams[n] for n in sf.train})
+                  for f, sf in zip(folds, sfolds)]
+        rows[row] = _held_out(logs, folds, chosen, use_pulse)
+        if streams:
+            report.streams[row] = _held_out_streams(streams, sfolds, chosen, use_pulse)
+        report.chosen[row] = [_limits_dict(c, use_pulse) for c in chosen]
+        report.shipped[row] = _limits_dict(select(logs, use_pulse, streams), use_pulse)
+    # what a source without a pulse channel gets: each fold's limits selected with a pulse (the
+    # loop's last ``chosen``; they hold the no-pulse continuity limit, selected inside the same
+    # fold), judged on the ECG alone. The same folds and limits: no second selection
+    rows[ROW_SHIPPED_NO_PULSE] = _held_out(logs, folds, chosen, False)
+    if streams:
+        report.streams[ROW_SHIPPED_NO_PULSE] = _held_out_streams(streams, sfolds, chosen, False)
     report.chosen[ROW_SHIPPED_NO_PULSE] = report.chosen[ROW_PULSE]
     return report
 
 
+def _held_out(logs: dict[str, RecordLog], folds: list[Fold], chosen: list[EvidenceLimits], use_pulse: bool) -> dict[str, bool]:
+    held = {n: replay(logs[n], decider(lim, use_pulse))[0] for f, lim in zip(folds, chosen) for n in f.test}
+    return {n: held[n] for n in logs}
+
+
+def _held_out_streams(streams: dict[str, StreamLog], folds: list[Fold], chosen: list[EvidenceLimits],
+                      use_pulse: bool) -> dict[str, Counts]:
+    held = {n: stream_counts(streams[n], decider(lim, use_pulse)) for f, lim in zip(folds, chosen) for n in f.test}
+    return {n: held[n] for n in streams}
+
+
 def seed_spread(logs: dict[str, RecordLog], seeds: Sequence[int], k: int = 5,
-                reports: dict[int, CvReport] | None = None) -> dict[str, dict[str, Any]]:
+                reports: dict[int, CvReport] | None = None, streams: dict[str, StreamLog] | None = None) -> dict[str, dict[str, Any]]:
     """The out-of-fold rows over several fold assignments (``seeds``): mean, min and max of TPR,
     TNR and score per row. With 44 true alarms one alarm moving across one fold's selection moves
     a single assignment's figures by a few hundredths, so a change is judged on the mean; the
@@ -348,7 +512,7 @@ def seed_spread(logs: dict[str, RecordLog], seeds: Sequence[int], k: int = 5,
     reports = dict(reports or {})
     for s in seeds:
         if s not in reports:
-            reports[s] = cross_validated(logs, k=k, seed=s)
+            reports[s] = cross_validated(logs, k=k, seed=s, streams=streams)
     out: dict[str, dict[str, Any]] = {}
     for row in (ROW_ECG, ROW_PULSE, ROW_SHIPPED_NO_PULSE):
         counts = [reports[s].counts(row) for s in seeds]
@@ -356,6 +520,9 @@ def seed_spread(logs: dict[str, RecordLog], seeds: Sequence[int], k: int = 5,
         for stat in ("tpr", "tnr", "score"):
             v = [getattr(c, stat) for c in counts]
             d[stat] = {"mean": round(sum(v) / len(v), 4), "min": round(min(v), 4), "max": round(max(v), 4)}
+        if streams:
+            v = [reports[s].stream_summary(row, n_boot=0)["false_per_hour"] for s in seeds]
+            d["stream_false_per_hour"] = {"mean": round(sum(v) / len(v), 3), "min": round(min(v), 3), "max": round(max(v), 3)}
         out[row] = d
     return out
 
@@ -363,10 +530,17 @@ def seed_spread(logs: dict[str, RecordLog], seeds: Sequence[int], k: int = 5,
 def format_spread(spread: dict[str, dict[str, Any]]) -> str:
     seeds = next(iter(spread.values()))["seeds"]
     head = f"{'over ' + str(len(seeds)) + ' fold assignments (seeds ' + ', '.join(map(str, seeds)) + ')':<46} {'TPR mean [min-max]':>19} {'TNR mean [min-max]':>19} {'score mean [min-max]':>21}"
+    streams = all("stream_false_per_hour" in d for d in spread.values())
+    if streams:
+        head += f" {'long records false/h':>21}"
     lines = [head, "-" * len(head)]
     for row, d in spread.items():
         cell = lambda k: f"{d[k]['mean']:.3f} [{d[k]['min']:.2f}-{d[k]['max']:.2f}]"  # noqa: E731
-        lines.append(f"{row:<46} {cell('tpr'):>19} {cell('tnr'):>19} {cell('score'):>21}")
+        line = f"{row:<46} {cell('tpr'):>19} {cell('tnr'):>19} {cell('score'):>21}"
+        if streams:
+            f = d["stream_false_per_hour"]
+            line += f" {f['mean']:>8.2f} [{f['min']:.2f}-{f['max']:.2f}]"
+        lines.append(line)
     return "\n".join(lines)
 
 
