@@ -161,6 +161,48 @@ def test_the_log_replay_decides_as_the_streamed_detector_does(cinc_logs, cinc_vt
         assert r.raised == replay(cinc_logs[r.name], d)[0], r.name
 
 
+def test_the_log_replay_of_a_long_record_raises_what_the_daemon_chain_raises(mitdb_dir):
+    # MIT-BIH 203: annotated VT, and false VT alarms the shipped limits let through and withhold
+    from edge_ecg.eval.alarm_cv import stream_log, stream_replay
+    from edge_ecg.records import read_record
+
+    hea = mitdb_dir / "203.hea"
+    sl = stream_log(hea)
+    for lim in (EvidenceLimits(), EvidenceLimits(enabled=False), EvidenceLimits(min_run_similarity=0.0, af_rr_cv=10.0)):
+        cfg = {"evidence": {k: v for k, v in dataclasses.asdict(lim).items()}}
+        streamed = [(a.onset, a.raised_at, a.offset) for a in replay_record(read_record(hea), cfg)[1]
+                    if a.kind == "ventricular_tachycardia"]
+        replayed = [(a.onset, a.raised_at, a.offset) for a in stream_replay(sl, decider(lim, use_pulse=False))]
+        assert streamed and replayed == streamed, (lim, replayed, streamed)
+
+
+def test_long_records_join_each_folds_selection_and_are_held_out_with_their_fold(cinc_logs, monkeypatch):
+    # the selection is replaced by a spy that records what it was given: this checks the folds
+    from edge_ecg.eval import alarm_cv
+    from edge_ecg.eval.alarm_cv import StreamLog
+
+    streams = {f"s{i}": StreamLog(f"s{i}", 360.0, 360 * 60, []) for i in range(12)}
+    calls: list[tuple[frozenset, frozenset]] = []
+
+    def spy(logs, use_pulse, longs=None):
+        calls.append((frozenset(logs), frozenset(longs or {})))
+        return EvidenceLimits()
+
+    monkeypatch.setattr(alarm_cv, "select", spy)
+    report = cross_validated(cinc_logs, k=5, seed=3, streams=streams)
+    with_streams, calls[:] = list(calls), []
+    cross_validated(cinc_logs, k=5, seed=3)
+    # the alarms' folds are the same with or without long records
+    assert [a for a, _ in with_streams] == [a for a, _ in calls]
+    folds = [longs for alarms, longs in with_streams if alarms != frozenset(cinc_logs)]
+    assert len(folds) == 10  # 5 folds, selected without and with a pulse
+    for longs in folds:
+        out = set(streams) - longs
+        assert 2 <= len(out) <= 3  # 12 records over 5 folds; what a fold holds out it never selects on
+    assert sorted(n for longs in folds[:5] for n in set(streams) - longs) == sorted(streams)  # each held out once
+    assert set(report.streams[ROW_PULSE]) == set(streams) and report.stream_summary(ROW_PULSE)["hours"] == 0.2
+
+
 def test_an_alarm_still_on_when_the_replay_ends_lasted_until_then():
     from edge_ecg.eval.stream_eval import Alarm, Reference
 

@@ -19,8 +19,8 @@ streamed whole once with the same logging, and ``stream_replay`` turns its log i
 the detector with given limits raises over the whole record (checked against the daemon's chain
 in the tests). Each of its annotated VT episodes alarmed in time counts a true positive, each one
 missed a false negative, each false alarm a false positive, beside the CinC alarms in the same
-score; the long records are dealt over the same folds, so their false alarms per hour are scored
-out of fold too. Without them, the limits were chosen on 10 s alarm windows alone and the long
+score; the long records are dealt over folds of their own, paired with the alarms' by index, so
+their false alarms per hour are scored out of fold too. Without them, the limits were chosen on 10 s alarm windows alone and the long
 records, where false alarms per hour are measured, had no say.
 """
 
