@@ -32,7 +32,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from edge_ecg.dsp.config import AnalyzerConfig, EvidenceLimits
 from edge_ecg.dsp.vt_evidence import WAITING, judge
@@ -194,70 +194,58 @@ def _stream_log_args(a: tuple) -> StreamLog:
 
 
 # -- replay and decisions ---------------------------------------------------------------------
-def replay(rl: RecordLog, decide: Callable[[dict], "bool | tuple[bool, str]"]) -> tuple[bool, float | None]:
-    """Would the detector whose confirmation is ``decide(features)`` have had VT on in the alarm
-    window? Returns (raised, onset seconds). ``decide`` returns a bool or ``judge``'s (confirm,
-    reason); a run that ends while its last judgement was ``WAITING`` is raised at its end, as
-    ``RhythmDetector`` does."""
-    lo, hi = int((ALARM_AT_S - WINDOW_S) * rl.fs), int(ALARM_AT_S * rl.fs)
-    active_from: int | None = None
+def _vt_alarms(entries: list[dict[str, Any]], decide: Callable[[dict], "bool | tuple[bool, str]"]
+               ) -> Iterator[tuple[int, int, int | None]]:
+    """(onset, raised at, cleared at) of each VT alarm the detector whose confirmation is
+    ``decide(features)`` raises from a judgement log, as ``RhythmDetector`` does: a run is raised
+    at its first confirmed judgement (at the onset of its last ``vt_beats`` beats), or as it ends if
+    its last judgement was ``WAITING`` (nothing spoke against it), and clears at its end; cleared
+    at None when it is still on as the log ends. ``decide`` returns a bool or ``judge``'s
+    (confirm, reason). Lazy, so a caller that has its answer stops judging."""
+    active: tuple[int, int] | None = None
     waiting: int | None = None  # onset of the current run while its checks wait
-    for e in rl.entries:
-        if e["kind"] == "vt":
-            if active_from is None:
-                verdict = decide(e)
-                ok, why = verdict if isinstance(verdict, tuple) else (bool(verdict), "")
-                waiting = e["onset"] if (not ok and why == WAITING) else None
-                if ok:
-                    active_from = e["onset"]
-                    if lo <= e["onset"] <= hi or (e["onset"] < lo and e["now"] >= lo):
-                        return True, e["onset"] / rl.fs
-        elif e["kind"] == "vt_end":
-            if active_from is None and waiting is not None:
-                active_from = waiting  # raised as the run ends
-                if lo <= waiting <= hi:
-                    return True, waiting / rl.fs
-            waiting = None
-            if active_from is not None:
-                if active_from < lo <= e["now"]:
-                    return True, active_from / rl.fs
-                active_from = None
-    if active_from is not None and active_from < lo:
-        return True, active_from / rl.fs
-    return False, None
-
-
-def stream_replay(sl: StreamLog, decide: Callable[[dict], "bool | tuple[bool, str]"], block_s: float = 1.0) -> list[Alarm]:
-    """The VT alarms the detector whose confirmation is ``decide(features)`` raises over a whole
-    long record, as ``RhythmDetector`` does: a run is raised at its first confirmed judgement (at
-    the onset of its last ``vt_beats`` beats), or as it ends if its last judgement was waiting, and
-    clears at its end; ``raised_at`` is the end of the block that raised it, as the daemon saw."""
-    blk = max(int(round(block_s * sl.fs)), 1)
-    alarms: list[Alarm] = []
-    active: Alarm | None = None
-    waiting: int | None = None
-
-    def raise_(onset: int, now: int) -> Alarm:
-        a = Alarm(sl.name, "ventricular_tachycardia", sl.fs, int(onset), (int(now) // blk + 1) * blk)
-        alarms.append(a)
-        return a
-
-    for e in sl.entries:
+    for e in entries:
         if e["kind"] == "vt":
             if active is None:
                 verdict = decide(e)
                 ok, why = verdict if isinstance(verdict, tuple) else (bool(verdict), "")
                 waiting = e["onset"] if (not ok and why == WAITING) else None
                 if ok:
-                    active = raise_(e["onset"], e["now"])
+                    active = (e["onset"], e["now"])
         elif e["kind"] == "vt_end":
             if active is None and waiting is not None:
-                active = raise_(waiting, e["now"])
+                active = (waiting, e["now"])  # raised as the run ends
             waiting = None
             if active is not None:
-                active.offset, active = int(e["now"]), None
+                yield active[0], active[1], e["now"]
+                active = None
     if active is not None:
-        active.end = sl.n_samples
+        yield active[0], active[1], None
+
+
+def replay(rl: RecordLog, decide: Callable[[dict], "bool | tuple[bool, str]"]) -> tuple[bool, float | None]:
+    """Would the detector whose confirmation is ``decide(features)`` have had VT on in the alarm
+    window? Returns (raised, onset seconds): an alarm raised in the window, or raised before it
+    and still on when it begins."""
+    lo, hi = int((ALARM_AT_S - WINDOW_S) * rl.fs), int(ALARM_AT_S * rl.fs)
+    for onset, _, cleared in _vt_alarms(rl.entries, decide):
+        if lo <= onset <= hi or (onset < lo and (cleared is None or cleared >= lo)):
+            return True, onset / rl.fs
+    return False, None
+
+
+def stream_replay(sl: StreamLog, decide: Callable[[dict], "bool | tuple[bool, str]"], block_s: float = 1.0) -> list[Alarm]:
+    """The VT alarms ``decide`` raises over a whole long record (``_vt_alarms``); ``raised_at`` is
+    the end of the block that raised it, as the daemon saw."""
+    blk = max(int(round(block_s * sl.fs)), 1)
+    alarms: list[Alarm] = []
+    for onset, raised, cleared in _vt_alarms(sl.entries, decide):
+        a = Alarm(sl.name, "ventricular_tachycardia", sl.fs, int(onset), (int(raised) // blk + 1) * blk)
+        if cleared is None:
+            a.end = sl.n_samples
+        else:
+            a.offset = int(cleared)
+        alarms.append(a)
     return alarms
 
 
