@@ -136,6 +136,16 @@ def test_a_run_with_no_rhythm_before_it_needs_a_clearly_readable_lead(cinc_logs)
         assert on_c.tp == off_c.tp and on_c.fp <= off_c.fp - 4, (on_c, off_c)
 
 
+def test_a_run_with_no_usable_lead_is_withheld_and_no_true_alarm_has_one(cinc_logs):
+    # v298s: a cable tug grows both leads 8-12x; with no bSQI bar (min_bsqi 0) such a run was
+    # confirmed although check 1 asks for at least one usable lead
+    none = {n: [e for e in rl.entries if e["kind"] == "vt" and e["usable_leads"] == 0] for n, rl in cinc_logs.items()}
+    assert not [n for n, es in none.items() if es and cinc_logs[n].truth]
+    assert sum(len(es) for es in none.values()) >= 50
+    for use_pulse in (True, False):
+        assert not replay(cinc_logs["v298s"], decider(EvidenceLimits(), use_pulse))[0]
+
+
 def test_the_run_similarity_bar_withholds_false_alarms_and_no_true_one(cinc_logs):
     # runs whose beats do not look alike (noise, motion): on the shared alarms (in-sample) the
     # shipped bar withholds 16 false alarms with a pulse and 18 without, and no true one

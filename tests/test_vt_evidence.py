@@ -233,6 +233,16 @@ def test_run_similarity_is_high_for_one_or_two_alternating_complexes_and_low_for
     assert run_similarity(x, rows[:2], (True, True), fs) is None  # too few beats
 
 
+def test_judge_withholds_a_run_with_no_usable_lead_at_any_bsqi_bar():
+    from edge_ecg.dsp.vt_evidence import judge
+
+    f = {"bsqi": 0.0, "ecg_continuity": 0.0, "pulse_continuity": 0.0, "pulse_due": 3}
+    ok, why = judge({**f, "usable_leads": 0}, EvidenceLimits(min_bsqi=0.0))
+    assert not ok and "no lead usable" in why
+    assert judge({**f, "usable_leads": 1}, EvidenceLimits(min_bsqi=0.0)) == (True, "confirmed")
+    assert judge(f, EvidenceLimits(min_bsqi=0.0)) == (True, "confirmed")  # a log from before the count was kept
+
+
 def test_judge_withholds_a_run_whose_beats_do_not_look_alike():
     from edge_ecg.dsp.vt_evidence import judge
 

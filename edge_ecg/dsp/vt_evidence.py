@@ -5,8 +5,9 @@ what bedside monitors alarm on falsely: motion artifact, a loose electrode, fast
 the patient's usual ones. Five independent checks judge a candidate run, each a question a
 clinician would ask of the strip:
 
-1. **Can any lead be believed?** (``sqi.py``) At least one lead, not off or flat, whose two
-   different QRS detectors agree (bSQI >= ``min_bsqi``) over the run. If none, the "run" is noise:
+1. **Can any lead be believed?** (``sqi.py``) At least one usable lead (not off, flat, clipped,
+   nor suddenly many times larger than before), whose two different QRS detectors agree (bSQI >=
+   ``min_bsqi``; at 0, any usable lead) over the run. If none, the "run" is noise:
    the noise technical condition covers it, not a VT alarm. When no lead showed a regular rhythm
    before the run (check 2 has nothing to follow: noise or an irregular rhythm before it), the bar
    is higher (``min_bsqi_no_rhythm``): a VT that starts from a visible rhythm is seen to replace
@@ -82,7 +83,7 @@ class RunEvidence:
         e = [c for c in self.ecg_continuity if c is not None and c == c]
         p = [(q.continuity, q.due or 0) for q in self.pulse if q.continuity is not None]
         best = max(p) if p else (None, None)  # the channel whose pulse went on best (most pulses due on a tie)
-        return {"bsqi": max(b) if b else 0.0, "ecg_continuity": max(e) if e else None, "pulse_continuity": best[0],
+        return {"bsqi": max(b) if b else 0.0, "usable_leads": sum(bool(u) for u in self.usable), "ecg_continuity": max(e) if e else None, "pulse_continuity": best[0],
                 "pulse_due": best[1],
                 "ecg_pending": any(c is not None and c != c for c in self.ecg_continuity),
                 "pulse_pending": any(q.pending for q in self.pulse), **self.extra}
@@ -104,6 +105,10 @@ def judge(features: dict[str, Any], limits: EvidenceLimits, use_pulse: bool = Tr
     rhythm go on (the selection chose 0.5 for it until check 4 took over much of that work)."""
     if not limits.enabled:
         return True, "evidence checks off"
+    if features.get("usable_leads") == 0:
+        # every lead off, flat, on its rails or suddenly many times larger: nothing to believe, at
+        # any bSQI bar (logs from before the count was kept carry none: judged as then)
+        return False, "no lead usable over the run (off, flat, clipped or suddenly many times larger): artifact"
     if features["bsqi"] < limits.min_bsqi:
         return False, f"no lead trustworthy over the run (best bSQI {features['bsqi']:.2f} < {limits.min_bsqi:g})"
     sim = features.get("run_similarity")
