@@ -337,12 +337,13 @@ def test_withheld_runs_say_why_in_the_event_evidence(sinus):
 
 
 def test_the_pulse_vetoes_only_over_min_pulses_due(sinus):
-    # the pulse goes on through 8 s of artifact (about 10 pulses due): the shipped min_pulses (3)
-    # lets it veto; with a count the run never reaches, the pulse cannot veto and the ECG, where
-    # the normal beats are hidden, confirms the run (the similarity check held off)
+    # the pulse goes on through 8 s of artifact (about 10 pulses due). With the similarity check
+    # held off, the candidate run is judged with 3 pulses due: min_pulses 3 lets the pulse veto it;
+    # with a count the run never reaches, the pulse cannot veto and the ECG, where the normal
+    # beats are hidden, confirms the run. The shipped limits (similarity on) raise nothing.
     rec, beats = sinus
     strip = _with_artifact(rec, (1.0, 0.8), beats)
-    an = StreamAnalyzer(FS, rec.leads, AnalyzerConfig.from_dict(NO_SIMILARITY))
+    an = StreamAnalyzer(FS, rec.leads, AnalyzerConfig.from_dict({"evidence": {**NO_SIMILARITY["evidence"], "min_pulses": 3}}))
     an.evidence_log = []
     _, events = stream_record(strip, 1.0, analyzer=an)
     assert not [e for e in events if e.kind == "ventricular_tachycardia"]
@@ -352,6 +353,8 @@ def test_the_pulse_vetoes_only_over_min_pulses_due(sinus):
     _, events = stream_record(strip, 1.0, cfg)
     on = [e for e in events if e.kind == "ventricular_tachycardia" and e.state == "onset"]
     assert on and "pulse" not in on[0].evidence["judgement"]
+    _, events = stream_record(strip, 1.0, AnalyzerConfig())
+    assert not [e for e in events if e.kind == "ventricular_tachycardia"]
 
 
 def test_judge_waits_for_min_pulses_and_not_when_the_pulse_is_lost():
@@ -364,8 +367,12 @@ def test_judge_waits_for_min_pulses_and_not_when_the_pulse_is_lost():
     assert judge({**f, "pulse_due": 3}, EvidenceLimits(min_pulses=3))[0] is False
     assert judge({**f, "pulse_continuity": 0.0}, EvidenceLimits(min_pulses=3)) == (True, "confirmed")
     assert judge(f, EvidenceLimits(min_pulses=3), use_pulse=False) == (True, "confirmed")
-    # the ECG already shows the old rhythm gone: a pulse too early to veto does not hold the run
-    assert judge({**f, "ecg_continuity": 0.0}, EvidenceLimits(min_pulses=3)) == (True, "confirmed")
+    # the ECG shows the old rhythm gone, but that may be the artifact itself: a pulse that has come
+    # at every one due still holds the run until min_pulses are due, and then vetoes it
+    assert judge({**f, "ecg_continuity": 0.0}, EvidenceLimits(min_pulses=3)) == (False, WAITING)
+    assert judge({**f, "ecg_continuity": 0.0, "pulse_due": 3}, EvidenceLimits(min_pulses=3))[0] is False
+    assert judge({**f, "ecg_continuity": 0.0, "pulse_continuity": 0.5}, EvidenceLimits(min_pulses=3)) == (True, "confirmed")
+    assert judge({**f, "ecg_continuity": 0.0}, EvidenceLimits(min_pulses=3, pulse_continuity=2.0)) == (True, "confirmed")  # pulse veto off
 
 
 def test_judge_asks_a_readable_lead_of_a_run_no_rhythm_before_it_can_be_followed_through():

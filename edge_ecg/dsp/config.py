@@ -77,7 +77,7 @@ class EvidenceLimits:
     # DS1's false alarms per hour counted too)
     ecg_continuity_no_pulse: float = 0.5
     pulse_continuity: float = 1.0  # the pulse going on at this share: artifact ...
-    min_pulses: int = 3  # ... over at least this many pulses due since the run began (until then: wait)
+    min_pulses: int = 4  # ... over at least this many pulses due since the run began (until then: wait)
     # a run whose beats look less alike than this (median correlation of each beat with one of the
     # two before it, best usable lead) is noise, not a ventricular rhythm; 0: off
     min_run_similarity: float = 0.85

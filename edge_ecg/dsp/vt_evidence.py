@@ -136,6 +136,11 @@ def judge(features: dict[str, Any], limits: EvidenceLimits, use_pulse: bool = Tr
     if goes_on and not early:
         over = "" if due is None else f" over {due} pulses"
         return False, f"the pulse goes on unchanged (continuity {pc:.2f}{over})"
+    if early:
+        # every pulse due so far has come, but fewer than ``min_pulses`` were due: wait for them
+        # even where the ECG says the old rhythm is gone, since on the ECG that may be the
+        # artifact itself, which the pulse channel does not see
+        return False, WAITING
     # a check that can speak within a beat or two of the old rhythm is waited for (bounded by two
     # periods of that rhythm), unless another check has already shown the rhythm is gone
     gone = (ec is not None and ec < ec_limit) or (use_pulse and pc is not None and pc < limits.pulse_continuity)
