@@ -27,6 +27,7 @@ from helpers.records import pulse_wave
 pytestmark = pytest.mark.shared_data
 FS = 360.0
 ART = (40.0, 48.0)  # seconds
+RED = ("ventricular_tachycardia", "ventricular_fibrillation")  # either is a red alarm for a lethal rhythm
 
 
 @pytest.fixture(scope="module")
@@ -266,9 +267,6 @@ def test_judge_withholds_an_irregular_run_only_while_af_is_on():
     assert judge({**f, "af": False, "rr_cv": 0.4}, lim) == (True, "confirmed")  # outside AF: as before
     assert judge({**f, "af": True, "rr_cv": None}, lim) == (True, "confirmed")  # too few intervals to tell
     assert judge({**f, "rr_cv": 0.4}, lim) == (True, "confirmed")  # logs from before AF was logged
-
-
-RED = ("ventricular_tachycardia", "ventricular_fibrillation")
 
 
 def _torsades(rec, rate_bpm, twist_beats, phase, on_s=40.0, off_s=60.0):

@@ -17,11 +17,12 @@ clinician would ask of the strip:
    coming at the rhythm before the run (``continuity.py`` >= ``ecg_continuity``), the run is
    artifact on the other lead(s). Where the pulse cannot speak (no pulse channel, or no regular
    pulse before the run) this is the only check that can see the rhythm go on, and its limit is
-   the one chosen without a pulse (``ecg_continuity_no_pulse``; since check 4 the selection
-   picks 1.0 for both).
+   the one chosen without a pulse (``ecg_continuity_no_pulse``, selected on ECG evidence alone).
 3. **Does the pulse go on?** (``pulse.py``) When the source sends PLETH or ABP: a pulse that keeps
    its rate and size through the run (continuity >= ``pulse_continuity`` over at least
-   ``min_pulses`` pulses due) means the heart did not change rhythm.
+   ``min_pulses`` pulses due) means the heart did not change rhythm. Until that many are due, a
+   run the pulse has gone on through so far waits, even where the ECG reads the old rhythm as
+   gone: on the ECG that may be the artifact itself, which the pulse channel does not see.
 4. **Do the run's beats look alike?** A ventricular rhythm repeats one focus's complex (or, in
    bidirectional VT, alternates two): each beat of the run is compared with the one before and the
    one before that (normalised correlation, aligned within 60 ms); noise and motion detected as
@@ -83,7 +84,8 @@ class RunEvidence:
         e = [c for c in self.ecg_continuity if c is not None and c == c]
         p = [(q.continuity, q.due or 0) for q in self.pulse if q.continuity is not None]
         best = max(p) if p else (None, None)  # the channel whose pulse went on best (most pulses due on a tie)
-        return {"bsqi": max(b) if b else 0.0, "usable_leads": sum(bool(u) for u in self.usable), "ecg_continuity": max(e) if e else None, "pulse_continuity": best[0],
+        return {"bsqi": max(b) if b else 0.0, "usable_leads": sum(bool(u) for u in self.usable),
+                "ecg_continuity": max(e) if e else None, "pulse_continuity": best[0],
                 "pulse_due": best[1],
                 "ecg_pending": any(c is not None and c != c for c in self.ecg_continuity),
                 "pulse_pending": any(q.pending for q in self.pulse), **self.extra}
