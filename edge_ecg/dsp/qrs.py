@@ -132,8 +132,7 @@ class QrsDetector:
         self._second: list[np.ndarray] = []  # envelope rows of the current whole second
         self._floors: deque = deque(maxlen=_FLOOR_HISTORY)  # per lead: median envelope / QRS level, per second
         self.lead_noisy = np.zeros(n_leads, dtype=bool)  # the floor rose well above the lead's usual one
-        self._floor_last: np.ndarray | None = None  # the last whole second's floor per lead ...
-        self._floor_usual: np.ndarray | None = None  # ... and the median of the last minute's
+        self._floor_usual: np.ndarray | None = None  # the median of the last minute's floors per lead
         self.last_beat_leads = np.zeros(n_leads)  # each lead's envelope at the last beat / its QRS level
 
     # -- public -------------------------------------------------------------------------------
@@ -235,7 +234,6 @@ class QrsDetector:
             floor = np.median(env, axis=0) / np.maximum(self.lead_level, 1e-12)
             self._floors.append(floor)
             self._floor_usual = np.median(np.asarray(self._floors), axis=0)
-            self._floor_last = floor
             self.lead_noisy = (floor > _FLOOR_NOISY) & (floor > _FLOOR_RISE * np.maximum(self._floor_usual, 0.01))
         self._second = []
 
@@ -285,7 +283,7 @@ class QrsDetector:
         usual = self._floor_usual
         a, b = self.alive_span
         before = np.median(self._env[max(bi - a, 0) : max(bi - b, 1)], axis=0) / self._norm
-        live = (self._floor_last >= _ALIVE * usual) & (before >= _ALIVE * usual)
+        live = (self._floors[-1] >= _ALIVE * usual) & (before >= _ALIVE * usual)
         saw = self.lead_ok & live & (self.last_beat_leads >= 0.5)
         n = int(saw.sum())
         if n == 0:
