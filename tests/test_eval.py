@@ -206,7 +206,7 @@ def test_long_records_join_each_folds_selection_and_are_held_out_with_their_fold
     streams = {f"s{i}": StreamLog(f"s{i}", 360.0, 360 * 60, []) for i in range(12)}
     calls: list[tuple[frozenset, frozenset]] = []
 
-    def spy(logs, use_pulse, longs=None):
+    def spy(logs, use_pulse, longs=None, no_pulse=None):
         calls.append((frozenset(logs), frozenset(longs or {})))
         return EvidenceLimits()
 

@@ -329,7 +329,8 @@ def inner_grid(outer: EvidenceLimits) -> list[EvidenceLimits]:
     return [dataclasses.replace(outer, **dict(zip(_INNER, v))) for v in itertools.product(*(GRID[k] for k in _INNER))]
 
 
-def select(logs: dict[str, RecordLog], use_pulse: bool, streams: dict[str, StreamLog] | None = None) -> EvidenceLimits:
+def select(logs: dict[str, RecordLog], use_pulse: bool, streams: dict[str, StreamLog] | None = None,
+           no_pulse: float | None = None) -> EvidenceLimits:
     """The limits with the best challenge score on ``logs``; ties go to the higher TPR, then to
     the least aggressive setting (fewest vetoes: lowest bSQI and similarity bars, highest
     continuity and RR-variation limits, most pulses due before the pulse may veto).
@@ -341,8 +342,12 @@ def select(logs: dict[str, RecordLog], use_pulse: bool, streams: dict[str, Strea
     selected on ECG evidence alone (the selection without a pulse, on the same records), then the
     rest with it fixed. The result is the whole shipped limit set: a source without a pulse channel
     runs it too, judged on the ECG alone. ``streams`` (long records) count in the score beside the
-    alarms: their episodes alarmed and missed, and their false alarms (``stream_counts``)."""
-    no_pulse = select(logs, False, streams).ecg_continuity_no_pulse if use_pulse else EvidenceLimits.ecg_continuity_no_pulse
+    alarms: their episodes alarmed and missed, and their false alarms (``stream_counts``).
+    ``no_pulse``: that ECG-only selection's continuity limit, where the caller already has it."""
+    if not use_pulse:
+        no_pulse = EvidenceLimits.ecg_continuity_no_pulse
+    elif no_pulse is None:
+        no_pulse = select(logs, False, streams).ecg_continuity_no_pulse
     best: EvidenceLimits | None = None
     inner = dict(_OFF)
     for _ in range(_MAX_ROUNDS):
@@ -461,33 +466,37 @@ def cross_validated(logs: dict[str, RecordLog], k: int = 5, seed: int = 0,
     sfolds = record_folds(list(streams), k, seed) if streams else [Fold(i, (), ()) for i in range(k)]
     if streams:
         report.streams[ROW_PREV] = {n: stream_counts(sl, always) for n, sl in streams.items()}
-    for row, use_pulse in ((ROW_ECG, False), (ROW_PULSE, True)):
-        chosen = [select({n: logs[n] for n in f.train}, use_pulse, {n: streams[n] for n in sf.train})
-                  for f, sf in zip(folds, sfolds)]
-        rows[row] = _held_out(logs, folds, chosen, use_pulse)
+    trains = [({n: logs[n] for n in f.train}, {n: streams[n] for n in sf.train}) for f, sf in zip(folds, sfolds)]
+
+    def held_out(row: str, chosen: list[EvidenceLimits], use_pulse: bool) -> None:
+        """``row``'s out-of-fold decisions on the alarms and counts on the long records: each judged
+        with the limits its fold's training records chose."""
+        rows[row] = _held_out(logs, folds, chosen, lambda rl, lim: replay(rl, decider(lim, use_pulse))[0])
         if streams:
-            report.streams[row] = _held_out_streams(streams, sfolds, chosen, use_pulse)
+            report.streams[row] = _held_out(streams, sfolds, chosen, lambda sl, lim: stream_counts(sl, decider(lim, use_pulse)))
+
+    ecg_chosen = [select(tl, False, ts) for tl, ts in trains]
+    ecg_all = select(logs, False, streams)
+    # with a pulse, the no-pulse continuity limit is the ECG-only selection's on the same records
+    # (``select``): the one just made, not selected a second time
+    pulse_chosen = [select(tl, True, ts, e.ecg_continuity_no_pulse) for (tl, ts), e in zip(trains, ecg_chosen)]
+    pulse_all = select(logs, True, streams, ecg_all.ecg_continuity_no_pulse)
+    for row, use_pulse, chosen, shipped in ((ROW_ECG, False, ecg_chosen, ecg_all), (ROW_PULSE, True, pulse_chosen, pulse_all)):
+        held_out(row, chosen, use_pulse)
         report.chosen[row] = [_limits_dict(c, use_pulse) for c in chosen]
-        report.shipped[row] = _limits_dict(select(logs, use_pulse, streams), use_pulse)
-    # what a source without a pulse channel gets: each fold's limits selected with a pulse (the
-    # loop's last ``chosen``; they hold the no-pulse continuity limit, selected inside the same
-    # fold), judged on the ECG alone. The same folds and limits: no second selection
-    rows[ROW_SHIPPED_NO_PULSE] = _held_out(logs, folds, chosen, False)
-    if streams:
-        report.streams[ROW_SHIPPED_NO_PULSE] = _held_out_streams(streams, sfolds, chosen, False)
+        report.shipped[row] = _limits_dict(shipped, use_pulse)
+    # what a source without a pulse channel gets: each fold's limits selected with a pulse (they
+    # hold the no-pulse continuity limit, selected inside the same fold), judged on the ECG alone.
+    # The same folds and limits: no second selection
+    held_out(ROW_SHIPPED_NO_PULSE, pulse_chosen, False)
     report.chosen[ROW_SHIPPED_NO_PULSE] = report.chosen[ROW_PULSE]
     return report
 
 
-def _held_out(logs: dict[str, RecordLog], folds: list[Fold], chosen: list[EvidenceLimits], use_pulse: bool) -> dict[str, bool]:
-    held = {n: replay(logs[n], decider(lim, use_pulse))[0] for f, lim in zip(folds, chosen) for n in f.test}
-    return {n: held[n] for n in logs}
-
-
-def _held_out_streams(streams: dict[str, StreamLog], folds: list[Fold], chosen: list[EvidenceLimits],
-                      use_pulse: bool) -> dict[str, Counts]:
-    held = {n: stream_counts(streams[n], decider(lim, use_pulse)) for f, lim in zip(folds, chosen) for n in f.test}
-    return {n: held[n] for n in streams}
+def _held_out(items: dict[str, Any], folds: list[Fold], chosen: list[EvidenceLimits],
+              judge_one: Callable[[Any, EvidenceLimits], Any]) -> dict[str, Any]:
+    held = {n: judge_one(items[n], lim) for f, lim in zip(folds, chosen) for n in f.test}
+    return {n: held[n] for n in items}
 
 
 def seed_spread(logs: dict[str, RecordLog], seeds: Sequence[int], k: int = 5,
