@@ -337,8 +337,8 @@ def test_withheld_runs_say_why_in_the_event_evidence(sinus):
 def test_the_pulse_vetoes_only_over_min_pulses_due(sinus):
     # the pulse goes on through 8 s of artifact (about 10 pulses due). With the similarity check
     # held off, the candidate run is judged with 3 pulses due: min_pulses 3 lets the pulse veto it;
-    # with a count the run never reaches, the pulse cannot veto and the ECG, where the normal
-    # beats are hidden, confirms the run. The shipped limits (similarity on) raise nothing.
+    # with a count the run never reaches, the pulse cannot veto, the run waits for it and is
+    # alarmed as it ends, and says so. The shipped limits (similarity on) raise nothing.
     rec, beats = sinus
     strip = _with_artifact(rec, (1.0, 0.8), beats)
     an = StreamAnalyzer(FS, rec.leads, AnalyzerConfig.from_dict({"evidence": {**NO_SIMILARITY["evidence"], "min_pulses": 3}}))
@@ -350,7 +350,7 @@ def test_the_pulse_vetoes_only_over_min_pulses_due(sinus):
     cfg = AnalyzerConfig.from_dict({"evidence": {"min_pulses": 50, "min_run_similarity": 0.0}})
     _, events = stream_record(strip, 1.0, cfg)
     on = [e for e in events if e.kind == "ventricular_tachycardia" and e.state == "onset"]
-    assert on and "pulse" not in on[0].evidence["judgement"]
+    assert on and on[0].evidence["judgement"].startswith("the run ended while the checks waited for more pulses"), on
     _, events = stream_record(strip, 1.0, AnalyzerConfig())
     assert not [e for e in events if e.kind == "ventricular_tachycardia"]
 
@@ -371,6 +371,32 @@ def test_judge_waits_for_min_pulses_and_not_when_the_pulse_is_lost():
     assert judge({**f, "ecg_continuity": 0.0, "pulse_due": 3}, EvidenceLimits(min_pulses=3))[0] is False
     assert judge({**f, "ecg_continuity": 0.0, "pulse_continuity": 0.5}, EvidenceLimits(min_pulses=3)) == (True, "confirmed")
     assert judge({**f, "ecg_continuity": 0.0}, EvidenceLimits(min_pulses=3, pulse_continuity=2.0)) == (True, "confirmed")  # pulse veto off
+
+
+def test_a_run_that_ends_while_waiting_says_what_it_waited_for():
+    from edge_ecg.dsp.config import EvidenceLimits
+    from edge_ecg.dsp.vt_evidence import waiting_for
+
+    lim = EvidenceLimits(min_pulses=4)
+    f = {"bsqi": 1.0, "ecg_continuity": 0.0, "pulse_continuity": 1.0, "pulse_due": 2}
+    assert waiting_for(f, lim) == "more pulses (the pulse came at each of the 2 due, 4 needed to veto)"
+    assert waiting_for(f, lim, use_pulse=False) == "the rhythm underneath"
+    pending = {"bsqi": 1.0, "ecg_continuity": None, "ecg_pending": True, "pulse_continuity": None, "pulse_pending": True}
+    assert waiting_for(pending, lim) == "the next normal beat in a lead and the next pulse"
+    assert waiting_for(pending, lim, use_pulse=False) == "the next normal beat in a lead"
+
+
+def test_a_true_short_vt_ending_before_the_pulse_could_veto_is_alarmed_and_says_so(cinc_vt_dir):
+    # CinC 2015 v793l (a true alarm): four ventricular beats after a fifth, two pulses due and both
+    # came, fewer than min_pulses; the run ends and is alarmed, and its log must not say that
+    # nothing had been seen (the pulse had leaned towards artifact)
+    rec = read_record(cinc_vt_dir / "v793l.hea")
+    _, events = stream_record(rec, 1.0, stop=int(300.3 * rec.fs))
+    onsets = [e for e in events if e.kind == "ventricular_tachycardia" and e.state == "onset"]
+    assert onsets, "v793l's short VT is not alarmed"
+    why = onsets[-1].evidence["judgement"]
+    assert why.startswith("the run ended while the checks waited for more pulses (the pulse came at each of"), why
+    assert "waiting_for" not in onsets[-1].evidence
 
 
 def test_judge_asks_a_readable_lead_of_a_run_no_rhythm_before_it_can_be_followed_through():

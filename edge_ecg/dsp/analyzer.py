@@ -27,7 +27,7 @@ from edge_ecg.dsp.quality import leads_quality, window_quality
 from edge_ecg.dsp.rhythm import RhythmDetector, slope_ratio, vf_features
 from edge_ecg.dsp.sqi import lead_sqi, rail_fraction
 from edge_ecg.dsp.types import AnalysisUpdate, Beat, LeadQuality, RhythmEvent, WindowQuality
-from edge_ecg.dsp.vt_evidence import WAITING, RunEvidence, judge, lead_continuity, run_similarity
+from edge_ecg.dsp.vt_evidence import WAITING, RunEvidence, judge, lead_continuity, run_similarity, waiting_for
 from edge_ecg.errors import InputError
 from edge_ecg.stream.block import SampleBlock
 
@@ -400,6 +400,8 @@ class StreamAnalyzer:
         if self.evidence_log is not None:
             self.evidence_log.append({"kind": "vt", "run_start": int(onset), "now": int(now), "onset": int(run[-self.config.rhythm.vt_beats:][0].index), **feats})
         out = {"judgement": reason, "checks": ev.to_dict(), "pending": reason == WAITING}
+        if reason == WAITING:
+            out["waiting_for"] = waiting_for(feats, self.config.evidence, self.has_pulse)
         cls = self.classifier
         if cls.presumed_ventricular():
             # the run's beats match the patient's template: say why they count as ventricular

@@ -145,10 +145,12 @@ class RhythmDetector:
             self.v_run = [beat]
         else:
             if not active and self._vt_waiting is not None:
-                # the run ended before the rhythm underneath was due: nothing spoke against it
+                # the run ended before the checks could decide: alarmed, as a missed VT costs more
                 w = self._vt_waiting
+                what = w.pop("waiting_for", "the rhythm underneath")
                 out.append(self._on("ventricular_tachycardia", w["beats"][0],
-                                    {**w, "judgement": "the run ended before the rhythm underneath was due; nothing contradicted it"}))
+                                    {**w, "judgement": f"the run ended while the checks waited for {what}: "
+                                                       f"alarmed, since nothing had shown it to be artifact"}))
                 active = True
             if active:
                 out.append(self._off("ventricular_tachycardia", beat.index, {"beat": beat.index, "run_beats": len(self.v_run)}))

@@ -38,8 +38,8 @@ clinician would ask of the strip:
 A run that fails a check is withheld, not forgotten: it is judged again at each new beat while it
 lasts, so a true VT whose evidence takes a few seconds to build is still alarmed then (within the
 10 s of IEC 60601-2-27). A run that ends while the checks are still waiting for the rhythm
-underneath to be due (a short run: nothing has spoken against it) is alarmed when it ends
-(``rhythm.py``); before, such runs were never alarmed, and 5-8 beat VT runs were missed. The
+underneath to be due (a short run: no check could decide yet) is alarmed when it ends
+(``rhythm.py``), saying what was waited for (``waiting_for``); before, such runs were never alarmed, and 5-8 beat VT runs were missed. The
 eight limits (``EvidenceLimits``) are the only tuned numbers (record-grouped cross-validation on the
 CinC 2015 VT alarms, ``edge-ecg eval alarms``); everything else is fixed physiology. The same pulse
 check withholds ventricular fibrillation when the pulse goes on.
@@ -150,6 +150,19 @@ def judge(features: dict[str, Any], limits: EvidenceLimits, use_pulse: bool = Tr
                      or use_pulse and (features.get("pulse_pending") or early) and limits.pulse_continuity <= 1.0):
         return False, WAITING
     return True, "confirmed"
+
+
+def waiting_for(features: dict[str, Any], limits: EvidenceLimits, use_pulse: bool = True) -> str:
+    """What a ``WAITING`` judgement waits for, in words: a run that ends while waiting is alarmed
+    (``rhythm.py``), and its log line must say what had been seen, not that nothing had. A pulse
+    that came at every one due, but at fewer than ``min_pulses``, leaned towards artifact without
+    being allowed to veto."""
+    pc, due = features.get("pulse_continuity"), features.get("pulse_due")
+    if use_pulse and pc is not None and pc >= limits.pulse_continuity and due is not None and due < limits.min_pulses:
+        return f"more pulses (the pulse came at each of the {due} due, {limits.min_pulses} needed to veto)"
+    parts = (["the next normal beat in a lead"] if features.get("ecg_pending") else []) + \
+        (["the next pulse"] if use_pulse and features.get("pulse_pending") else [])
+    return " and ".join(parts) or "the rhythm underneath"
 
 
 _SIMILAR_PRE_S, _SIMILAR_POST_S, _SIMILAR_LAG_S = 0.08, 0.12, 0.06  # the complex compared, and how far it may shift

@@ -199,7 +199,7 @@ def _vt_alarms(entries: list[dict[str, Any]], decide: Callable[[dict], "bool | t
     """(onset, raised at, cleared at) of each VT alarm the detector whose confirmation is
     ``decide(features)`` raises from a judgement log, as ``RhythmDetector`` does: a run is raised
     at its first confirmed judgement (at the onset of its last ``vt_beats`` beats), or as it ends if
-    its last judgement was ``WAITING`` (nothing spoke against it), and clears at its end; cleared
+    its last judgement was ``WAITING`` (no check could decide yet), and clears at its end; cleared
     at None when it is still on as the log ends. ``decide`` returns a bool or ``judge``'s
     (confirm, reason). Lazy, so a caller that has its answer stops judging."""
     active: tuple[int, int] | None = None
