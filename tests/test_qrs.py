@@ -136,3 +136,30 @@ def test_a_lead_that_goes_flat_is_no_evidence_against_the_beats_of_the_other(mit
     idx = np.array([b.index for b in _stream(rec, 360)[0]])
     missed = [round(r / 360, 2) for r in ref if np.abs(idx - r).min() > 54]
     assert missed == [], missed
+
+
+@pytest.mark.parametrize("name", ["A04012", "A03524", "A08327"])
+def test_a_start_up_transient_does_not_blind_the_detector(ecg_root, name):
+    # CinC 2017 handheld strips of normal sinus rhythm that begin with the finger settling on the
+    # electrode (2-4 mV against QRS complexes of 0.5-1 mV): learned as the QRS level, with at most
+    # one beat after it no interval was known and the threshold never decayed; the strip made one
+    # beat in 30 s and raised asystole at 4 s
+    cinc = ecg_root / "cinc2017"
+    if not cinc.is_dir():
+        pytest.skip("cinc2017 not present")
+    ref = dict(line.split(",")[:2] for line in (cinc / "REFERENCE.csv").read_text().split())
+    assert ref[name] == "N"
+    rec = read_record(cinc / f"{name}.hea")
+    beats, events = stream_record(rec, 1.0)
+    assert not [e for e in events if e.kind == "asystole"]
+    t = np.array([b.index for b in beats]) / rec.fs
+    assert t[-1] > rec.n_samples / rec.fs - 2.0
+    assert np.diff(t[t > 6.0]).max() < 1.5  # after a few seconds, no beat of the sinus rhythm is missed
+
+
+
+def test_reference_annotations_that_cannot_be_read_are_named_for_a_str_path_too(tmp_path):
+    from edge_ecg.errors import InputError
+
+    with pytest.raises(InputError, match=r"x\.atr: cannot read reference annotations"):
+        reference(str(tmp_path / "x.hea"))

@@ -59,6 +59,7 @@ class QrsConfig:
     noise_weight: float = 0.35  # threshold = noise + threshold * (signal - noise) style mixing
     pacer_blank_s: float = 0.05  # blanking after a flagged pacing spike
     learn_s: float = 2.0  # learning phase at stream start (initial levels); its beats are decided at its end
+    resting_rr_s: float = 1.0  # the interval the threshold decays over while no interval is known yet (60 bpm)
 
 
 @dataclass(frozen=True)

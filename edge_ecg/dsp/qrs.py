@@ -345,10 +345,15 @@ class QrsDetector:
 
     def _decide(self, t: int, amp: float, w: np.ndarray) -> Detection | None:
         cfg = self.cfg
-        since = None if self.last_beat is None else t - self.last_beat
+        # time since the last beat, or since the stream began while there is none; and the usual
+        # interval, or a resting one while none is known: a start-up transient (an electrode
+        # settling, a finger placed on a handheld lead) learned as the QRS level, with at most one
+        # beat after it, must not keep the threshold out of the real beats' reach for good
+        since = t - (self.start0 if self.last_beat is None else self.last_beat)
         thr = self.npk + cfg.threshold * (self.spk - self.npk)
-        rr = self.rr_mean
-        decayed = since is not None and rr is not None and since > 1.5 * rr
+        known = self.rr_mean
+        rr = known or cfg.resting_rr_s * self.fs
+        decayed = since > 1.5 * rr
         if decayed:
             # time-decaying threshold: the missed-beat guard of searchback, without its delay
             thr *= max(0.5 ** (1.0 + (since - 1.5 * rr) / rr), 0.2)
@@ -365,7 +370,7 @@ class QrsDetector:
         if amp <= thr:
             self._noise(amp, bi)
             return None
-        if since is not None and since < self.twave and slope_now < 0.5 * self.last_slope:
+        if self.last_beat is not None and since < self.twave and slope_now < 0.5 * self.last_slope:
             self._noise(amp, bi)  # a T wave: slower than the QRS before it
             return None
         if self._noise_only(bi):
@@ -387,7 +392,10 @@ class QrsDetector:
         self.lead_level = 0.875 * self.lead_level + 0.125 * np.maximum(pk, 1e-12)
         if self.last_beat is not None:
             rri = r - self.last_beat
-            if rr is None or 0.5 * rr < rri < 2.0 * rr or len(self.rr) < 2:
+            if known is None:
+                if not decayed:  # one that took the decay to end spans a stretch of missed beats
+                    self.rr.append(rri)
+            elif 0.5 * known < rri < 2.0 * known or len(self.rr) < 2:
                 self.rr.append(rri)
         self.last_beat = r
         self.last_t = t

@@ -139,10 +139,11 @@ def stream_record(
     return beats, events
 
 
-def reference(path: Path, annotator: str = "atr") -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+def reference(path: str | Path, annotator: str = "atr") -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
     """Reference beat samples, their symbols, and the [ ... ] flutter/fibrillation spans."""
     import wfdb
 
+    path = Path(path)
     try:
         ann = wfdb.rdann(str(path.with_suffix("")), annotator)
     except Exception as exc:
