@@ -10,7 +10,7 @@ from edge_ecg.dsp.rhythm import RhythmDetector, vf_features
 from edge_ecg.dsp.types import Beat
 from edge_ecg.errors import ConfigError
 from edge_ecg.eval.qrs_eval import stream_record
-from edge_ecg.records import read_record
+from edge_ecg.records import Record, read_record
 
 FS = 250.0
 
@@ -184,6 +184,38 @@ def test_vf_needs_waves_without_discernible_qrs(mitdb_dir):
         kinds = {e.kind for e in _events(mitdb_dir, name, a, b) if e.state == "onset"}
         assert "ventricular_fibrillation" not in kinds, (name, a)
     assert "ventricular_tachycardia" in {e.kind for e in _events(mitdb_dir, "205", 285, 315)}
+
+
+@pytest.mark.parametrize("bpm", [60, 70, 80])
+@pytest.mark.parametrize("width_s", [0.04, 0.08])
+def test_a_regular_broad_complex_rhythm_whose_harmonic_dominates_is_not_vf(bpm, width_s):
+    """Broad complexes at an ordinary rate put their power in their second harmonic (70 bpm: 2.33
+    Hz, the 2 s window's 2.5 Hz bin): dominant in the VF band, concentrated, smooth. The spectral
+    test alone raised VF at the start and held it, hiding the beats; the detector sees regular
+    complexes at half the dominant frequency, an organised rhythm."""
+    fs = 250.0
+    t = np.arange(int(30 * fs)) / fs
+    x = np.zeros_like(t)
+    for b in np.arange(0.5, 30, 60 / bpm):
+        u = (t - b) / width_s
+        x += -800.0 * np.exp(-0.5 * u**2) * (1 - u**2)
+    rec = Record(signals=x[:, None].astype(np.float32), fs=fs, leads=("I",), name="broad", source="synthetic")
+    beats, events = stream_record(rec, 1.0)
+    assert not [e for e in events if e.kind == "ventricular_fibrillation"]
+    assert len(beats) >= 30 * bpm / 60 - 2
+
+
+def test_a_handheld_strip_of_broad_complexes_at_78_bpm_is_not_vf(ecg_root):
+    # CinC 2017 A00593 (class "other rhythm"): VF was raised at 1 s and held for 20 s (dominant
+    # 2.5 Hz, concentration 0.62, slope ratio 2.1), and the beats went unreported meanwhile
+    cinc = ecg_root / "cinc2017"
+    if not cinc.is_dir():
+        pytest.skip("cinc2017 not present")
+    rec = read_record(cinc / "A00593.hea")
+    beats, events = stream_record(rec, 1.0)
+    assert not [e for e in events if e.kind == "ventricular_fibrillation"]
+    t = np.array([b.index for b in beats]) / rec.fs
+    assert np.diff(t).max() < 1.2 and t[-1] > rec.n_samples / rec.fs - 1.5
 
 
 def test_slope_ratio_is_one_for_a_sinusoid_and_large_for_qrs_complexes(mitdb_dir):
