@@ -321,6 +321,27 @@ def _false_by_record(load: Callable[[str], dict[str, Any]]) -> list[str]:
     return lines
 
 
+@renderer("census")
+def _census(load: Loader) -> list[str]:
+    """``edge-ecg eval census DIR``: alarms raised on records without rhythm annotations, per record
+    class and per hour (CinC 2017's classes; PTB-XL and LUDB as one class each)."""
+    names = [n for n in ("census-cinc2017", "census-ptbxl", "census-ludb") if n in load.available()]
+    kinds: list[str] = []
+    for name in names:
+        for d in load.peek(name)["results"]["classes"].values():
+            kinds += [k for k in d["conditions"] if k not in kinds]
+    rows = []
+    for name in names:
+        r = load(name)["results"]
+        for c, d in r["classes"].items():
+            cells = []
+            for k in kinds:
+                v = d["conditions"].get(k)
+                cells.append("-" if v is None else f"{v['raised']} ({v['per_hour']:.2f}/h)" if v["raised"] else "0")
+            rows.append([name.removeprefix("census-"), c, d["records"], f"{d['hours']:.1f}", *cells])
+    return table(["records", "class", "n", "hours", *(k.replace("_", " ") for k in kinds)], rows)
+
+
 @renderer("qrs")
 def _qrs(load: Callable[[str], dict[str, Any]]) -> list[str]:
     """QRS Se/+P beside wfdb xqrs on every shared annotated set (fractions shown as %)."""

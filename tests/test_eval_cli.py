@@ -97,3 +97,32 @@ def test_eval_alarms_cv_json(small_cinc, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "edge_ecg", "eval", "alarms", str(small_cinc), "--cv", "--seeds", "0", "--cache",
                           str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "--seeds" in bad.stderr and "at least 1" in bad.stderr
+
+
+def test_eval_census_json_counts_alarms_per_record_class(ecg_root, tmp_path):
+    # four CinC 2017 strips linked into a folder with their REFERENCE.csv lines: two normal strips
+    # that begin with a large transient (once: asystole at 4 s), the broad complexes at 78 bpm of
+    # an "other rhythm" strip (once: VF for 20 s), and a strip that is not in REFERENCE.csv
+    cinc = ecg_root / "cinc2017"
+    if not cinc.is_dir():
+        pytest.skip("cinc2017 not present")
+    for name in ("A04012", "A08327", "A00593", "A00001"):
+        for ext in (".hea", ".mat"):
+            (tmp_path / f"{name}{ext}").symlink_to(cinc / f"{name}{ext}")
+    (tmp_path / "REFERENCE.csv").write_text("A04012,N\nA08327,N\nA00593,O\n")
+    d = _run("census", tmp_path)
+    assert d["records"] == 3 and set(d["classes"]) == {"N", "O"}  # A00001 is not named: not streamed
+    n, o = d["classes"]["N"], d["classes"]["O"]
+    assert n["records"] == 2 and 0.015 < n["hours"] < 0.02  # two 30 s strips
+    assert n["conditions"]["asystole"] == {"raised": 0, "records": 0, "per_hour": 0.0}
+    assert o["conditions"]["ventricular_fibrillation"]["raised"] == 0
+    assert set(n["conditions"]) >= {"asystole", "ventricular_tachycardia", "ventricular_fibrillation"}
+
+
+def test_eval_census_refuses_a_bad_reference_line_and_a_partial_write(tmp_path):
+    (tmp_path / "REFERENCE.csv").write_text("A00001,N\nA00002\n")
+    out = subprocess.run([sys.executable, "-m", "edge_ecg", "eval", "census", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "REFERENCE.csv: line 2: expected 'record,class'" in out.stderr
+    out = subprocess.run([sys.executable, "-m", "edge_ecg", "eval", "census", str(tmp_path), "--limit", "3", "--write"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "--limit" in out.stderr

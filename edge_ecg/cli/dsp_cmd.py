@@ -1,4 +1,4 @@
-"""``edge-ecg eval qrs|noise-stress|alarms|stream``: thin wrappers over ``edge_ecg.eval``.
+"""``edge-ecg eval qrs|noise-stress|alarms|stream|census``: thin wrappers over ``edge_ecg.eval``.
 
 Every ``eval`` subcommand prints a table, or with ``--json`` one JSON object (fractions, not
 percentages) that fleet tools and regression checks read; ``--write`` also stores the figures as
@@ -68,6 +68,17 @@ def register(cli) -> None:
                    help="also replay with the VT/VF evidence checks off (the previous detector) and print it beside")
     _outputs(p)
     p.set_defaults(func=_eval_stream)
+
+    p = cli.subcommand("eval", "census", "stream records that have no rhythm annotations and count the alarms they raise, "
+                                         "per record class (REFERENCE.csv) and per monitored hour")
+    p.add_argument("folder", type=Path, help="WFDB records at any depth, with a CinC 2017 REFERENCE.csv (record,class) or "
+                                             "without (one class); e.g. ../shared/ecg/cinc2017")
+    p.add_argument("--block-s", type=float, default=1.0)
+    p.add_argument("--jobs", type=int, default=1, help="records streamed in parallel (default 1)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N records (a quick look; not with --write)")
+    p.add_argument("--config", type=Path, default=None, help="daemon config whose [dsp] table the analyzer uses (default: the shipped one)")
+    _outputs(p)
+    p.set_defaults(func=_eval_census)
 
 
 def _outputs(p) -> None:
@@ -284,3 +295,22 @@ def _eval_stream(args) -> int:
     return 0
 
 
+
+
+def _eval_census(args) -> int:
+    from edge_ecg.errors import InputError
+    from edge_ecg.eval.census import census
+
+    if args.write and args.limit:
+        raise InputError("--limit", "a partial census is a quick look: it is not written to docs/results")
+    daemon_cfg = _daemon_config(args.config)
+
+    def progress(done, total):
+        if not args.json and (done % 500 == 0 or done == total):
+            print(f"  streamed {done}/{total}", file=sys.stderr, flush=True)
+
+    report = census(args.folder, dict(daemon_cfg.dsp) if daemon_cfg is not None else {}, args.block_s, args.jobs, args.limit, progress)
+    result = {**report.to_json(), "folder": _shown(args.folder)}
+    text = report.format().replace(str(args.folder), _shown(args.folder))
+    _emit(args, text, result, f"census-{_folder_name(args.folder)}", _command(args, "census", ["--jobs", str(args.jobs)] if args.jobs > 1 else []))
+    return 0
