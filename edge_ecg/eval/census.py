@@ -39,6 +39,7 @@ class RecordCensus:
 class CensusReport:
     folder: str
     records: list[RecordCensus]
+    block_s: float = 1.0
 
     def classes(self) -> list[str]:
         return sorted({r.label for r in self.records})
@@ -68,7 +69,7 @@ class CensusReport:
 
     def format(self) -> str:
         s = self.summary()
-        lines = [f"{self.folder}: {s['records']} records, {s['hours']:.2f} h streamed through the daemon DSP chain, 1 s blocks",
+        lines = [f"{self.folder}: {s['records']} records, {s['hours']:.2f} h streamed through the daemon DSP chain, {self.block_s:g} s blocks",
                  "alarms raised per record class (no rhythm annotations: nothing is scored true or false)"]
         for c, d in s["classes"].items():
             lines.append(f"class {c}: {d['records']} records, {d['hours']:.2f} h")
@@ -144,5 +145,5 @@ def census(folder: str | Path, dsp_config: Mapping[str, Any] | None = None, bloc
             out.append(_census_args(a))
             if progress:
                 progress(len(out), len(args))
-    return CensusReport(str(folder), out)
+    return CensusReport(str(folder), out, block_s)
 
