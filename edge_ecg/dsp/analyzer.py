@@ -343,22 +343,22 @@ class StreamAnalyzer:
         own frequency (MIT-BIH 207: dominant 2.5-3.5 Hz against detections 0.27-0.53 s apart), or
         irregularly, or not at all (fine VF: the open interval since the last beat grows), so none
         of them is a train like this."""
-        span = int(round(_ORGANISED_SPAN_S * self.fs))
-        idx = np.array([i for i, _ in self._recent if t - span <= i < t], dtype=np.float64)
-        if len(idx) < _ORGANISED_INTERVALS + 1:
+        beats = self._beats_before(t, _ORGANISED_SPAN_S)
+        if len(beats) < _ORGANISED_INTERVALS + 1:
             return None
-        rr = np.diff(idx) / self.fs
+        rr = np.diff(beats)
         med = float(np.median(rr))
         cv = float(rr.std() / rr.mean())
-        ongoing = (t - self.decision_delay - idx[-1]) / self.fs <= 1.5 * med
+        ongoing = (t - self.decision_delay) / self.fs - beats[-1] <= 1.5 * med
         if cv > _ORGANISED_RR_CV or not ongoing or fdom * med < _HARMONIC_RATIO:
             return None
-        return {"rate_bpm": round(60.0 / med, 1), "rr_cv": round(cv, 3), "beats": int(len(idx)),
+        return {"rate_bpm": round(60.0 / med, 1), "rr_cv": round(cv, 3), "beats": int(len(beats)),
                 "why": f"regular complexes at {60.0 / med:.0f} bpm: the dominant {fdom:g} Hz is their harmonic, not fibrillation"}
 
     # -- evidence for VT/VF (vt_evidence.py) ----------------------------------------------------
-    def _beats_before(self, onset: int) -> np.ndarray:
-        return np.array([i for i, _ in self._recent if onset - _BEFORE_S * self.fs <= i < onset], dtype=np.float64) / self.fs
+    def _beats_before(self, onset: int, span_s: float = _BEFORE_S) -> np.ndarray:
+        """Times (s) of the recent beats in the ``span_s`` before stream index ``onset``."""
+        return np.array([i for i, _ in self._recent if onset - span_s * self.fs <= i < onset], dtype=np.float64) / self.fs
 
     @property
     def has_pulse(self) -> bool:

@@ -130,26 +130,29 @@ def judge(features: dict[str, Any], limits: EvidenceLimits, use_pulse: bool = Tr
                        f"(best bSQI {features['bsqi']:.2f} < {limits.min_bsqi_no_rhythm:g})")
     if ec is not None and ec >= ec_limit:
         return False, f"normal beats go on underneath in one lead (continuity {ec:.2f})"
-    due = features.get("pulse_due")
-    # a pulse that went on over fewer than ``min_pulses`` due pulses has not yet shown it goes on
-    # (logs from before ``pulse_due`` was measured carry none: judged as then)
-    goes_on = use_pulse and pc is not None and pc >= limits.pulse_continuity
-    early = goes_on and due is not None and due < limits.min_pulses
-    if goes_on and not early:
-        over = "" if due is None else f" over {due} pulses"
-        return False, f"the pulse goes on unchanged (continuity {pc:.2f}{over})"
-    if early:
+    if _pulse_early(features, limits, use_pulse):
         # every pulse due so far has come, but fewer than ``min_pulses`` were due: wait for them
         # even where the ECG says the old rhythm is gone, since on the ECG that may be the
         # artifact itself, which the pulse channel does not see
         return False, WAITING
+    if use_pulse and pc is not None and pc >= limits.pulse_continuity:
+        due = features.get("pulse_due")
+        over = "" if due is None else f" over {due} pulses"
+        return False, f"the pulse goes on unchanged (continuity {pc:.2f}{over})"
     # a check that can speak within a beat or two of the old rhythm is waited for (bounded by two
     # periods of that rhythm), unless another check has already shown the rhythm is gone
     gone = (ec is not None and ec < ec_limit) or (use_pulse and pc is not None and pc < limits.pulse_continuity)
     if not gone and (features.get("ecg_pending") and ec_limit <= 1.0
-                     or use_pulse and (features.get("pulse_pending") or early) and limits.pulse_continuity <= 1.0):
+                     or use_pulse and features.get("pulse_pending") and limits.pulse_continuity <= 1.0):
         return False, WAITING
     return True, "confirmed"
+
+
+def _pulse_early(features: dict[str, Any], limits: EvidenceLimits, use_pulse: bool) -> bool:
+    """The pulse has come at every one due so far, but fewer than ``min_pulses`` were due: it has
+    not yet shown it goes on (logs from before ``pulse_due`` was measured carry none: judged as then)."""
+    pc, due = features.get("pulse_continuity"), features.get("pulse_due")
+    return bool(use_pulse and pc is not None and pc >= limits.pulse_continuity and due is not None and due < limits.min_pulses)
 
 
 def waiting_for(features: dict[str, Any], limits: EvidenceLimits, use_pulse: bool = True) -> str:
@@ -157,9 +160,8 @@ def waiting_for(features: dict[str, Any], limits: EvidenceLimits, use_pulse: boo
     (``rhythm.py``), and its log line must say what had been seen, not that nothing had. A pulse
     that came at every one due, but at fewer than ``min_pulses``, leaned towards artifact without
     being allowed to veto."""
-    pc, due = features.get("pulse_continuity"), features.get("pulse_due")
-    if use_pulse and pc is not None and pc >= limits.pulse_continuity and due is not None and due < limits.min_pulses:
-        return f"more pulses (the pulse came at each of the {due} due, {limits.min_pulses} needed to veto)"
+    if _pulse_early(features, limits, use_pulse):
+        return f"more pulses (the pulse came at each of the {features['pulse_due']} due, {limits.min_pulses} needed to veto)"
     parts = (["the next normal beat in a lead"] if features.get("ecg_pending") else []) + \
         (["the next pulse"] if use_pulse and features.get("pulse_pending") else [])
     return " and ".join(parts) or "the rhythm underneath"

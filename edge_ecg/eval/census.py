@@ -16,6 +16,8 @@ class means is for the reader (VF on a normal strip is false; AF on an AF strip 
 from __future__ import annotations
 
 import csv
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -132,17 +134,13 @@ def census(folder: str | Path, dsp_config: Mapping[str, Any] | None = None, bloc
     heas = heas[:limit] if limit else heas
     args = [(h, classes.get(h.stem, ALL), dict(dsp_config or {}), block_s) for h in heas]
     out: list[RecordCensus] = []
-    if jobs > 1 and len(args) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(jobs) as ex:
-            for r in ex.map(_census_args, args, chunksize=8):
-                out.append(r)
-                if progress:
-                    progress(len(out), len(args))
-    else:
-        for a in args:
-            out.append(_census_args(a))
+    with ExitStack() as stack:
+        if jobs > 1 and len(args) > 1:
+            results = stack.enter_context(ProcessPoolExecutor(jobs)).map(_census_args, args, chunksize=8)
+        else:
+            results = map(_census_args, args)
+        for r in results:
+            out.append(r)
             if progress:
                 progress(len(out), len(args))
     return CensusReport(str(folder), out, block_s)
